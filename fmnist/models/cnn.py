@@ -1,0 +1,121 @@
+"""A configurable VGG-style CNN: the study's Keras model and our faster, better variants."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from fmnist.errors import ConfigError
+
+
+def check_dropout(dropout: float, name: str = "model.dropout") -> None:
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"{name}={dropout} must be in [0, 1): it is a drop probability.")
+
+
+class ConvBlock(nn.Sequential):
+    """``convs`` x (conv -> [batch norm] -> ReLU), then 2x2 max pooling if ``pool``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        batch_norm: bool,
+        convs: int,
+        pool: bool,
+    ) -> None:
+        layers: list[nn.Module] = []
+        for i in range(convs):
+            layers.append(
+                nn.Conv2d(
+                    in_channels if i == 0 else out_channels,
+                    out_channels,
+                    kernel_size,
+                    padding=kernel_size // 2,
+                    bias=not batch_norm,  # batch norm's shift makes a conv bias redundant
+                )
+            )
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out_channels))
+            layers.append(nn.ReLU(inplace=True))
+        if pool:
+            layers.append(nn.MaxPool2d(2))
+        super().__init__(*layers)
+        self.out_channels = out_channels
+
+
+class CNN(nn.Module):
+    """Conv blocks (one per entry of ``filters``), a dense layer and a linear classifier.
+
+    Each block halves the resolution with max pooling while the feature map is at least
+    2x2, so any number of blocks works on 28x28 inputs. The parts are named so analysis code
+    can hook them: ``features`` (the blocks, ``features[i]`` is block i+1), ``dense``
+    (dropout -> linear -> ReLU) and ``classifier`` (dropout -> linear).
+
+    Args:
+        filters: output channels of each conv block, e.g. ``[32, 64, 128]``.
+        kernel_size: odd conv kernel size ("same" padding).
+        batch_norm: batch norm after every conv.
+        dropout: drop probability before the dense layer and before the classifier.
+        hidden: width of the dense layer (0: none, the classifier reads the features).
+        convs_per_block: convolutions per block before pooling.
+        global_pool: average the last feature map to 1x1 (fewer parameters for wide nets).
+    """
+
+    def __init__(
+        self,
+        filters: Sequence[int] = (32, 64, 128),
+        kernel_size: int = 3,
+        batch_norm: bool = True,
+        dropout: float = 0.25,
+        hidden: int = 128,
+        convs_per_block: int = 1,
+        global_pool: bool = False,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        image_size: int = 28,
+    ) -> None:
+        super().__init__()
+        filters = list(filters)
+        if not filters or any(int(f) < 1 for f in filters):
+            raise ConfigError(
+                f"model.filters={filters} must be a non-empty list of positive channel "
+                "counts, e.g. model.filters=[32,64,128]."
+            )
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ConfigError(f"model.kernel_size={kernel_size} must be a positive odd number.")
+        if convs_per_block < 1:
+            raise ConfigError(f"model.convs_per_block={convs_per_block} must be >= 1.")
+        if hidden < 0:
+            raise ConfigError(f"model.hidden={hidden} must be >= 0 (0 means no dense layer).")
+        check_dropout(dropout)
+        blocks, channels, size = [], in_channels, image_size
+        for width in filters:
+            pool = size >= 2
+            blocks.append(
+                ConvBlock(channels, int(width), kernel_size, batch_norm, convs_per_block, pool)
+            )
+            channels, size = int(width), size // 2 if pool else size
+        self.features = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity()
+        flat = channels * (1 if global_pool else size * size)
+        if hidden:
+            self.dense = nn.Sequential(
+                nn.Flatten(), nn.Dropout(dropout), nn.Linear(flat, hidden), nn.ReLU(inplace=True)
+            )
+        else:
+            self.dense = nn.Flatten()
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden or flat, num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.dense(self.pool(self.features(x))))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["CNN", "ConvBlock", "count_parameters"]

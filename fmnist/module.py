@@ -1,0 +1,232 @@
+"""The LightningModule: loss, optimizer and schedule, and the metrics of every stage.
+
+The network, optimizer and scheduler arrive as Hydra configs (plain dicts with ``_target_``)
+and are built here. The checkpoint's hyperparameters are therefore plain data: any
+checkpoint rebuilds its own model with ``ClassificationModule.load_from_checkpoint(path)``
+and loads with ``weights_only=True`` (no pickled objects).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from fmnist.config import build
+from fmnist.data import CLASS_NAMES
+from fmnist.errors import ConfigError
+
+# Metric names, defined once. The monitored metric (checkpointing, sweeps) is MONITOR.
+MONITOR = "val/acc"
+MONITOR_BEST = "val/acc_best"
+HPARAM_METRICS = {"hp/val_acc_best": MONITOR_BEST, "hp/test_acc": "test/acc"}
+
+
+def _plain(config: Any) -> Any:
+    """A resolved plain-Python copy of a DictConfig (or the value itself)."""
+    if isinstance(config, DictConfig):
+        return OmegaConf.to_container(config, resolve=True)
+    return config
+
+
+def _scalar_metrics(num_classes: int, prefix: str, full: bool) -> MetricCollection:
+    """Accuracy (plain, i.e. micro) and macro F1; with ``full`` also macro and weighted
+    precision/recall/F1 (the weighted ones are the study's and scikit-learn's "weighted avg")."""
+    metrics: dict[str, Any] = {
+        "acc": MulticlassAccuracy(num_classes, average="micro"),
+        "f1_macro": MulticlassF1Score(num_classes, average="macro"),
+    }
+    if full:
+        for average in ("macro", "weighted"):
+            metrics[f"precision_{average}"] = MulticlassPrecision(num_classes, average=average)
+            metrics[f"recall_{average}"] = MulticlassRecall(num_classes, average=average)
+        metrics["f1_weighted"] = MulticlassF1Score(num_classes, average="weighted")
+    return MetricCollection(metrics, prefix=prefix)
+
+
+class ClassificationModule(L.LightningModule):
+    """Trains any image classifier ``net`` with cross-entropy.
+
+    Args:
+        net: Hydra config of the network (``_target_`` + arguments), or a built ``nn.Module``.
+        optimizer: Hydra partial config of a ``torch.optim`` optimizer.
+        scheduler: Hydra partial config of a ``torch.optim.lr_scheduler`` scheduler, or
+            None/empty for a constant learning rate. Schedulers that need the run's length
+            (``total_steps`` of OneCycleLR, ``T_max`` of CosineAnnealingLR) get it filled in
+            and are stepped every batch.
+        label_smoothing: cross-entropy label smoothing.
+        tta_flip: at validation and test, average the logits of each image and its mirror.
+        channels_last: use the channels-last memory format (faster convs on CPU and GPU).
+    """
+
+    def __init__(
+        self,
+        net: Mapping | nn.Module,
+        optimizer: Mapping | None = None,
+        scheduler: Mapping | None = None,
+        label_smoothing: float = 0.0,
+        tta_flip: bool = False,
+        channels_last: bool = False,
+        num_classes: int = len(CLASS_NAMES),
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"module.label_smoothing={label_smoothing} must be in [0, 1).")
+        net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
+        self.save_hyperparameters(
+            {
+                "net": net if isinstance(net, Mapping) else None,
+                "optimizer": optimizer,
+                "scheduler": scheduler or None,
+                "label_smoothing": label_smoothing,
+                "tta_flip": tta_flip,
+                "channels_last": channels_last,
+                "num_classes": num_classes,
+            },
+            logger=False,  # train.py logs the whole resolved run config once, with metrics
+        )
+        self.net: nn.Module = net if isinstance(net, nn.Module) else build(net)
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+        self.train_metrics = MetricCollection(
+            {"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix="train/"
+        )
+        self.val_metrics = _scalar_metrics(num_classes, "val/", full=False)
+        self.val_acc_best = MaxMetric()
+        self.test_metrics = _scalar_metrics(num_classes, "test/", full=True)
+        self.test_per_class = MetricCollection(
+            {
+                "precision": MulticlassPrecision(num_classes, average=None),
+                "recall": MulticlassRecall(num_classes, average=None),
+                "f1": MulticlassF1Score(num_classes, average=None),
+            }
+        )
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        #: Filled at the end of ``trainer.test``: overall, per-class and confusion matrix.
+        self.test_report: dict[str, Any] = {}
+
+    # ----- forward ------------------------------------------------------------------------
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.hparams.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def predict_logits(self, x: Tensor) -> Tensor:
+        """Logits for evaluation: with flip test-time augmentation when configured."""
+        if self.hparams.tta_flip and x.ndim == 4:
+            return 0.5 * (self(x) + self(x.flip(-1)))
+        return self(x)
+
+    def _loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
+
+    @staticmethod
+    def _labels(targets: Tensor) -> Tensor:
+        """Class indices from index or one-hot targets."""
+        return targets.argmax(1) if targets.ndim == 2 else targets
+
+    # ----- steps --------------------------------------------------------------------------
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, targets = batch
+        logits = self(x)
+        loss = self._loss(logits, targets)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"The training loss became {loss.item()} at step {self.global_step}. Lower "
+                "optimizer.lr, add a scheduler warm-up or check the inputs; the last good "
+                "checkpoint is kept."
+            )
+        self.train_loss(loss.detach())
+        self.train_metrics(logits.detach(), self._labels(targets))
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, targets = batch
+        logits = self.predict_logits(x)
+        self.val_loss(self._loss(logits, targets))
+        self.val_metrics(logits, self._labels(targets))
+        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
+        self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        # compute() of the epoch's collection: already synced across processes under DDP.
+        self.val_acc_best(self.val_metrics["acc"].compute())
+        self.log(MONITOR_BEST, self.val_acc_best.compute(), prog_bar=True)
+        self.log("hp/val_acc_best", self.val_acc_best.compute())
+
+    def on_train_start(self) -> None:
+        # Lightning's sanity check runs validation before training: start the best afresh.
+        self.val_acc_best.reset()
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, targets = batch
+        logits = self.predict_logits(x)
+        labels = self._labels(targets)
+        self.test_metrics(logits, labels)
+        self.test_per_class.update(logits, labels)
+        self.test_confusion.update(logits, labels)
+        self.log_dict(self.test_metrics, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        per_class = {k: v.tolist() for k, v in self.test_per_class.compute().items()}
+        confusion = self.test_confusion.compute()
+        self.test_report = {
+            "overall": {
+                name.removeprefix("test/"): float(value)
+                for name, value in self.test_metrics.compute().items()
+            },
+            "per_class": {
+                name: {
+                    "precision": per_class["precision"][i],
+                    "recall": per_class["recall"][i],
+                    "f1": per_class["f1"][i],
+                    "support": int(confusion[i].sum()),
+                }
+                for i, name in enumerate(CLASS_NAMES[: self.hparams.num_classes])
+            },
+            "confusion_matrix": confusion.tolist(),
+        }
+        self.log("hp/test_acc", self.test_metrics["acc"].compute())
+        for i, name in enumerate(CLASS_NAMES[: self.hparams.num_classes]):
+            self.log(f"test_class_f1/{name}", per_class["f1"][i])
+        self.test_per_class.reset()
+        self.test_confusion.reset()
+
+    # ----- optimization -------------------------------------------------------------------
+
+    def configure_optimizers(self) -> Any:
+        if not self.hparams.optimizer:
+            raise ValueError("ClassificationModule needs an optimizer config to train.")
+        optimizer = build(self.hparams.optimizer)(params=self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler_factory = build(self.hparams.scheduler)
+        signature = inspect.signature(scheduler_factory.func)
+        steps = int(self.trainer.estimated_stepping_batches)
+        length = {name: steps for name in ("total_steps", "T_max") if name in signature.parameters}
+        scheduler = scheduler_factory(optimizer, **length)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step" if length else "epoch"},
+        }

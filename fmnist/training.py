@@ -1,0 +1,118 @@
+"""One training run from a composed config: build, fit, test the best checkpoint, report.
+
+``train.py`` is a thin Hydra entry point over :func:`train`; tests call :func:`train`
+directly with configs made by Hydra's compose API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from fmnist.config import build
+from fmnist.errors import ConfigError
+from fmnist.models.cnn import count_parameters
+from fmnist.module import HPARAM_METRICS, ClassificationModule
+from fmnist.report import print_test_report
+
+log = logging.getLogger(__name__)
+
+#: Metrics a run can monitor (checkpointing, early stopping, sweeps).
+MONITORABLE = ("val/acc", "val/acc_best", "val/loss", "val/f1_macro")
+
+
+def instantiate_each(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry with a ``_target_`` of a config group such as callbacks."""
+    if not group:
+        return []
+    return [build(node) for node in group.values() if node and "_target_" in node]
+
+
+def run_config_for_logging(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without Hydra's own node and paths: the run's hyperparameters."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in resolved.items() if k not in ("hydra", "paths", "callbacks", "logger")}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Checks of values no single class can check, before anything is built."""
+    if cfg.get("monitor") not in MONITORABLE:
+        raise ConfigError(
+            f"monitor={cfg.get('monitor')!r} is not a logged metric: use one of {MONITORABLE}."
+        )
+    seed = cfg.get("seed")
+    if seed is not None and (not isinstance(seed, int) or seed < 0):
+        raise ConfigError(f"seed={seed!r} must be a non-negative integer or null.")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit and test one model; returns the metrics written to ``metrics.json``."""
+    check_config(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
+    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+
+    if cfg.seed is not None:  # 0 is a seed too
+        L.seed_everything(cfg.seed, workers=True)
+
+    log.info("Data: %s", cfg.data._target_)
+    datamodule: L.LightningDataModule = build(cfg.data)
+    log.info("Model: %s", cfg.model._target_)
+    # Not recursive: the module builds net/optimizer/scheduler itself from their configs,
+    # so its checkpoint stores plain configs (see fmnist.module).
+    module: ClassificationModule = build(
+        cfg.module,
+        net=cfg.model,
+        optimizer=cfg.optimizer,
+        scheduler=cfg.get("scheduler"),
+        _recursive_=False,
+    )
+    callbacks: list[Callback] = instantiate_each(cfg.get("callbacks"))
+    loggers: list[Logger] = instantiate_each(cfg.get("logger"))
+    log.info("Trainer: %s", cfg.trainer._target_)
+    trainer: L.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            # One hparams entry per run, with the metrics it is compared on (initially 0).
+            logger.log_hyperparams(run_config_for_logging(cfg), dict.fromkeys(HPARAM_METRICS, 0))
+
+    log.info("Training")
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_time = time.perf_counter() - start
+
+    checkpoint = next(
+        (c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor == cfg.monitor),
+        None,
+    )
+    best_path = checkpoint.best_model_path if checkpoint else ""
+    metrics: dict[str, Any] = {
+        "val_acc_best": float(trainer.callback_metrics.get("val/acc_best", float("nan"))),
+        "train_time_s": round(train_time, 2),
+        "epochs": trainer.current_epoch,
+        "parameters": count_parameters(module.net),
+        "best_checkpoint": best_path,
+        "seed": cfg.seed,
+    }
+    if cfg.get("test", True):
+        log.info("Testing %s", best_path or "the final weights (no checkpoint was saved)")
+        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+        metrics["test"] = module.test_report["overall"]
+        metrics["per_class"] = module.test_report["per_class"]
+        metrics["confusion_matrix"] = module.test_report["confusion_matrix"]
+        if trainer.is_global_zero:
+            print_test_report(module.test_report, title=f"Test metrics ({output_dir})")
+    if trainer.is_global_zero:
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        log.info("Wrote %s", output_dir / "metrics.json")
+    return metrics

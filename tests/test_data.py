@@ -1,0 +1,169 @@
+"""The data module: reading and checking IDX files, finding data, splits and transforms."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+import torch
+
+from fmnist.data import (
+    CLASS_NAMES,
+    FILES,
+    FashionMNISTDataModule,
+    load_fashion_mnist,
+    read_idx,
+    write_idx,
+)
+from fmnist.errors import ConfigError, CorruptDatasetError, DatasetNotFoundError
+from tests.conftest import write_fake_dataset
+
+
+def datamodule(root: Path, **kwargs) -> FashionMNISTDataModule:
+    options = dict(root=str(root), download=False, search_system=False, strict=False, val_size=40)
+    options.update(kwargs)
+    dm = FashionMNISTDataModule(**options)
+    dm.setup()
+    return dm
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""])
+def test_idx_round_trip(tmp_path: Path, suffix: str) -> None:
+    images = torch.randint(0, 256, (7, 28, 28), dtype=torch.uint8)
+    labels = torch.tensor([0, 9, 3, 3, 1, 5, 2], dtype=torch.uint8)
+    assert torch.equal(read_idx(write_idx(tmp_path / f"x{suffix}", images)), images)
+    assert torch.equal(read_idx(write_idx(tmp_path / f"y{suffix}", labels)), labels)
+
+
+def test_wrong_magic_number_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "bad.gz"
+    with gzip.open(path, "wb") as f:
+        f.write((1234).to_bytes(4, "big") + bytes(100))
+    with pytest.raises(CorruptDatasetError, match="magic number 1234"):
+        read_idx(path)
+
+
+def test_truncated_file_is_reported(tmp_path: Path) -> None:
+    path = write_idx(tmp_path / "x", torch.zeros(5, 28, 28, dtype=torch.uint8))
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CorruptDatasetError, match="truncated"):
+        read_idx(path)
+
+
+def test_truncated_gzip_is_reported(tmp_path: Path) -> None:
+    path = write_idx(tmp_path / "x.gz", torch.randint(0, 255, (50, 28, 28), dtype=torch.uint8))
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(CorruptDatasetError, match="get it again"):
+        read_idx(path)
+
+
+def test_missing_dataset_says_how_to_get_it(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_fashion_mnist(tmp_path / "nowhere", download=False, search_system=False)
+    message = str(error.value)
+    assert "apt-get install -y dataset-fashion-mnist" in message
+    assert "data.root" in message and "data.download=true" in message
+    assert str(tmp_path / "nowhere") in message
+
+
+def test_labels_out_of_range_are_rejected(tmp_path: Path) -> None:
+    write_fake_dataset(tmp_path)
+    write_idx(tmp_path / f"{FILES['test'][1]}.gz", torch.full((80,), 12, dtype=torch.uint8))
+    with pytest.raises(CorruptDatasetError, match="outside 0-9"):
+        load_fashion_mnist(tmp_path, search_system=False, strict=False)
+
+
+def test_strict_mode_checks_sizes_and_content_md5(tmp_path: Path) -> None:
+    write_fake_dataset(tmp_path)
+    with pytest.raises(CorruptDatasetError, match="official train split has 60000"):
+        load_fashion_mnist(tmp_path, search_system=False, strict=True)
+    # Right sizes, wrong content: only the MD5 check can tell.
+    for split, n in (("train", 60_000), ("test", 10_000)):
+        write_idx(tmp_path / f"{FILES[split][0]}.gz", torch.zeros(n, 28, 28, dtype=torch.uint8))
+        write_idx(tmp_path / f"{FILES[split][1]}.gz", torch.zeros(n, dtype=torch.uint8))
+    with pytest.raises(CorruptDatasetError, match="MD5"):
+        load_fashion_mnist(tmp_path, search_system=False, strict=True)
+
+
+def test_torchvision_layout_is_found(tmp_path: Path) -> None:
+    write_fake_dataset(tmp_path / "FashionMNIST" / "raw")
+    raw = load_fashion_mnist(tmp_path, search_system=False, strict=False)
+    assert raw.train_images.shape == (300, 28, 28) and raw.test_labels.shape == (80,)
+
+
+def test_split_sizes_stratification_and_determinism(fake_data_dir: Path) -> None:
+    dm = datamodule(fake_data_dir, val_size=50, split_seed=3)
+    train, val, test = (dm.split(s) for s in ("train", "val", "test"))
+    assert (len(train), len(val), len(test)) == (250, 50, 80)
+    assert torch.bincount(val.labels, minlength=10).tolist() == [5] * 10
+    assert torch.bincount(train.labels, minlength=10).tolist() == [25] * 10
+    again = datamodule(fake_data_dir, val_size=50, split_seed=3)
+    assert torch.equal(again.split("val").images, val.images)
+    other = datamodule(fake_data_dir, val_size=50, split_seed=4)
+    assert not torch.equal(other.split("val").images, val.images)
+
+
+def test_val_size_fraction_and_errors(fake_data_dir: Path) -> None:
+    assert len(datamodule(fake_data_dir, val_size=0.1).split("val")) == 30
+    with pytest.raises(ConfigError, match="val_size=500"):
+        datamodule(fake_data_dir, val_size=500)
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        FashionMNISTDataModule(batch_size=0)
+    with pytest.raises(ConfigError, match="normalize"):
+        FashionMNISTDataModule(normalize="zscore")
+
+
+def test_standardization_uses_train_split_statistics(fake_data_dir: Path) -> None:
+    dm = datamodule(fake_data_dir)
+    train_pixels = dm.split("train").images.double() / 255
+    assert dm.mean.item() == pytest.approx(train_pixels.mean().item(), rel=1e-5)
+    x = dm.preprocess(dm.split("train").images)
+    assert x.shape == (260, 1, 28, 28) and x.dtype == torch.float32
+    assert x.mean().item() == pytest.approx(0.0, abs=1e-4)
+    assert x.std().item() == pytest.approx(1.0, abs=1e-3)
+    per_pixel = datamodule(fake_data_dir, normalize="per_pixel")
+    assert per_pixel.mean.shape == (28, 28)
+    unscaled = datamodule(fake_data_dir, normalize="none").preprocess(dm.split("test").images)
+    assert unscaled.min() >= 0.0 and unscaled.max() <= 1.0
+
+
+def test_flatten_and_one_hot_batches(fake_data_dir: Path) -> None:
+    dm = datamodule(fake_data_dir, flatten=True, one_hot=True, batch_size=16)
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (16, 28, 28)
+    x, y = dm.on_after_batch_transfer((images, labels), 0)
+    assert x.shape == (16, 784)
+    assert y.shape == (16, 10) and torch.equal(y.argmax(1), labels) and torch.all(y.sum(1) == 1)
+
+
+def test_loader_batches_cover_the_split_once(fake_data_dir: Path) -> None:
+    dm = datamodule(fake_data_dir, eval_batch_size=30)
+    batches = list(dm.test_dataloader())
+    assert [len(b[1]) for b in batches] == [30, 30, 20]
+    assert torch.equal(torch.cat([b[1] for b in batches]), dm.split("test").labels)
+
+
+def test_class_names() -> None:
+    assert (
+        len(CLASS_NAMES) == 10
+        and CLASS_NAMES[0] == "T-shirt/top"
+        and CLASS_NAMES[9] == "Ankle boot"
+    )
+
+
+@pytest.mark.real_data
+def test_real_dataset_sizes_and_balance() -> None:
+    raw = load_fashion_mnist(root=None, download=False, strict=True)
+    assert raw.train_images.shape == (60_000, 28, 28) and raw.test_images.shape == (10_000, 28, 28)
+    assert torch.bincount(raw.train_labels).tolist() == [6000] * 10
+    assert torch.bincount(raw.test_labels).tolist() == [1000] * 10
+
+
+@pytest.mark.real_data
+def test_real_datamodule_default_split() -> None:
+    dm = FashionMNISTDataModule(root=None, download=False)
+    dm.setup()
+    assert [len(dm.split(s)) for s in ("train", "val", "test")] == [55_000, 5_000, 10_000]
+    assert torch.bincount(dm.split("val").labels).tolist() == [500] * 10
+    assert 0.28 < dm.mean.item() < 0.29 and 0.35 < dm.std.item() < 0.36

@@ -1,0 +1,138 @@
+"""train(): a whole run through Hydra's compose API on tiny data, and its outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from fmnist.data import CLASS_NAMES
+from fmnist.errors import ConfigError
+from fmnist.module import ClassificationModule
+from fmnist.training import train
+
+
+def test_train_writes_metrics_config_checkpoint_and_logs(tiny_train_cfg, tmp_path: Path) -> None:
+    cfg = tiny_train_cfg("model.filters=[8,16]", "model.hidden=32")
+    metrics = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["test"]["acc"] == pytest.approx(metrics["test"]["acc"])
+    assert 0.0 <= saved["test"]["acc"] <= 1.0 and 0.0 <= saved["val_acc_best"] <= 1.0
+    assert list(saved["per_class"]) == list(CLASS_NAMES)
+    assert sum(row["support"] for row in saved["per_class"].values()) == 80
+    assert np.array(saved["confusion_matrix"]).sum() == 80
+    assert saved["epochs"] == 2
+    # The saved config is resolved: no ${...} left, real paths.
+    config_text = (run / "config.yaml").read_text()
+    assert "${" not in config_text
+    assert yaml.safe_load(config_text)["model"]["filters"] == [8, 16]
+    assert (
+        Path(saved["best_checkpoint"]).is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    )
+    # TensorBoard: scalars and an hparams entry with the comparison metrics.
+    events = EventAccumulator(str(run / "tensorboard")).Reload()
+    scalars = events.Tags()["scalars"]
+    for tag in ("train/loss_epoch", "val/acc", "val/acc_best", "test/acc", "hp/test_acc"):
+        assert tag in scalars, tag
+    plugin_tags = [t for t in events.summary_metadata if t.startswith("_hparams_")]
+    assert plugin_tags, "no hparams entry in the TensorBoard log"
+
+
+def test_test_metrics_agree_with_scikit_learn(tiny_train_cfg, fake_data_dir) -> None:
+    cfg = tiny_train_cfg("model.filters=[8,16]", "module.tta_flip=false")
+    metrics = train(cfg)
+    module = ClassificationModule.load_from_checkpoint(
+        metrics["best_checkpoint"], weights_only=True
+    )
+    module.eval()
+    from hydra.utils import instantiate
+
+    dm = instantiate(cfg.data)
+    dm.setup()
+    test = dm.split("test")
+    with torch.no_grad():
+        predictions = module(dm.preprocess(test.images)).argmax(1).numpy()
+    labels = test.labels.numpy()
+    assert metrics["test"]["acc"] == pytest.approx(accuracy_score(labels, predictions), abs=1e-6)
+    for average in ("weighted", "macro"):
+        p, r, f, _ = precision_recall_fscore_support(
+            labels, predictions, average=average, zero_division=0
+        )
+        assert metrics["test"][f"precision_{average}"] == pytest.approx(p, abs=1e-5)
+        assert metrics["test"][f"recall_{average}"] == pytest.approx(r, abs=1e-5)
+        assert metrics["test"][f"f1_{average}"] == pytest.approx(f, abs=1e-5)
+    p, r, f, support = precision_recall_fscore_support(labels, predictions, zero_division=0)
+    for i, name in enumerate(CLASS_NAMES):
+        row = metrics["per_class"][name]
+        assert row["f1"] == pytest.approx(f[i], abs=1e-5) and row["support"] == support[i]
+
+
+def test_same_seed_same_result(tiny_train_cfg, tmp_path: Path) -> None:
+    first = train(tiny_train_cfg("model.filters=[8]", output_dir=tmp_path / "a"))
+    second = train(tiny_train_cfg("model.filters=[8]", output_dir=tmp_path / "b"))
+    assert first["test"] == second["test"] and first["val_acc_best"] == second["val_acc_best"]
+
+
+def test_resume_from_checkpoint(tiny_train_cfg, tmp_path: Path) -> None:
+    # A constant learning rate: a one-cycle schedule is fixed to the first run's length.
+    first = tiny_train_cfg(
+        "model.filters=[8]", "trainer.max_epochs=1", "scheduler=none", output_dir=tmp_path / "a"
+    )
+    train(first)
+    last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
+    resumed = train(
+        tiny_train_cfg(
+            "model.filters=[8]",
+            "trainer.max_epochs=3",
+            "scheduler=none",
+            f"ckpt_path={last}",
+            output_dir=tmp_path / "b",
+        )
+    )
+    assert resumed["epochs"] == 3
+    state = torch.load(Path(tmp_path / "b" / "checkpoints" / "last.ckpt"), weights_only=True)
+    assert state["epoch"] == 2 and state["global_step"] == 3 * 9  # 260 images / 32 = 9 batches
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model=mlp"],
+        ["model.filters=[4,8,16,32]"],
+        ["data.flatten=true", "model=mlp"],
+        ["data.one_hot=true", "scheduler=cosine", "optimizer=sgd"],
+        ["trainer=debug"],
+    ],
+)
+def test_configurations_run(tiny_train_cfg, overrides: list[str]) -> None:
+    metrics = train(tiny_train_cfg(*overrides))
+    assert 0.0 <= metrics["test"]["acc"] <= 1.0
+
+
+def test_learns_the_synthetic_task(tiny_train_cfg) -> None:
+    metrics = train(
+        tiny_train_cfg(
+            "model.filters=[16,32]",
+            "trainer.max_epochs=6",
+            "data.crop_padding=0",
+            "data.hflip=false",
+        )
+    )
+    assert metrics["test"]["acc"] > 0.8  # chance is 0.1
+
+
+def test_empty_filters_is_a_config_error(tiny_train_cfg) -> None:
+    with pytest.raises(ConfigError, match="model.filters"):
+        train(tiny_train_cfg("model.filters=[]"))
+
+
+def test_unknown_monitor_is_a_config_error(tiny_train_cfg) -> None:
+    with pytest.raises(ConfigError, match="monitor"):
+        train(tiny_train_cfg("monitor=val/accuracy"))
