@@ -30,5 +30,4 @@ def run_reporting_errors(function: Callable[..., T], *args: Any) -> T | None:
         if multirun or os.environ.get("FMNIST_TRACEBACK"):
             raise
         log.error("%s: %s", type(error).__name__, error)
-        print(f"\nError: {error}", file=sys.stderr)
         sys.exit(1)

@@ -1,7 +1,9 @@
-"""Console output of results: the test metrics table printed at the end of training."""
+"""Presenting results: the test metrics table printed after training, and Markdown reports
+with figures written by the analysis tasks."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -38,3 +40,51 @@ def print_test_report(report: dict[str, Any], title: str = "Test metrics") -> No
             str(row["support"]),
         )
     console.print(per_class)
+
+
+class Report:
+    """A Markdown report with figures, written into a run directory and mirrored to TensorBoard.
+
+    Analysis tasks add text, tables and matplotlib figures; each figure is saved as a PNG
+    next to ``report.md``, embedded in it, and logged to TensorBoard under ``tag`` when a
+    ``SummaryWriter`` is given.
+    """
+
+    def __init__(self, output_dir: str | Path, title: str, writer: Any | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.writer = writer
+        self.lines: list[str] = [f"# {title}", ""]
+        self.figures: list[Path] = []
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.lines += [f"{'#' * level} {text}", ""]
+
+    def text(self, paragraph: str) -> None:
+        self.lines += [paragraph, ""]
+
+    def table(self, header: list[str], rows: list[list[Any]]) -> None:
+        self.lines.append("| " + " | ".join(header) + " |")
+        self.lines.append("|" + "---|" * len(header))
+        self.lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+        self.lines.append("")
+
+    def figure(self, figure: Any, name: str, caption: str, tag: str | None = None) -> Path:
+        """Save ``figure`` as ``name``.png, embed it, log it to TensorBoard, close it."""
+        import matplotlib.pyplot as plt
+
+        path = self.output_dir / f"{name}.png"
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        if self.writer is not None:
+            self.writer.add_figure(tag or name, figure, close=False)
+        plt.close(figure)
+        self.figures.append(path)
+        self.lines += [f"![{caption}]({path.name})", "", f"*{caption}*", ""]
+        return path
+
+    def write(self) -> Path:
+        path = self.output_dir / "report.md"
+        path.write_text("\n".join(self.lines))
+        if self.writer is not None:
+            self.writer.flush()
+        return path
