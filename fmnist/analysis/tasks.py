@@ -46,3 +46,7 @@ def run_analysis(cfg: DictConfig) -> Path:
         writer.close()
     log.info("Wrote %s", path)
     return path
+
+
+# The modules that implement tasks register them on import (at the end: they import TASKS).
+from fmnist.analysis import data_tasks  # noqa: E402, F401
