@@ -54,8 +54,9 @@ class Splits:
 def _load(root: str | None, download: bool, strict: bool, search_system: bool) -> Splits:
     # Cached: `task=data` runs eda and pca in one process and reads the files once.
     raw = load_fashion_mnist(root, download, strict, search_system)
-    return Splits(*(t.numpy() for t in (raw.train_images, raw.train_labels,
-                                        raw.test_images, raw.test_labels)))  # fmt: skip
+    return Splits(
+        *(t.numpy() for t in (raw.train_images, raw.train_labels, raw.test_images, raw.test_labels))
+    )
 
 
 def load_splits(cfg: DictConfig) -> Splits:
@@ -103,9 +104,16 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
     for split, (images, labels) in splits.items():
         low, high = eda.value_range(images)
         label_low, label_high = eda.value_range(labels)
-        rows.append([split, f"{len(images):,}", f"{images.dtype} {images.shape[1]}x{images.shape[2]}",
-                     eda.nan_count(images) + eda.nan_count(labels),
-                     f"{label_low}-{label_high}", f"{low}-{high}"])  # fmt: skip
+        rows.append(
+            [
+                split,
+                f"{len(images):,}",
+                f"{images.dtype} {images.shape[1]}x{images.shape[2]}",
+                eda.nan_count(images) + eda.nan_count(labels),
+                f"{label_low}-{label_high}",
+                f"{low}-{high}",
+            ]
+        )
     report.table(["split", "images", "pixels", "NaN values", "labels", "pixel values"], rows)
     duplicates = eda.find_duplicates(data.train_images, data.test_images)
     watch.lap("quality + duplicates")
@@ -128,8 +136,14 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
     counts = {split: eda.class_counts(labels, NUM_CLASSES) for split, (_, labels) in splits.items()}
     report.table(
         ["class", *counts, "share of train"],
-        [[name, *(int(c[i]) for c in counts.values()), pct(counts["train"][i] / counts["train"].sum())]
-         for i, name in enumerate(CLASS_NAMES)],  # fmt: skip
+        [
+            [
+                name,
+                *(int(c[i]) for c in counts.values()),
+                pct(counts["train"][i] / counts["train"].sum()),
+            ]
+            for i, name in enumerate(CLASS_NAMES)
+        ],
     )
     balanced = all(len(set(c.tolist())) == 1 for c in counts.values())
     report.text(
@@ -137,8 +151,12 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
         if balanced
         else "The classes are not equally frequent: weigh metrics accordingly."
     )
-    report.figure(figures.class_balance(counts, CLASS_NAMES), "class_balance",
-                  "Images per class in the official train and test splits", "eda/class_balance")  # fmt: skip
+    report.figure(
+        figures.class_balance(counts, CLASS_NAMES),
+        "class_balance",
+        "Images per class in the official train and test splits",
+        "eda/class_balance",
+    )
 
     images, labels = data.images, data.labels
     report.heading("Pixel intensities")
@@ -151,8 +169,12 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
         f"{pct(histogram[255] / images.size, 2)} are 255. Mean intensity "
         f"{images.mean():.1f}, mean of the non-zero pixels {images[images > 0].mean():.1f}."
     )
-    report.figure(figures.intensity_histogram(histogram, zero), "intensity_histogram",
-                  "Histogram of pixel intensities (log scale)", "eda/intensity_histogram")  # fmt: skip
+    report.figure(
+        figures.intensity_histogram(histogram, zero),
+        "intensity_histogram",
+        "Histogram of pixel intensities (log scale)",
+        "eda/intensity_histogram",
+    )
     watch.lap("histogram")
 
     pixels = eda.random_pixels((IMAGE_SIZE, IMAGE_SIZE), int(options.n_random_pixels), seed)
@@ -164,15 +186,18 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
     )
     report.table(
         ["pixel (row, col)", *CLASS_NAMES],
-        [[f"({r}, {c})", *(f"{m:.0f}" for m in med)]
-         for (r, c), med in zip(pixels.tolist(), medians, strict=True)],  # fmt: skip
+        [
+            [f"({r}, {c})", *(f"{m:.0f}" for m in med)]
+            for (r, c), med in zip(pixels.tolist(), medians, strict=True)
+        ],
     )
     mean_image = images.mean(axis=0)
     report.figure(
         figures.random_pixel_distributions(values, pixels, mean_image, CLASS_NAMES),
-        "random_pixels", "Intensity distributions of seeded random pixels per class",
+        "random_pixels",
+        "Intensity distributions of seeded random pixels per class",
         "eda/random_pixels",
-    )  # fmt: skip
+    )
     watch.lap("random pixels")
 
     report.heading("Class mean and standard-deviation images")
@@ -186,11 +211,18 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
         f"largest mean std {CLASS_NAMES[int(stds.mean(axis=(1, 2)).argmax())]}, "
         f"smallest {CLASS_NAMES[int(stds.mean(axis=(1, 2)).argmin())]}."
     )
-    report.figure(figures.class_images(means, CLASS_NAMES, "Mean image per class", "mean intensity"),
-                  "class_means", "Mean image of each class", "eda/class_means")  # fmt: skip
-    report.figure(figures.class_images(stds, CLASS_NAMES, "Standard deviation per class",
-                                       "std of intensity"),
-                  "class_stds", "Per-pixel standard deviation of each class", "eda/class_stds")  # fmt: skip
+    report.figure(
+        figures.class_images(means, CLASS_NAMES, "Mean image per class", "mean intensity"),
+        "class_means",
+        "Mean image of each class",
+        "eda/class_means",
+    )
+    report.figure(
+        figures.class_images(stds, CLASS_NAMES, "Standard deviation per class", "std of intensity"),
+        "class_stds",
+        "Per-pixel standard deviation of each class",
+        "eda/class_stds",
+    )
     watch.lap("class images")
 
     report.heading("Pixel correlations")
@@ -217,18 +249,29 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
         "the heatmap shows bands parallel to the diagonal every 28 pixels: the image is a 2-D "
         "grid flattened row by row, and pixels one row apart are spatial neighbours."
     )
-    report.figure(figures.correlation_matrix(corr, w), "correlation_matrix",
-                  "784x784 pixel correlation matrix", "eda/correlation_matrix")  # fmt: skip
+    report.figure(
+        figures.correlation_matrix(corr, w),
+        "correlation_matrix",
+        "784x784 pixel correlation matrix",
+        "eda/correlation_matrix",
+    )
     by_lag = eda.mean_abs_corr_by_lag(corr, int(options.max_lag))
-    report.figure(figures.correlation_by_lag(by_lag, w), "correlation_by_lag",
-                  "Mean |correlation| of pixel pairs against their distance in the flattened "
-                  "image", "eda/correlation_by_lag")  # fmt: skip
+    report.figure(
+        figures.correlation_by_lag(by_lag, w),
+        "correlation_by_lag",
+        "Mean |correlation| of pixel pairs against their distance in the flattened image",
+        "eda/correlation_by_lag",
+    )
     watch.lap("correlation figures")
 
     report.heading("Examples")
     grid = eda.sample_grid(images, labels, int(options.samples_per_class), NUM_CLASSES, seed)
-    report.figure(figures.sample_grid(grid, CLASS_NAMES), "sample_grid",
-                  f"{grid.shape[1]} random examples per class (seed {seed})", "eda/sample_grid")  # fmt: skip
+    report.figure(
+        figures.sample_grid(grid, CLASS_NAMES),
+        "sample_grid",
+        f"{grid.shape[1]} random examples per class (seed {seed})",
+        "eda/sample_grid",
+    )
     watch.lap("sample grid")
     report.text(f"EDA computed in {watch.total:.1f} s.")
 
@@ -267,13 +310,19 @@ def pca_task(cfg: DictConfig, report: Report) -> None:
     )
     report.table(
         ["preprocessing", "PC1", "first 10", "components for 90%", "components for 95%"],
-        [[name, pct(s.pc1), pct(s.first_10), s.components_90, s.components_95]
-         for name, s in summaries.items()]
+        [
+            [name, pct(s.pc1), pct(s.first_10), s.components_90, s.components_95]
+            for name, s in summaries.items()
+        ]
         + [["original study", f"~{pct(ORIGINAL_PC1, 0)}", f"~{pct(ORIGINAL_FIRST_10, 0)}", "", ""]],
-    )  # fmt: skip
+    )
     report.text(_compare_with_original(summaries))
-    report.figure(figures.explained_variance(ratios), "pca_explained_variance",
-                  "Explained variance per component and cumulative", "pca/explained_variance")  # fmt: skip
+    report.figure(
+        figures.explained_variance(ratios),
+        "pca_explained_variance",
+        "Explained variance per component and cumulative",
+        "pca/explained_variance",
+    )
 
     drawn = eda.seeded_subsample(len(labels), int(options.scatter_points), seed)
     projections = {names[n]: fit.transform(features[n][drawn])[:, :2] for n, fit in fits.items()}
@@ -284,14 +333,18 @@ def pca_task(cfg: DictConfig, report: Report) -> None:
     )
     report.figure(
         figures.pca_projection(projections, labels[drawn], CLASS_NAMES, ratios, note),
-        "pca_projection", f"Images on the first two principal components ({note})",
+        "pca_projection",
+        f"Images on the first two principal components ({note})",
         "pca/projection",
-    )  # fmt: skip
+    )
     count = int(options.n_component_images)
     components = {names[n]: fit.components_[:count] for n, fit in fits.items()}
-    report.figure(figures.principal_components(components, ratios, (IMAGE_SIZE, IMAGE_SIZE)),
-                  "pca_components", f"The top {count} principal components as images",
-                  "pca/components")  # fmt: skip
+    report.figure(
+        figures.principal_components(components, ratios, (IMAGE_SIZE, IMAGE_SIZE)),
+        "pca_components",
+        f"The top {count} principal components as images",
+        "pca/components",
+    )
     watch.lap("PCA figures")
 
     _embedding_projector(cfg, report, data, features, fits)
@@ -308,8 +361,9 @@ def _compare_with_original(summaries: dict[str, pca_lib.VarianceSummary]) -> str
     ]
     closest = min(
         summaries,
-        key=lambda n: abs(summaries[n].pc1 - ORIGINAL_PC1)
-        + abs(summaries[n].first_10 - ORIGINAL_FIRST_10),
+        key=lambda n: (
+            abs(summaries[n].pc1 - ORIGINAL_PC1) + abs(summaries[n].first_10 - ORIGINAL_FIRST_10)
+        ),
     )
     text = "Compared with the original study: " + "; ".join(parts) + ". "
     text += f"The {closest} data come closest. "
@@ -407,8 +461,12 @@ def tsne_task(cfg: DictConfig, report: Report) -> None:
         f") of {len(chosen):,} images drawn with seed {seed} from all {len(data.labels):,}, "
         f"after PCA to {k} dimensions. Computed in {watch.total:.1f} s."
     )
-    report.figure(figures.embedding_map(points, data.labels[chosen], CLASS_NAMES, title),
-                  "tsne", title, "tsne/map")  # fmt: skip
+    report.figure(
+        figures.embedding_map(points, data.labels[chosen], CLASS_NAMES, title),
+        "tsne",
+        title,
+        "tsne/map",
+    )
 
 
 TASKS.update(eda=eda_task, pca=pca_task, tsne=tsne_task)

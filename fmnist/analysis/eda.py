@@ -54,9 +54,7 @@ def _groups_of_equal(keys: np.ndarray) -> list[np.ndarray]:
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1], True])
-    return [
-        np.sort(order[s:e]) for s, e in zip(starts[:-1], starts[1:], strict=True) if e - s > 1
-    ]
+    return [np.sort(order[s:e]) for s, e in zip(starts[:-1], starts[1:], strict=True) if e - s > 1]
 
 
 def find_duplicates(images_a: np.ndarray, images_b: np.ndarray) -> Duplicates:

@@ -14,9 +14,7 @@ import fmnist.plots  # noqa: F401  (selects the Agg backend before any figure is
 CLASS_COLORS = plt.get_cmap("tab10").colors
 
 
-def class_balance(
-    counts_by_split: dict[str, np.ndarray], class_names: Sequence[str]
-) -> Figure:
+def class_balance(counts_by_split: dict[str, np.ndarray], class_names: Sequence[str]) -> Figure:
     """Grouped bars: images per class in each split."""
     fig, ax = plt.subplots(figsize=(9, 4))
     x = np.arange(len(class_names))
@@ -56,8 +54,9 @@ def random_pixel_distributions(
     axes[0].imshow(mean_image, cmap="gray")
     for i, (row, col) in enumerate(pixels.tolist()):
         axes[0].plot(col, row, "o", color="tab:red", markersize=6, markerfacecolor="none")
-        axes[0].annotate(str(i + 1), (col, row), color="tab:red", xytext=(3, 3),
-                         textcoords="offset points")  # fmt: skip
+        axes[0].annotate(
+            str(i + 1), (col, row), color="tab:red", xytext=(3, 3), textcoords="offset points"
+        )
     axes[0].set_title("pixel locations\n(on the mean image)")
     axes[0].set_xlabel("column")
     axes[0].set_ylabel("row")
