@@ -449,7 +449,7 @@ def tsne_task(cfg: DictConfig, report: Report) -> None:
     k = min(int(options.pca_components), *x[chosen].shape)
     reduced = pca_lib.fit_pca(x, k, seed).transform(x[chosen])
     watch.lap("PCA")
-    points = pca_lib.tsne_map(reduced, seed, float(options.perplexity))
+    points = pca_lib.tsne_map(reduced, seed, float(options.perplexity), int(options.max_iter))
     watch.lap("t-SNE")
     title = (
         f"t-SNE of {len(chosen):,} images (seed {seed}; PCA-{k} of "

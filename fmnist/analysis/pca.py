@@ -67,9 +67,11 @@ def variance_summary(explained_variance_ratio: np.ndarray) -> VarianceSummary:
     )
 
 
-def tsne_map(features: np.ndarray, seed: int, perplexity: float = 30.0) -> np.ndarray:
+def tsne_map(
+    features: np.ndarray, seed: int, perplexity: float = 30.0, max_iter: int = 1000
+) -> np.ndarray:
     """2-D t-SNE embedding ``(N, 2)`` of ``features`` (PCA-reduced first, as is usual)."""
     perplexity = min(perplexity, (len(features) - 1) / 3)  # t-SNE needs perplexity < N
     return TSNE(
-        n_components=2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=-1
+        n_components=2, perplexity=perplexity, max_iter=max_iter, init="pca", random_state=seed
     ).fit_transform(features)

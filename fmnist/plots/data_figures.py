@@ -33,7 +33,8 @@ def class_balance(counts_by_split: dict[str, np.ndarray], class_names: Sequence[
 def intensity_histogram(histogram: np.ndarray, zero_share: float) -> Figure:
     """Pixel count per intensity 0..255 on a log scale, the zero share in the title."""
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.bar(np.arange(len(histogram)), histogram, width=1.0, color="tab:blue")
+    # One stairs artist instead of 256 bars: the same picture, much faster to lay out.
+    ax.stairs(histogram, np.arange(len(histogram) + 1) - 0.5, fill=True, color="tab:blue")
     ax.set_yscale("log")
     ax.set_xlim(-1, len(histogram))
     ax.set_xlabel("pixel intensity (0 = black background, 255 = white)")
@@ -47,43 +48,75 @@ def random_pixel_distributions(
     pixels: np.ndarray,
     mean_image: np.ndarray,
     class_names: Sequence[str],
+    bins: int = 16,
 ) -> Figure:
-    """Where the seeded random pixels are, and a box plot of their intensity per class."""
+    """Where the seeded random pixels are, and for each its intensity distribution per class
+    (one row per class: the share of that class's images in each intensity bin)."""
     n = len(pixels)
-    fig, axes = plt.subplots(1, n + 1, figsize=(3.2 * (n + 1), 3.6))
+    fig, axes = plt.subplots(1, n + 1, figsize=(2.9 * (n + 1) + 0.8, 3.4))
     axes[0].imshow(mean_image, cmap="gray")
     for i, (row, col) in enumerate(pixels.tolist()):
         axes[0].plot(col, row, "o", color="tab:red", markersize=6, markerfacecolor="none")
         axes[0].annotate(
             str(i + 1), (col, row), color="tab:red", xytext=(3, 3), textcoords="offset points"
         )
-    axes[0].set_title("pixel locations\n(on the mean image)")
+    axes[0].set_title("pixel locations\n(on the mean image)", fontsize=9)
     axes[0].set_xlabel("column")
     axes[0].set_ylabel("row")
+    edges = np.linspace(0, 256, bins + 1)
     for i, (ax, per_class) in enumerate(zip(axes[1:], values, strict=True)):
-        ax.boxplot(per_class, showfliers=False)
-        ax.set_xticks(np.arange(1, len(class_names) + 1), class_names, rotation=90, fontsize=7)
+        shares = np.stack(
+            [np.histogram(v, edges)[0] / max(len(v), 1) for v in per_class]
+        )  # (classes, bins)
+        shown = ax.imshow(
+            shares,
+            aspect="auto",
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            extent=(0, 256, len(class_names) - 0.5, -0.5),
+        )
         row, col = pixels[i]
-        ax.set_title(f"pixel {i + 1} (row {row}, col {col})")
-        ax.set_ylabel("intensity")
-        ax.set_ylim(-5, 260)
-    fig.suptitle("Intensity of seeded random pixels, per class (box: quartiles)")
-    fig.tight_layout()
+        ax.set_title(f"pixel {i + 1} (row {row}, col {col})", fontsize=9)
+        ax.set_xlabel("intensity")
+        ax.set_yticks(np.arange(len(class_names)), class_names if i == 0 else [], fontsize=7)
+    fig.colorbar(shown, ax=axes[1:].tolist(), label="share of the class's images", shrink=0.9)
+    fig.suptitle("Intensity distribution of seeded random pixels, per class")
     return fig
 
 
 def class_images(
     images: np.ndarray, class_names: Sequence[str], title: str, colorbar_label: str
 ) -> Figure:
-    """One image per class (means or standard deviations) on a shared colour scale."""
-    fig, axes = plt.subplots(2, 5, figsize=(10, 4.6), constrained_layout=True)
-    vmax = float(images.max()) or 1.0
-    for ax, image, name in zip(axes.flat, images, class_names, strict=True):
-        shown = ax.imshow(image, cmap="gray", vmin=0, vmax=vmax)
-        ax.set_title(name, fontsize=9)
-        ax.axis("off")
-    fig.colorbar(shown, ax=axes, shrink=0.8, label=colorbar_label)
-    fig.suptitle(title)
+    """One image per class (means or standard deviations) on a shared colour scale, drawn as
+    one 2x5 mosaic (one image artist renders much faster than ten subplots)."""
+    rows, cols = 2, (len(images) + 1) // 2
+    height, width = images.shape[1:]
+    padded = np.zeros((rows * cols, height, width))
+    padded[: len(images)] = images
+    mosaic = padded.reshape(rows, cols, height, width).transpose(0, 2, 1, 3)
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    shown = ax.imshow(
+        mosaic.reshape(rows * height, cols * width),
+        cmap="gray",
+        vmin=0,
+        vmax=float(images.max()) or 1.0,
+        interpolation="nearest",
+    )
+    for k, name in enumerate(class_names):
+        ax.text(
+            (k % cols + 0.5) * width,
+            (k // cols) * height + 1,
+            name,
+            color="white",
+            ha="center",
+            va="top",
+            fontsize=9,
+        )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.colorbar(shown, ax=ax, shrink=0.8, label=colorbar_label)
+    ax.set_title(title)
     return fig
 
 
