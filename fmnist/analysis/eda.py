@@ -134,8 +134,8 @@ def pixel_correlation(images: np.ndarray) -> np.ndarray:
     70,000 images on two cores; centring first keeps float32 accurate to about 1e-5);
     pixels that never change (std 0) get correlation 0 off the diagonal and 1 on it.
     """
-    x = torch.from_numpy(images.reshape(len(images), -1)).double()
-    x = (x - x.mean(dim=0)).float()
+    x = torch.from_numpy(images.reshape(len(images), -1)).float()
+    x -= x.mean(dim=0, dtype=torch.float64).float()
     cov = (x.T @ x) / max(len(x) - 1, 1)
     std = cov.diagonal().sqrt()
     corr = (cov / torch.outer(std, std)).double()

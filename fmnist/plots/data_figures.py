@@ -53,7 +53,10 @@ def random_pixel_distributions(
     """Where the seeded random pixels are, and for each its intensity distribution per class
     (one row per class: the share of that class's images in each intensity bin)."""
     n = len(pixels)
-    fig, axes = plt.subplots(1, n + 1, figsize=(2.9 * (n + 1) + 0.8, 3.4))
+    fig, axes = plt.subplots(
+        1, n + 1, figsize=(2.9 * (n + 1) + 1.5, 3.6), layout="constrained", squeeze=False
+    )
+    axes = axes[0]
     axes[0].imshow(mean_image, cmap="gray")
     for i, (row, col) in enumerate(pixels.tolist()):
         axes[0].plot(col, row, "o", color="tab:red", markersize=6, markerfacecolor="none")
@@ -92,27 +95,22 @@ def class_images(
     one 2x5 mosaic (one image artist renders much faster than ten subplots)."""
     rows, cols = 2, (len(images) + 1) // 2
     height, width = images.shape[1:]
-    padded = np.zeros((rows * cols, height, width))
-    padded[: len(images)] = images
-    mosaic = padded.reshape(rows, cols, height, width).transpose(0, 2, 1, 3)
-    fig, ax = plt.subplots(figsize=(10, 4.8))
+    strip = 7  # blank rows above each tile for the class name
+    tiles = np.full((rows * cols, strip + height, width), np.nan)
+    tiles[: len(images), strip:] = images
+    mosaic = tiles.reshape(rows, cols, strip + height, width).transpose(0, 2, 1, 3)
+    cmap = plt.get_cmap("gray").with_extremes(bad="white")
+    fig, ax = plt.subplots(figsize=(10, 5))
     shown = ax.imshow(
-        mosaic.reshape(rows * height, cols * width),
-        cmap="gray",
+        mosaic.reshape(rows * (strip + height), cols * width),
+        cmap=cmap,
         vmin=0,
         vmax=float(images.max()) or 1.0,
         interpolation="nearest",
     )
     for k, name in enumerate(class_names):
-        ax.text(
-            (k % cols + 0.5) * width,
-            (k // cols) * height + 1,
-            name,
-            color="white",
-            ha="center",
-            va="top",
-            fontsize=9,
-        )
+        x, y = (k % cols + 0.5) * width, (k // cols) * (strip + height) + strip / 2
+        ax.text(x, y, name, ha="center", va="center", fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
     fig.colorbar(shown, ax=ax, shrink=0.8, label=colorbar_label)
