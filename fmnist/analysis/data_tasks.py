@@ -371,7 +371,8 @@ def _compare_with_original(summaries: dict[str, pca_lib.VarianceSummary]) -> str
     text += f"The {closest} data come closest. "
     if len(summaries) > 1:
         text += (
-            "Standardizing each pixel gives every pixel unit variance, so the low-variance "
+            "Standardizing each pixel gives every pixel (but a few floored border ones) unit "
+            "variance, so the low-variance "
             "pixels near the border weigh as much as the central ones and the variance spreads "
             "over more components (lower PC1 and first-10 shares, more components for 90%); "
             "on 0-1 scaled data the high-variance central pixels dominate and PC1 (overall "
