@@ -99,3 +99,10 @@ def test_tsne_task_writes_its_map(tmp_path: Path, fake_data_dir: Path) -> None:
 def test_unknown_task_names_the_choices(tmp_path: Path, fake_data_dir: Path) -> None:
     with pytest.raises(ConfigError, match=r"use one of .*eda.*pca.*tsne"):
         run_task("edaa", tmp_path / "run", fake_data_dir)
+
+
+def test_data_alias_runs_eda_then_pca() -> None:
+    from fmnist.analysis.tasks import ALIASES, TASKS
+
+    assert ALIASES["data"] == ("eda", "pca")
+    assert {"eda", "pca", "tsne"} <= set(TASKS)
