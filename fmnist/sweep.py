@@ -326,7 +326,7 @@ class SweepSummary(Callback):
         self._sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
         # BasicSweeper raises after a batch with a failed job, before on_multirun_end: the
         # summary is then printed when the program exits (after Hydra's error message).
-        atexit.register(self._finish)
+        atexit.register(self._finish_at_exit)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if not self.enabled or config.hydra.mode != RunMode.MULTIRUN:
@@ -343,8 +343,14 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.enabled:
-            atexit.unregister(self._finish)
+            atexit.unregister(self._finish_at_exit)
             self._finish()
+
+    def _finish_at_exit(self) -> None:
+        try:
+            self._finish()
+        except (OSError, ValueError):  # streams already closed (e.g. under a test runner)
+            pass
 
     def _finish(self) -> None:
         if self._sweep_dir is None or not self._sweep_dir.is_dir():
