@@ -15,6 +15,7 @@ SLURM or joblib launcher end in other processes. Every job's ``metrics.json`` (w
 from __future__ import annotations
 
 import atexit
+import contextlib
 import csv
 import io
 import json
@@ -347,10 +348,8 @@ class SweepSummary(Callback):
             self._finish()
 
     def _finish_at_exit(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):  # streams closed (e.g. test runner)
             self._finish()
-        except (OSError, ValueError):  # streams already closed (e.g. under a test runner)
-            pass
 
     def _finish(self) -> None:
         if self._sweep_dir is None or not self._sweep_dir.is_dir():
