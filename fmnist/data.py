@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from fmnist import augment
+from fmnist.distributed import eval_sampler
 from fmnist.errors import ConfigError, CorruptDatasetError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
@@ -373,6 +374,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
             self.split(name),
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
             shuffle=shuffle,
+            # Under DDP: each val/test image on exactly one process (see fmnist.distributed).
+            sampler=None if shuffle else eval_sampler(self.split(name), self.trainer),
             collate_fn=_batch_is_ready,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

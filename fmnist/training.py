@@ -18,10 +18,12 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist.config import build
+from fmnist.distributed import ddp_children_run_this_job
 from fmnist.errors import ConfigError
 from fmnist.models.cnn import count_parameters
 from fmnist.module import HPARAM_METRICS, ClassificationModule
 from fmnist.report import print_test_report
+from fmnist.sweep import finished_job_metrics
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ def check_config(cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test one model; returns the metrics written to ``metrics.json``."""
     check_config(cfg)
+    if (stored := finished_job_metrics(cfg)) is not None:  # re-run of an unfinished sweep
+        return stored
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
@@ -88,7 +92,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     log.info("Training")
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    with ddp_children_run_this_job():  # DDP in a multirun: see fmnist.distributed
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     train_time = time.perf_counter() - start
 
     checkpoint = next(

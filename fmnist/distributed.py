@@ -1,0 +1,97 @@
+"""Lightning DDP under Hydra: one run directory per run, and every image evaluated once.
+
+Lightning does the distributed work (process launch, gradient all-reduce, DistributedSampler
+for training); torchmetrics syncs metric states across processes in ``compute()``. Two gaps
+are closed here:
+
+- Evaluation: Lightning injects a ``DistributedSampler`` into validation and test loaders
+  too, and it pads the split to a multiple of the process count by repeating images, so a
+  synced metric would count those images twice. :func:`eval_sampler` shards without padding.
+- Multirun: Lightning starts the DDP child processes by re-running the command line with
+  ``hydra.run.dir=<run dir>``. In a multirun that command line is the whole sweep (``-m`` and
+  the sweep lists), and ``hydra.run.dir`` is not the job's directory: every child would
+  start the sweep again elsewhere. :func:`ddp_children_run_this_job` fixes both for the
+  duration of a job.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from omegaconf import OmegaConf, read_write
+from torch.utils.data import Dataset, Sampler
+
+#: Hydra command-line flags that take a value as the next argument.
+#: Environment variables Lightning's subprocess launcher sets in the launching process.
+_LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+_FLAGS_WITH_VALUE = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir"}
+
+
+def eval_sampler(dataset: Dataset, trainer: Any | None) -> Sampler | None:
+    """Under DDP, every ``world_size``-th image for this process and no image twice.
+
+    Lightning's own ``UnrepeatedDistributedSampler`` (used for prediction): shards may differ
+    by one image, which is safe in evaluation because no collective runs per batch (metrics
+    sync once, at ``compute()``). Lightning leaves a ``DistributedSampler`` in place.
+    None (a plain sequential loader) in a single process.
+    """
+    if trainer is None or trainer.world_size <= 1:
+        return None
+    return UnrepeatedDistributedSampler(
+        dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+    )
+
+
+def job_command_line(argv: list[str], job_overrides: list[str]) -> list[str]:
+    """``argv`` of a multirun turned into the command of one of its jobs: Hydra's flags kept,
+    ``-m`` and the sweep's overrides replaced by the job's own, in run mode."""
+    kept: list[str] = []
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in ("-m", "--multirun"):
+            continue
+        if arg in _FLAGS_WITH_VALUE:
+            kept += [arg, next(args, "")]
+        elif arg.startswith("-"):
+            kept.append(arg)
+        # else: a (sweep) override, replaced by the job's overrides below
+    # hydra.mode=RUN: configs such as hparams_search=optuna set hydra.mode=MULTIRUN themselves.
+    return [argv[0], *kept, *job_overrides, "hydra.mode=RUN"]
+
+
+@contextmanager
+def ddp_children_run_this_job() -> Iterator[None]:
+    """In a multirun job, make Lightning's DDP child processes run this job in its directory.
+
+    Does nothing outside a multirun; the children themselves run in run mode.
+    """
+    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        yield
+        return
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Left by the previous job of this sweep, whose children have exited. Lightning
+        # would reuse the process group ("Connection closed by peer"), and with LOCAL_RANK
+        # set it would take the processes for launched by someone else and wait forever.
+        torch.distributed.destroy_process_group()
+        for name in _LAUNCH_ENV:
+            os.environ.pop(name, None)
+    hydra_cfg = HydraConfig.get()
+    saved_argv, saved_run_dir = sys.argv, OmegaConf.to_container(hydra_cfg.run)["dir"]
+    overrides = [str(o) for o in hydra_cfg.overrides.task]
+    try:
+        sys.argv = job_command_line(sys.argv, overrides)
+        with read_write(hydra_cfg):
+            hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+        yield
+    finally:
+        sys.argv = saved_argv
+        with read_write(hydra_cfg):
+            hydra_cfg.run.dir = saved_run_dir

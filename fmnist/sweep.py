@@ -1,0 +1,383 @@
+"""Sweeps: a summary of every multirun, and re-running an unfinished sweep.
+
+Hydra runs each job of ``python train.py -m ...`` in ``<sweep dir>/<job number>``. The
+:class:`SweepSummary` callback (configured in ``conf/hydra/default.yaml``) reads those job
+directories and writes ``summary.csv``, ``seed_groups.csv`` and ``summary.md`` into the sweep
+directory, and prints the table at the end of the sweep.
+
+The summary is computed from the job directories, not from Hydra's in-memory results, and it
+is rewritten after every job: Hydra 1.3's BasicSweeper raises as soon as a batch contains a
+failed job, so ``on_multirun_end`` never runs for a sweep with a failure, and the jobs of a
+SLURM or joblib launcher end in other processes. Every job's ``metrics.json`` (written by
+``fmnist.training.train``) is the record; a failed job leaves ``error.txt`` instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import csv
+import io
+import json
+import logging
+import math
+import os
+import statistics
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+ERROR_FILE = "error.txt"
+#: The value train.py returns to sweepers (and Optuna maximizes): the summary's sort key.
+SORT_KEY = "val_acc_best"
+#: Accuracy-like columns, in the order they are shown (fractions in CSV, percent in tables).
+SCORES = ("val_acc_best", "test_acc", "test_f1_macro", "test_f1_weighted")
+JOB_COLUMNS = ("job", "overrides", "seed", *SCORES, "parameters", "train_time_s", "status", "error")
+
+
+@dataclass
+class JobResult:
+    """One job of a sweep, as read back from its directory."""
+
+    job: str
+    overrides: list[str]
+    seed: int | None
+    status: str  # "completed", "failed" or "unfinished" (killed, or still running)
+    scores: dict[str, float] = field(default_factory=dict)
+    parameters: int | None = None
+    train_time_s: float | None = None
+    error: str = ""
+
+    def varying(self, keys: set[str]) -> str:
+        """The overrides whose keys are in ``keys``, without the seed: what names the job."""
+        return " ".join(o for o in self.overrides if _key(o) in keys and _key(o) != "seed")
+
+    def without_seed(self) -> tuple[str, ...]:
+        return tuple(o for o in self.overrides if _key(o) != "seed")
+
+
+@dataclass
+class SeedGroup:
+    """Jobs whose overrides differ only by ``seed``: mean and std of each score."""
+
+    overrides: str
+    seeds: list[int | None]
+    mean: dict[str, float]
+    std: dict[str, float]  # sample std (n - 1); NaN for a single seed
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def read_job(job_dir: Path) -> JobResult:
+    """Read a job directory written by Hydra (``.hydra/``) and ``train()``."""
+    overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
+    job_config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
+    seed = job_config.get("seed")
+    metrics_path, error_path = job_dir / METRICS_FILE, job_dir / ERROR_FILE
+    if metrics_path.exists():
+        metrics = json.loads(metrics_path.read_text())
+        test = metrics.get("test", {})
+        scores = {
+            "val_acc_best": metrics.get("val_acc_best"),
+            "test_acc": test.get("acc"),
+            "test_f1_macro": test.get("f1_macro"),
+            "test_f1_weighted": test.get("f1_weighted"),
+        }
+        return JobResult(
+            job=job_dir.name,
+            overrides=overrides,
+            seed=metrics.get("seed", seed),
+            status="completed",
+            scores={k: float(v) for k, v in scores.items() if v is not None},
+            parameters=metrics.get("parameters"),
+            train_time_s=metrics.get("train_time_s"),
+        )
+    if error_path.exists():
+        error = error_path.read_text().strip()
+        return JobResult(job_dir.name, overrides, seed, "failed", error=error)
+    return JobResult(job_dir.name, overrides, seed, "unfinished")
+
+
+def _job_order(path: Path) -> tuple[int, str]:
+    name = path.name
+    return (int(name), name) if name.isdigit() else (math.inf, name)  # type: ignore[return-value]
+
+
+def read_sweep(sweep_dir: str | Path) -> list[JobResult]:
+    """Every job of a sweep directory, completed first, best ``val_acc_best`` first."""
+    job_dirs = sorted(
+        (p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")),
+        key=_job_order,
+    )
+    jobs = [read_job(d) for d in job_dirs]
+    # Stable sort: ties and failed/unfinished jobs keep their job order.
+    return sorted(jobs, key=lambda j: -j.scores.get(SORT_KEY, -math.inf))
+
+
+def varying_keys(jobs: Sequence[JobResult]) -> set[str]:
+    """Override keys whose value differs between jobs (or is missing from some); every key
+    when there is only one job."""
+    per_job = [{_key(o): o for o in j.overrides} for j in jobs]
+    keys: set[str] = set().union(*per_job)
+    if len(jobs) <= 1:
+        return keys
+    return {k for k in keys if len({overrides.get(k) for overrides in per_job}) > 1}
+
+
+def seed_groups(jobs: Sequence[JobResult]) -> list[SeedGroup]:
+    """Group the completed jobs that differ only by seed; best mean ``val_acc_best`` first."""
+    keys = varying_keys(jobs)
+    grouped: dict[tuple[str, ...], list[JobResult]] = {}
+    for job in jobs:
+        if job.status == "completed":
+            grouped.setdefault(job.without_seed(), []).append(job)
+    groups = []
+    for members in grouped.values():
+        members.sort(key=lambda j: (j.seed is None, j.seed or 0))
+        mean, std = {}, {}
+        for score in SCORES:
+            values = [j.scores[score] for j in members if score in j.scores]
+            if values:
+                mean[score] = statistics.fmean(values)
+                std[score] = statistics.stdev(values) if len(values) > 1 else math.nan
+        groups.append(SeedGroup(members[0].varying(keys), [j.seed for j in members], mean, std))
+    return sorted(groups, key=lambda g: -g.mean.get(SORT_KEY, -math.inf))
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+
+
+def _mean_std(group: SeedGroup, score: str) -> str:
+    if score not in group.mean:
+        return ""
+    std = group.std[score]
+    return _percent(group.mean[score]) + ("" if math.isnan(std) else f" ± {100 * std:.2f}")
+
+
+def _job_cells(job: JobResult, keys: set[str]) -> list[str]:
+    return [
+        job.job,
+        job.varying(keys),
+        "" if job.seed is None else str(job.seed),
+        *(_percent(job.scores.get(s)) for s in SCORES),
+        "" if job.parameters is None else f"{job.parameters:,}",
+        "" if job.train_time_s is None else f"{job.train_time_s:.1f}",
+        job.status,
+    ]
+
+
+_HEADERS = ["job", "overrides", "seed", "val acc %", "test acc %", "test F1 macro %",
+            "test F1 weighted %", "parameters", "train s", "status"]  # fmt: skip
+
+
+def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return [line(headers), line(["---"] * len(headers)), *(line(r) for r in rows)]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: jobs of a parallel launcher may race."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_summary(sweep_dir: str | Path) -> tuple[list[JobResult], list[SeedGroup]]:
+    """Write ``summary.csv``, ``seed_groups.csv`` and ``summary.md`` into ``sweep_dir``."""
+    sweep_dir = Path(sweep_dir)
+    jobs = read_sweep(sweep_dir)
+    groups = seed_groups(jobs)
+    keys = varying_keys(jobs)
+    job_rows = [
+        {
+            "job": j.job,
+            "overrides": j.varying(keys),
+            "seed": j.seed,
+            **{s: j.scores.get(s) for s in SCORES},
+            "parameters": j.parameters,
+            "train_time_s": j.train_time_s,
+            "status": j.status,
+            "error": j.error,
+        }
+        for j in jobs
+    ]
+    _atomic_write(sweep_dir / "summary.csv", _csv(job_rows, JOB_COLUMNS))
+    group_columns = ["overrides", "n", "seeds"] + [
+        f"{s}_{m}" for s in SCORES for m in ("mean", "std")
+    ]
+    group_rows = [
+        {
+            "overrides": g.overrides,
+            "n": len(g.seeds),
+            "seeds": " ".join(map(str, g.seeds)),
+            **{f"{s}_mean": g.mean.get(s) for s in SCORES},
+            **{f"{s}_std": g.std.get(s) for s in SCORES},
+        }
+        for g in groups
+    ]
+    _atomic_write(sweep_dir / "seed_groups.csv", _csv(group_rows, group_columns))
+
+    done = sum(j.status == "completed" for j in jobs)
+    lines = [
+        f"# Sweep {sweep_dir}",
+        "",
+        f"{done} of {len(jobs)} jobs completed. Sorted by `{SORT_KEY}` (the value train.py "
+        "returns to sweepers). Scores in percent.",
+        "",
+        *_markdown_table(_HEADERS, [_job_cells(j, keys) for j in jobs]),
+    ]
+    if any(len(g.seeds) > 1 for g in groups):
+        lines += [
+            "",
+            "## Seed groups",
+            "",
+            "Jobs differing only by seed: mean ± sample standard deviation (n - 1).",
+            "",
+            *_markdown_table(
+                [
+                    "overrides",
+                    "n",
+                    "seeds",
+                    "val acc %",
+                    "test acc %",
+                    "test F1 macro %",
+                    "test F1 weighted %",
+                ],  # fmt: skip
+                [
+                    [g.overrides, str(len(g.seeds)), " ".join(map(str, g.seeds))]
+                    + [_mean_std(g, s) for s in SCORES]
+                    for g in groups
+                ],
+            ),
+        ]
+    failed = [j for j in jobs if j.status == "failed"]
+    if failed:
+        lines += ["", "## Failed jobs", ""]
+        lines += [f"- job {j.job} (`{j.varying(keys)}`, seed {j.seed}): {j.error}" for j in failed]
+    _atomic_write(sweep_dir / "summary.md", "\n".join(lines) + "\n")
+    return jobs, groups
+
+
+def print_summary(jobs: Sequence[JobResult], groups: Sequence[SeedGroup], title: str) -> None:
+    """The sweep as rich tables: jobs, seed groups (when repeated), failures."""
+    console = Console()
+    keys = varying_keys(jobs)
+    table = Table(title=title)
+    shown = [i for i, h in enumerate(_HEADERS) if h != "test F1 weighted %"]  # files have it
+    for i in shown:
+        header = _HEADERS[i]
+        table.add_column(header, justify="left" if header in ("job", "overrides") else "right")
+    for job in jobs:
+        cells = _job_cells(job, keys)
+        style = "red" if job.status == "failed" else None
+        table.add_row(*(escape(cells[i]) for i in shown), style=style)
+    console.print(table)
+    if any(len(g.seeds) > 1 for g in groups):
+        seeds = Table(title="Seed groups: mean ± std over seeds")
+        for header in ("overrides", "n", "val acc %", "test acc %", "test F1 macro %"):
+            seeds.add_column(header, justify="left" if header == "overrides" else "right")
+        for g in groups:
+            seeds.add_row(
+                escape(g.overrides), str(len(g.seeds)), *(_mean_std(g, s) for s in SCORES[:3])
+            )
+        console.print(seeds)
+    for job in jobs:
+        if job.status == "failed":
+            console.print(f"[red]job {job.job} failed[/red]: {escape(job.error)}")
+
+
+class SweepSummary(Callback):
+    """Hydra callback: summary files after every job, printed table at the end of a sweep."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._sweep_dir: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.enabled:
+            return
+        self._sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
+        # BasicSweeper raises after a batch with a failed job, before on_multirun_end: the
+        # summary is then printed when the program exits (after Hydra's error message).
+        atexit.register(self._finish_at_exit)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if not self.enabled or config.hydra.mode != RunMode.MULTIRUN:
+            return
+        job_dir = Path(config.hydra.runtime.output_dir)
+        error_path = job_dir / ERROR_FILE
+        if job_return.status == JobStatus.FAILED:
+            # The exception itself; the public ``return_value`` re-raises it.
+            error = job_return._return_value
+            error_path.write_text(f"{type(error).__name__}: {error}\n")
+        else:
+            error_path.unlink(missing_ok=True)
+        write_summary(Path(str(config.hydra.sweep.dir)).absolute())
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.enabled:
+            atexit.unregister(self._finish_at_exit)
+            self._finish()
+
+    def _finish_at_exit(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # streams closed (e.g. test runner)
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._sweep_dir is None or not self._sweep_dir.is_dir():
+            return
+        jobs, groups = write_summary(self._sweep_dir)
+        if jobs:
+            print_summary(jobs, groups, title=f"Sweep summary ({self._sweep_dir})")
+            log.info("Sweep summary: %s", self._sweep_dir / "summary.md")
+
+
+def finished_job_metrics(cfg: DictConfig) -> dict[str, Any] | None:
+    """The stored metrics of this multirun job when an earlier run of the sweep finished it.
+
+    Re-running a sweep command with ``hydra.sweep.dir=<its directory>`` then trains only the
+    jobs without ``metrics.json``. A job is reused only when its stored resolved config
+    equals this one, so a changed command or changed defaults train again.
+    """
+    if not cfg.get("skip_finished", False):
+        return None
+    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        return None
+    output_dir = Path(cfg.paths.output_dir)
+    metrics_path, config_path = output_dir / METRICS_FILE, output_dir / "config.yaml"
+    if not (metrics_path.exists() and config_path.exists()):
+        return None
+    stored = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
+    if stored != OmegaConf.to_container(cfg, resolve=True):
+        log.info("%s holds a different config: training this job again", output_dir)
+        return None
+    log.info("Reusing %s: this job finished in an earlier run of the sweep", metrics_path)
+    return json.loads(metrics_path.read_text())

@@ -1,0 +1,204 @@
+"""Sweeps: the multirun summary, seed groups, re-running an unfinished sweep, Optuna."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CONF_DIR, TINY_OVERRIDES
+from omegaconf import OmegaConf
+
+from fmnist.sweep import read_sweep, seed_groups, varying_keys, write_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The smallest CNN that still learns the tiny data: runs take about a second.
+SMALL = ["model.filters=[4]", "model.hidden=8", "trainer.max_epochs=1", "logger=none",
+         "callbacks.lr_monitor=null"]  # fmt: skip
+
+
+def write_job(sweep: Path, num: int, overrides: list[str], metrics: dict | None, error: str = ""):
+    """A job directory as Hydra and train() leave it."""
+    job = sweep / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides), job / ".hydra" / "overrides.yaml")
+    seed = next((int(o.split("=")[1]) for o in overrides if o.startswith("seed=")), 0)
+    OmegaConf.save(OmegaConf.create({"seed": seed}), job / ".hydra" / "config.yaml")
+    if metrics is not None:
+        (job / "metrics.json").write_text(json.dumps(metrics))
+    if error:
+        (job / "error.txt").write_text(error)
+
+
+def fake_metrics(val: float, test: float, seed: int) -> dict:
+    return {
+        "val_acc_best": val,
+        "train_time_s": 1.5,
+        "parameters": 1234,
+        "seed": seed,
+        "test": {"acc": test, "f1_macro": test - 0.01, "f1_weighted": test - 0.02},
+    }
+
+
+def test_summary_sorts_groups_seeds_and_lists_failures(tmp_path: Path) -> None:
+    results = {  # (lr, seed) -> (val, test)
+        ("1e-3", 0): (0.80, 0.79),
+        ("1e-3", 1): (0.84, 0.82),
+        ("1e-3", 2): (0.83, 0.80),
+        ("3e-3", 0): (0.90, 0.88),
+        ("3e-3", 1): (0.86, 0.85),
+    }
+    for num, ((lr, seed), (val, test)) in enumerate(results.items()):
+        write_job(tmp_path, num, ["x=1", f"optimizer.lr={lr}", f"seed={seed}"],
+                  fake_metrics(val, test, seed))  # fmt: skip
+    write_job(tmp_path, 5, ["x=1", "optimizer.lr=1", "seed=0"], None, "ConfigError: bad lr\n")
+    write_job(tmp_path, 6, ["x=1", "optimizer.lr=1", "seed=1"], None)  # killed: unfinished
+
+    jobs, groups = write_summary(tmp_path)
+
+    assert [j.job for j in jobs] == ["3", "4", "1", "2", "0", "5", "6"]  # best val first
+    assert [j.status for j in jobs][-2:] == ["failed", "unfinished"]
+    assert varying_keys(jobs) == {"optimizer.lr", "seed"}
+    rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    assert [r["job"] for r in rows] == [j.job for j in jobs]
+    assert rows[0]["overrides"] == "optimizer.lr=3e-3" and rows[0]["seed"] == "0"
+    assert float(rows[0]["test_f1_weighted"]) == pytest.approx(0.86)
+    assert rows[5]["error"] == "ConfigError: bad lr" and rows[5]["val_acc_best"] == ""
+
+    by_lr = {g.overrides: g for g in groups}
+    assert list(by_lr) == ["optimizer.lr=3e-3", "optimizer.lr=1e-3"]  # best mean first
+    vals = [0.80, 0.84, 0.83]
+    assert by_lr["optimizer.lr=1e-3"].seeds == [0, 1, 2]
+    assert by_lr["optimizer.lr=1e-3"].mean["val_acc_best"] == pytest.approx(np.mean(vals))
+    assert by_lr["optimizer.lr=1e-3"].std["val_acc_best"] == pytest.approx(np.std(vals, ddof=1))
+    assert by_lr["optimizer.lr=3e-3"].std["test_acc"] == pytest.approx(np.std([0.88, 0.85], ddof=1))
+    group_rows = list(csv.DictReader((tmp_path / "seed_groups.csv").open()))
+    assert float(group_rows[1]["val_acc_best_mean"]) == pytest.approx(np.mean(vals))
+
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "5 of 7 jobs completed" in markdown
+    assert f"{100 * np.mean(vals):.2f} ± {100 * np.std(vals, ddof=1):.2f}" in markdown
+    assert "job 5 (`optimizer.lr=1`, seed 0): ConfigError: bad lr" in markdown
+
+
+def test_single_seed_group_has_no_std(tmp_path: Path) -> None:
+    write_job(tmp_path, 0, ["seed=0"], fake_metrics(0.5, 0.5, 0))
+    (group,) = seed_groups(read_sweep(tmp_path))
+    assert group.seeds == [0] and math.isnan(group.std["val_acc_best"])
+
+
+def run_sweep(sweep_dir: Path, data_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """``python train.py -m`` as a user runs it, outputs under ``sweep_dir``."""
+    command = [sys.executable, "train.py", "-m", *TINY_OVERRIDES, *SMALL, f"data.root={data_dir}",
+               f"paths.log_dir={sweep_dir.parent / 'logs'}", f"hydra.sweep.dir={sweep_dir}",
+               *overrides]  # fmt: skip
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_grid_sweep_summary_failures_and_rerun(tmp_path: Path, fake_data_dir: Path) -> None:
+    sweep = tmp_path / "sweep"
+    grid = ["seed=0,1", "model.filters=[4],[]"]  # 4 jobs; the two with filters=[] fail
+    first = run_sweep(sweep, fake_data_dir, *grid)
+    assert first.returncode == 1, first.stderr[-3000:]  # a job failed: Hydra says so...
+    assert "Sweep summary" in first.stdout  # ...and the summary is still printed
+    job_dirs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert job_dirs == ["0", "1", "2", "3"]  # one directory per job
+
+    def job_overrides() -> dict[str, list[str]]:
+        return {d: list(OmegaConf.load(sweep / d / ".hydra/overrides.yaml")) for d in job_dirs}
+
+    overrides = job_overrides()
+    ok = [d for d in job_dirs if "model.filters=[4]" in overrides[d]]
+    failed = [d for d in job_dirs if "model.filters=[]" in overrides[d]]
+    assert len(ok) == len(failed) == 2
+
+    rows = {r["job"]: r for r in csv.DictReader((sweep / "summary.csv").open())}
+    for job in ok:
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        assert rows[job]["status"] == "completed"
+        assert float(rows[job]["val_acc_best"]) == pytest.approx(metrics["val_acc_best"])
+        assert float(rows[job]["test_acc"]) == pytest.approx(metrics["test"]["acc"])
+        assert float(rows[job]["test_f1_macro"]) == pytest.approx(metrics["test"]["f1_macro"])
+        assert int(rows[job]["parameters"]) == metrics["parameters"]
+        assert float(rows[job]["train_time_s"]) == metrics["train_time_s"]
+        assert f"seed={rows[job]['seed']}" in overrides[job]
+    for job in failed:
+        assert rows[job]["status"] == "failed"
+        assert "model.filters=[] must be a non-empty list" in rows[job]["error"]
+    (group,) = list(csv.DictReader((sweep / "seed_groups.csv").open()))
+    accs = [float(rows[j]["test_acc"]) for j in ok]
+    assert group["n"] == "2" and group["overrides"] == "model.filters=[4]"
+    assert float(group["test_acc_std"]) == pytest.approx(np.std(accs, ddof=1))
+
+    # An interrupted sweep: the second job never finished. The same command finishes only it.
+    kept, redo = ok
+    kept_metrics = (sweep / kept / "metrics.json").read_text()
+    (sweep / redo / "metrics.json").unlink()
+    again = run_sweep(sweep, fake_data_dir, *grid)
+    assert again.returncode == 1
+    assert (sweep / kept / "metrics.json").read_text() == kept_metrics  # reused
+    assert "Reusing" in (sweep / kept / "train.log").read_text()
+    assert (sweep / redo / "metrics.json").exists()  # trained again
+    assert "Reusing" not in (sweep / redo / "train.log").read_text()
+    assert job_overrides() == overrides  # same job number, same overrides
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [r["status"] for r in rows] == ["completed", "completed", "failed", "failed"]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None,
+    reason="Optuna sweeper not installed: pip install -e .[sweep]",
+)
+def test_optuna_search_tiny_budget(tmp_path: Path, fake_data_dir: Path, hydra_sweep_runner):
+    overrides = [*TINY_OVERRIDES, *SMALL, f"data.root={fake_data_dir}",
+                 f"paths.log_dir={tmp_path / 'logs'}", "hparams_search=optuna",
+                 "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=1",
+                 "hydra.job.chdir=false",
+                 "model.filters=choice([4],[6])"]  # fmt: skip
+    from fmnist.cli import run_reporting_errors
+    from fmnist.training import train
+
+    def task(cfg):  # what train.py's main does
+        return run_reporting_errors(train, cfg)["val_acc_best"]
+
+    sweep = tmp_path / "optuna"
+    with hydra_sweep_runner(str(ROOT / "train.py"), None, task, "conf", "train", overrides, sweep):
+        # (read inside the with: the runner deletes its directory on exit)
+        jobs = read_sweep(sweep)
+        results = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert [j.status for j in jobs] == ["completed"] * 2
+    assert results.best_value == pytest.approx(jobs[0].scores["val_acc_best"])
+    lrs = {o for j in jobs for o in j.overrides if o.startswith("optimizer.lr=")}
+    assert len(lrs) == 2  # two sampled learning rates, each a job with its own directory
+    filters = {o for j in jobs for o in j.overrides if o.startswith("model.filters=")}
+    assert filters <= {"model.filters=[4]", "model.filters=[6]"}
+
+
+def test_launcher_and_search_configs_compose() -> None:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"],
+            return_hydra_config=True,
+        )
+        assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+        assert (cfg.hydra.launcher.nodes, cfg.hydra.launcher.tasks_per_node) == (2, 4)
+        assert cfg.trainer.strategy == "ddp"
+        cfg = compose("train", ["trainer=ddp_cpu"])
+        assert (cfg.trainer.accelerator, cfg.trainer.devices) == ("cpu", 2)
+        cfg = compose("train", ["hydra/launcher=parallel"], return_hydra_config=True)
+        assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
+        cfg = compose("train", ["hparams_search=optuna"], return_hydra_config=True)
+        assert cfg.hydra.sweeper.direction == "maximize"
+        assert set(cfg.hydra.sweeper.params) == {
+            "optimizer.lr", "optimizer.weight_decay", "model.dropout", "model.filters",
+            "data.batch_size",
+        }  # fmt: skip
