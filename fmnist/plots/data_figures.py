@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 import fmnist.plots  # noqa: F401  (selects the Agg backend before any figure is made)
@@ -75,15 +76,19 @@ def random_pixel_distributions(
             shares,
             aspect="auto",
             cmap="viridis",
-            vmin=0,
-            vmax=1,
+            norm=PowerNorm(0.5, vmin=0, vmax=1),  # square root: the rare bins stay visible
             extent=(0, 256, len(class_names) - 0.5, -0.5),
         )
         row, col = pixels[i]
         ax.set_title(f"pixel {i + 1} (row {row}, col {col})", fontsize=9)
         ax.set_xlabel("intensity")
         ax.set_yticks(np.arange(len(class_names)), class_names if i == 0 else [], fontsize=7)
-    fig.colorbar(shown, ax=axes[1:].tolist(), label="share of the class's images", shrink=0.9)
+    fig.colorbar(
+        shown,
+        ax=axes[1:].tolist(),
+        label="share of the class's images (square-root scale)",
+        shrink=0.9,
+    )
     fig.suptitle("Intensity distribution of seeded random pixels, per class")
     return fig
 
