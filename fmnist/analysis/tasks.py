@@ -46,3 +46,7 @@ def run_analysis(cfg: DictConfig) -> Path:
         writer.close()
     log.info("Wrote %s", path)
     return path
+
+
+# Task modules register themselves in TASKS when imported.
+from fmnist.analysis import model_tasks  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""Where the explanation callbacks write: PNG/JSON into the run directory, figures to TensorBoard."""
+"""Where the explanation callbacks write: PNG/JSON in the run directory, figures to TensorBoard."""
 
 from __future__ import annotations
 
