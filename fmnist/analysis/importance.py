@@ -207,7 +207,7 @@ def layer_importance(
     """
     check_options(n_repeats, share)
     net.eval()
-    prefix, suffix = split_at(net, layer)
+    prefix, suffix = split_at(net, layer, tuple(inputs.shape[1:]))
     activations = forward_in_chunks(net, prefix, inputs)
     n, channels = len(activations), activations.shape[1]
     # A channel is dimension 1; the mask broadcasts over the remaining (spatial) dimensions.
@@ -274,7 +274,7 @@ def permutation_importance(
     rows_per_pass: int = 4096,
 ) -> dict[str, Any]:
     """:func:`layer_importance` of every conv block and the dense layer (or ``layers``)."""
-    layers = list(layers) if layers else importance_layers(net)
+    layers = list(layers) if layers else importance_layers(net, tuple(inputs.shape[1:]))
     results = {
         layer: layer_importance(
             net, inputs, labels, layer, n_repeats, share, seed, num_classes, rows_per_pass
@@ -304,7 +304,7 @@ def whole_layer_drop(
     """The naive score (accuracy drop when a layer's whole output is shuffled across
     samples). Kept to show the trap: it is the same for every layer of a sequential net."""
     net.eval()
-    prefix, suffix = split_at(net, layer)
+    prefix, suffix = split_at(net, layer, tuple(inputs.shape[1:]))
     activations = forward_in_chunks(net, prefix, inputs)
     permutation = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
     mask = torch.ones((1,) * activations.ndim, dtype=torch.bool)

@@ -41,9 +41,9 @@ def network_stages(net: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -
     return names
 
 
-def importance_layers(net: nn.Module) -> list[str]:
+def importance_layers(net: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> list[str]:
     """The layers whose channels are permuted: every conv block and the dense layer."""
-    stages = network_stages(net)
+    stages = network_stages(net, input_shape)
     return [s for s in stages if s.startswith("features.")] + (
         ["dense"] if "dense" in stages else []
     )
@@ -56,9 +56,11 @@ def run_stages(net: nn.Module, names: list[str], x: Tensor) -> Tensor:
     return x
 
 
-def split_at(net: nn.Module, layer: str) -> tuple[list[str], list[str]]:
+def split_at(
+    net: nn.Module, layer: str, input_shape: tuple[int, ...] = (1, 28, 28)
+) -> tuple[list[str], list[str]]:
     """(stages up to and including ``layer``, stages after it)."""
-    stages = network_stages(net)
+    stages = network_stages(net, input_shape)
     if layer not in stages:
         raise ConfigError(f"Layer {layer!r} is not a stage of the network: use one of {stages}.")
     cut = stages.index(layer) + 1
