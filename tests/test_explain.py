@@ -170,7 +170,13 @@ def test_analyze_model_on_a_checkpoint_and_bad_checkpoints(tiny_train_cfg, tmp_p
 
     metrics = train(
         tiny_train_cfg(
-            "model.filters=[4,8]", "model.hidden=8", "callbacks=none", "logger=none", "test=false"
+            "model.filters=[4,8]",
+            "model.hidden=8",
+            "callbacks.permutation_importance=null",
+            "callbacks.activation_capture=null",
+            "callbacks.lr_monitor=null",
+            "logger=none",
+            "test=false",
         )
     )
     ckpt = Path(tiny_train_cfg().paths.output_dir) / "checkpoints" / "last.ckpt"
