@@ -49,4 +49,4 @@ def run_analysis(cfg: DictConfig) -> Path:
 
 
 # The modules that implement tasks register them on import (at the end: they import TASKS).
-from fmnist.analysis import data_tasks  # noqa: E402, F401
+from fmnist.analysis import data_tasks, model_tasks  # noqa: E402, F401

@@ -1,0 +1,406 @@
+"""Permutation importance of layers, channels and input regions.
+
+The trap: in a purely sequential network, shuffling a layer's *whole* output across samples
+hands sample i the prediction of sample pi(i), whatever the layer, so every layer scores the
+same (baseline minus chance agreement; see :func:`whole_layer_drop`). We permute *parts* of a
+layer instead: each channel on its own (its feature map moves to another sample, the other
+channels stay), and a seeded share of the channels jointly, which puts layers of different
+widths on one scale. The score of a permutation is the drop of accuracy and macro F1 from
+the unpermuted baseline; results follow scikit-learn's ``permutation_importance``
+(``importances`` of shape (n_features, n_repeats), ``importances_mean``, ``importances_std``).
+
+Efficiency: the layers before the permuted one run once per evaluation sample and layer (the
+layer's output is cached), never per channel or repeat; and many permuted copies (channel,
+repeat) are stacked along the batch dimension into one forward pass of the remaining layers.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from fmnist.analysis.stages import importance_layers, network_stages, run_stages, split_at
+from fmnist.errors import ConfigError
+
+METRICS = ("accuracy", "f1_macro")
+
+
+# ----- metrics of many prediction sets at once -----------------------------------------------
+
+
+def accuracy_and_macro_f1(predictions: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """Accuracy and macro F1 (scikit-learn's, ``zero_division=0``) of each row of
+    ``predictions`` (P, N) against ``labels`` (N,): a (P, 2) tensor. One ``bincount`` gives all
+    P confusion matrices, instead of P calls to a metric object."""
+    p, n = predictions.shape
+    cells = (
+        torch.arange(p, device=predictions.device).unsqueeze(1) * num_classes + labels
+    ) * num_classes + predictions
+    confusion = torch.bincount(cells.flatten(), minlength=p * num_classes**2)
+    confusion = confusion.view(p, num_classes, num_classes).double()
+    tp = confusion.diagonal(dim1=1, dim2=2)
+    fp, fn = confusion.sum(1) - tp, confusion.sum(2) - tp
+    denominator = 2 * tp + fp + fn
+    f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp_min(1), 0.0)
+    present = (confusion.sum(2) + confusion.sum(1)) > 0  # scikit-learn averages these labels
+    macro_f1 = (f1 * present).sum(1) / present.sum(1).clamp_min(1)
+    return torch.stack([tp.sum(1) / n, macro_f1], 1)
+
+
+# ----- the engine: permuted copies through the rest of the network ---------------------------
+
+
+@torch.inference_mode()
+def forward_in_chunks(net: nn.Module, stages: list[str], x: Tensor, rows: int = 2048) -> Tensor:
+    """``run_stages`` over ``x`` in chunks of ``rows`` samples."""
+    if not stages:
+        return x
+    return torch.cat([run_stages(net, stages, chunk) for chunk in x.split(rows)])
+
+
+@torch.inference_mode()
+def permuted_predictions(
+    net: nn.Module,
+    suffix: list[str],
+    activations: Tensor,
+    masks: Tensor,
+    permutations: Tensor,
+    rows_per_pass: int = 4096,
+) -> Tensor:
+    """Predicted classes (P, N) when, in copy p, the elements of ``activations`` (N, *F)
+    selected by ``masks[p]`` (bool, broadcastable to F) are taken from sample
+    ``permutations[p, i]`` instead of sample i, and the copy goes through ``suffix``.
+
+    K copies of a chunk of B samples (K * B ~ ``rows_per_pass``) are stacked into one batch.
+    """
+    n = len(activations)
+    n_copies = len(masks)
+    chunk = min(n, rows_per_pass)
+    copies_per_pass = max(1, rows_per_pass // chunk)
+    predictions = torch.empty(n_copies, n, dtype=torch.long, device=activations.device)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        original = activations[start:stop].unsqueeze(0)
+        for first in range(0, n_copies, copies_per_pass):
+            last = min(n_copies, first + copies_per_pass)
+            taken = activations[permutations[first:last, start:stop]]  # (K, B, *F)
+            mixed = torch.where(masks[first:last].unsqueeze(1), taken, original)
+            logits = run_stages(net, suffix, mixed.flatten(0, 1))
+            predictions[first:last, start:stop] = logits.argmax(1).view(last - first, -1)
+    return predictions
+
+
+def _leading_conv(net: nn.Module, suffix: list[str]) -> nn.Conv2d | None:
+    """The convolution that opens the suffix's first stage (a conv block), if any."""
+    if not suffix:
+        return None
+    stage = net.get_submodule(suffix[0])
+    first = stage[0] if isinstance(stage, nn.Sequential) and len(stage) else None
+    return first if isinstance(first, nn.Conv2d) and first.groups == 1 else None
+
+
+@torch.inference_mode()
+def channel_permuted_predictions(
+    net: nn.Module,
+    suffix: list[str],
+    activations: Tensor,
+    channels: Tensor,
+    permutations: Tensor,
+    rows_per_pass: int = 4096,
+) -> Tensor:
+    """``permuted_predictions`` for copies that each permute one channel (``channels[p]``)
+    of a layer followed by a conv block: the block's convolution is linear, so its output
+    for a copy is the cached output plus the convolution of the one changed channel's
+    difference, ``conv(A') = conv(A) + W[:, c] * (A'_c - A_c)``. That costs 1/C_in of the
+    convolution; all copies of a pass go through it as one grouped convolution.
+    Falls back to :func:`permuted_predictions` when no conv block follows."""
+    conv = _leading_conv(net, suffix)
+    if conv is None:
+        masks = torch.zeros(
+            len(channels), activations.shape[1], dtype=torch.bool, device=activations.device
+        )
+        masks[torch.arange(len(channels), device=activations.device), channels] = True
+        masks = masks.view(len(channels), -1, *(1,) * (activations.ndim - 2))
+        return permuted_predictions(net, suffix, activations, masks, permutations, rows_per_pass)
+    block_rest = nn.Sequential(*list(net.get_submodule(suffix[0]))[1:])
+    n, n_copies = len(activations), len(channels)
+    chunk = min(n, rows_per_pass)
+    copies_per_pass = max(1, rows_per_pass // chunk)
+    predictions = torch.empty(n_copies, n, dtype=torch.long, device=activations.device)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        original = activations[start:stop]
+        convolved = conv(original).unsqueeze(1)  # (B, 1, C_out, H', W'), computed once
+        for first in range(0, n_copies, copies_per_pass):
+            last = min(n_copies, first + copies_per_pass)
+            picked = channels[first:last]  # (K,)
+            # Sample-major (B, K, ...) throughout, so every tensor stays contiguous.
+            taken = activations[permutations[first:last, start:stop].T, picked]  # (B, K, H, W)
+            delta = taken - original[:, picked]
+            weight = conv.weight[:, picked].transpose(0, 1).reshape(-1, 1, *conv.kernel_size)
+            change = torch.nn.functional.conv2d(
+                delta,  # copy k is group k
+                weight,  # (K * C_out, 1, kh, kw)
+                stride=conv.stride,
+                padding=conv.padding,
+                dilation=conv.dilation,
+                groups=last - first,
+            )
+            change = change.view(stop - start, last - first, *convolved.shape[2:])
+            x = block_rest(change.add_(convolved).flatten(0, 1))
+            logits = run_stages(net, suffix[1:], x)
+            predictions[first:last, start:stop] = logits.argmax(1).view(stop - start, -1).T
+    return predictions
+
+
+def _generator(seed: int, name: str) -> torch.Generator:
+    """A generator per (seed, layer): a layer's result does not depend on the other layers."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+
+
+def _random_permutations(count: int, n: int, generator: torch.Generator) -> Tensor:
+    return torch.rand(count, n, generator=generator).argsort(1)
+
+
+def _bunch(drops: np.ndarray) -> dict[str, Any]:
+    """scikit-learn's result layout for drops of shape (n_features, n_repeats)."""
+    return {
+        "importances_mean": drops.mean(1).tolist(),
+        "importances_std": drops.std(1).tolist(),
+        "importances": drops.tolist(),
+    }
+
+
+# ----- layer and channel importance ---------------------------------------------------------
+
+
+def check_options(n_repeats: int, share: float) -> None:
+    if n_repeats < 1:
+        raise ConfigError(f"n_repeats={n_repeats} must be >= 1.")
+    if not 0.0 < share <= 1.0:
+        raise ConfigError(f"share={share} is the share of channels permuted jointly: use (0, 1].")
+
+
+def layer_importance(
+    net: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    layer: str,
+    n_repeats: int = 3,
+    share: float = 0.25,
+    seed: int = 0,
+    num_classes: int = 10,
+    rows_per_pass: int = 4096,
+) -> dict[str, Any]:
+    """Permutation importance of each channel of ``layer`` and of a ``share`` of its channels
+    permuted jointly, as drops of accuracy and macro F1 from the baseline.
+
+    Returns per metric scikit-learn's ``importances_mean``/``importances_std``/``importances``
+    over channels, and under ``joint`` the same for the shared permutation (one value per
+    repeat; each repeat draws its own seeded channel subset and permutation). ``summary``
+    holds the per-layer numbers: joint-share drop, sum and mean of the channel drops and the
+    number of channels that matter (``mean - 2 * std > 0``, as in scikit-learn's example).
+    """
+    check_options(n_repeats, share)
+    net.eval()
+    prefix, suffix = split_at(net, layer, tuple(inputs.shape[1:]))
+    activations = forward_in_chunks(net, prefix, inputs)
+    n, channels = len(activations), activations.shape[1]
+    # A channel is dimension 1; the mask broadcasts over the remaining (spatial) dimensions.
+    mask_shape = (channels,) + (1,) * (activations.ndim - 2)
+    generator = _generator(seed, layer)
+    joint_size = max(1, round(share * channels))
+    joint_masks = torch.zeros(n_repeats, channels, dtype=torch.bool)
+    for r in range(n_repeats):
+        joint_masks[r, torch.randperm(channels, generator=generator)[:joint_size]] = True
+    permutations = _random_permutations(channels * n_repeats + n_repeats, n, generator)
+    permutations = permutations.to(activations.device)
+    single = channel_permuted_predictions(
+        net,
+        suffix,
+        activations,
+        torch.arange(channels, device=activations.device).repeat_interleave(n_repeats),
+        permutations[: channels * n_repeats],
+        rows_per_pass,
+    )
+    joint = permuted_predictions(
+        net,
+        suffix,
+        activations,
+        joint_masks.view(-1, *mask_shape).to(activations.device),
+        permutations[channels * n_repeats :],
+        rows_per_pass,
+    )
+    predictions = torch.cat([single, joint])
+    baseline_predictions = forward_in_chunks(net, suffix, activations).argmax(1)
+    baseline = accuracy_and_macro_f1(baseline_predictions.unsqueeze(0), labels, num_classes)[0]
+    drops = (baseline - accuracy_and_macro_f1(predictions, labels, num_classes)).cpu().numpy()
+    result: dict[str, Any] = {"channels": channels, "joint": {"share": share, "size": joint_size}}
+    result["summary"] = {}
+    for m, metric in enumerate(METRICS):
+        per_channel = drops[: channels * n_repeats, m].reshape(channels, n_repeats)
+        joint = drops[channels * n_repeats :, m]
+        result[metric] = _bunch(per_channel)
+        result["joint"][metric] = {
+            "importances_mean": float(joint.mean()),
+            "importances_std": float(joint.std()),
+            "importances": joint.tolist(),
+        }
+        means, stds = per_channel.mean(1), per_channel.std(1)
+        result["summary"][metric] = {
+            "joint_drop": float(joint.mean()),
+            "joint_drop_std": float(joint.std()),
+            "channel_drop_sum": float(means.sum()),
+            "channel_drop_mean": float(means.mean()),
+            "channels_that_matter": int(((means - 2 * stds) > 0).sum()),
+        }
+    result["baseline"] = dict(zip(METRICS, baseline.cpu().tolist(), strict=True))
+    return result
+
+
+def permutation_importance(
+    net: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    layers: list[str] | None = None,
+    n_repeats: int = 3,
+    share: float = 0.25,
+    seed: int = 0,
+    num_classes: int = 10,
+    rows_per_pass: int = 4096,
+) -> dict[str, Any]:
+    """:func:`layer_importance` of every conv block and the dense layer (or ``layers``)."""
+    layers = list(layers) if layers else importance_layers(net, tuple(inputs.shape[1:]))
+    results = {
+        layer: layer_importance(
+            net, inputs, labels, layer, n_repeats, share, seed, num_classes, rows_per_pass
+        )
+        for layer in layers
+    }
+    baseline = next(iter(results.values()))["baseline"] if results else {}
+    return {
+        "n_samples": len(inputs),
+        "n_repeats": n_repeats,
+        "share": share,
+        "seed": seed,
+        "baseline": baseline,
+        "layers": results,
+    }
+
+
+def top_channels(layer_result: dict[str, Any], k: int, metric: str = "accuracy") -> list[int]:
+    """The ``k`` channels whose permutation costs most, most important first."""
+    means = np.asarray(layer_result[metric]["importances_mean"])
+    return np.argsort(-means, kind="stable")[:k].tolist()
+
+
+def whole_layer_drop(
+    net: nn.Module, inputs: Tensor, labels: Tensor, layer: str, seed: int = 0
+) -> float:
+    """The naive score (accuracy drop when a layer's whole output is shuffled across
+    samples). Kept to show the trap: it is the same for every layer of a sequential net."""
+    net.eval()
+    prefix, suffix = split_at(net, layer, tuple(inputs.shape[1:]))
+    activations = forward_in_chunks(net, prefix, inputs)
+    permutation = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
+    mask = torch.ones((1,) * activations.ndim, dtype=torch.bool)
+    predictions = permuted_predictions(net, suffix, activations, mask, permutation.unsqueeze(0))
+    baseline = forward_in_chunks(net, suffix, activations).argmax(1)
+    both = accuracy_and_macro_f1(torch.stack([baseline, predictions[0]]), labels, 10)
+    return float(both[0, 0] - both[1, 0])
+
+
+# ----- input regions ------------------------------------------------------------------------
+
+
+def region_importance(
+    net: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    patch: int = 4,
+    n_repeats: int = 3,
+    seed: int = 0,
+    num_classes: int = 10,
+    rows_per_pass: int = 4096,
+) -> dict[str, Any]:
+    """Where the model looks: each ``patch`` x ``patch`` square of the input images (N, 1, H,
+    W) is permuted across samples on its own; the drop of each class's accuracy (recall)
+    gives a (num_classes, H/patch, W/patch) heatmap, and the drop of overall accuracy one
+    (H/patch, W/patch) map."""
+    if images.ndim != 4:
+        raise ConfigError("region_importance needs images of shape (N, C, H, W).")
+    height, width = images.shape[-2:]
+    if patch < 1 or height % patch or width % patch:
+        raise ConfigError(f"patch={patch} must divide the image size {height}x{width}.")
+    check_options(n_repeats, 1.0)
+    net.eval()
+    rows, cols = height // patch, width // patch
+    masks = torch.zeros(rows * cols, 1, height, width, dtype=torch.bool)
+    for i in range(rows):
+        for j in range(cols):
+            masks[i * cols + j, :, i * patch : (i + 1) * patch, j * patch : (j + 1) * patch] = True
+    masks = masks.repeat_interleave(n_repeats, 0)
+    permutations = _random_permutations(len(masks), len(images), _generator(seed, "input"))
+    masks, permutations = masks.to(images.device), permutations.to(images.device)
+    stages = network_stages(net, tuple(images.shape[1:]))
+    predictions = permuted_predictions(net, stages, images, masks, permutations, rows_per_pass)
+    baseline = forward_in_chunks(net, stages, images).argmax(1)
+    one_hot = torch.nn.functional.one_hot(labels, num_classes).double()  # (N, classes)
+    support = one_hot.sum(0).clamp_min(1)
+    base_recall = ((baseline == labels).double() @ one_hot) / support
+    recall = ((predictions == labels).double() @ one_hot) / support  # (P, classes)
+    class_drop = (base_recall - recall).view(rows * cols, n_repeats, num_classes)
+    accuracy_drop = (baseline == labels).double().mean() - (predictions == labels).double().mean(1)
+    accuracy_drop = accuracy_drop.view(rows * cols, n_repeats).cpu().numpy()
+    return {
+        "patch": patch,
+        "n_samples": len(images),
+        "n_repeats": n_repeats,
+        "seed": seed,
+        "class_heatmaps": class_drop.mean(1).T.cpu().reshape(num_classes, rows, cols).tolist(),
+        "heatmap": accuracy_drop.mean(1).reshape(rows, cols).tolist(),
+        "accuracy": _bunch(accuracy_drop),
+    }
+
+
+def evaluation_subset(n_total: int, size: int | None, seed: int = 0) -> Tensor:
+    """Seeded indices of ``size`` samples (all, in order, when ``size`` is None or too big)."""
+    if size is None or size >= n_total:
+        return torch.arange(n_total)
+    if size < 1:
+        raise ConfigError(f"samples={size} must be a positive number of images (or null: all).")
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:size].sort()[0]
+
+
+IMPORTANCE_HEADER = [
+    "layer",
+    "channels",
+    "joint drop acc (pp)",
+    "joint drop F1 (pp)",
+    "sum channel drops acc (pp)",
+    "mean channel drop acc (pp)",
+    "channels that matter",
+]
+
+
+def importance_rows(result: dict[str, Any]) -> list[list[str]]:
+    """One table row per layer of a :func:`permutation_importance` result (percentage points)."""
+    rows = []
+    for layer, values in result["layers"].items():
+        acc, f1 = values["summary"]["accuracy"], values["summary"]["f1_macro"]
+        rows.append(
+            [
+                layer,
+                str(values["channels"]),
+                f"{100 * acc['joint_drop']:.2f} ± {100 * acc['joint_drop_std']:.2f}",
+                f"{100 * f1['joint_drop']:.2f} ± {100 * f1['joint_drop_std']:.2f}",
+                f"{100 * acc['channel_drop_sum']:.2f}",
+                f"{100 * acc['channel_drop_mean']:.3f}",
+                f"{acc['channels_that_matter']}/{values['channels']}",
+            ]
+        )
+    return rows

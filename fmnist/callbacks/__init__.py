@@ -1,0 +1,7 @@
+"""Lightning callbacks that leave the explanations of a run behind (configs in conf/callbacks/)."""
+
+from fmnist.callbacks.activation_capture import ActivationCapture
+from fmnist.callbacks.learning_curves import LearningCurves
+from fmnist.callbacks.permutation_importance import PermutationImportance
+
+__all__ = ["ActivationCapture", "LearningCurves", "PermutationImportance"]

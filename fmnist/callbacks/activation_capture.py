@@ -1,0 +1,81 @@
+"""ActivationCapture: feature-map grids of every conv block at fit end (and every N epochs)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import lightning as L
+
+from fmnist.analysis.activations import capture_activations, channel_statistics, one_per_class
+from fmnist.callbacks._outputs import model_inputs, run_dir, save_figure
+from fmnist.data import CLASS_NAMES
+from fmnist.errors import ConfigError
+from fmnist.plots.model_figures import feature_map_grid
+
+log = logging.getLogger(__name__)
+
+
+class ActivationCapture(L.Callback):
+    """Capture layer outputs for a fixed, seeded set of images (``per_class`` of each class of
+    ``split``): a feature-map grid per layer as PNG (``<run>/activations/``) and TensorBoard
+    figure, and per-channel statistics (mean, zero share, dead channels) in ``stats.json``.
+
+    Args:
+        layers: module names to hook (default: every conv block ``features.i``).
+        every_n_epochs: also capture after every N-th epoch (0: only at fit end).
+        per_class: images per class; split: ``val`` or ``test``; seed: which images.
+        channels: feature maps shown per layer.
+    """
+
+    def __init__(
+        self,
+        layers: list[str] | None = None,
+        every_n_epochs: int = 0,
+        per_class: int = 1,
+        split: str = "val",
+        seed: int = 0,
+        channels: int = 8,
+    ) -> None:
+        if every_n_epochs < 0 or per_class < 1 or channels < 1:
+            raise ConfigError(
+                "callbacks.activation_capture: every_n_epochs must be >= 0, per_class and "
+                "channels >= 1."
+            )
+        self.layers, self.every_n_epochs, self.per_class = layers, every_n_epochs, per_class
+        self.split, self.seed, self.channels = split, seed, channels
+
+    def capture(self, trainer: L.Trainer, module: L.LightningModule, name: str) -> dict:
+        data = trainer.datamodule.split(self.split)
+        index = one_per_class(data.labels, self.per_class, self.seed)
+        images = model_inputs(trainer.datamodule, data.images[index]).to(module.device)
+        activations = capture_activations(module.net, images, self.layers)
+        titles = [CLASS_NAMES[int(label)] for label in data.labels[index]]
+        folder = run_dir(trainer, "activations")
+        stats = {}
+        for layer, output in activations.items():
+            output = output.cpu()
+            stats[layer] = channel_statistics(output)
+            if output.ndim == 4:  # feature maps; dense outputs have no picture
+                figure = feature_map_grid(
+                    images.cpu(), output, titles, range(min(self.channels, output.shape[1])), layer
+                )
+                save_figure(
+                    trainer,
+                    figure,
+                    folder / f"{name}_{layer}.png",
+                    f"activations/{layer}",
+                    trainer.current_epoch,
+                )
+        (folder / f"{name}_stats.json").write_text(json.dumps(stats))
+        log.info("Activations of %s written to %s", list(activations), folder)
+        return stats
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if self.every_n_epochs and epoch % self.every_n_epochs == 0 and trainer.is_global_zero:
+            self.capture(trainer, module, f"epoch{epoch:03d}")
+
+    def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.capture(trainer, module, "final")

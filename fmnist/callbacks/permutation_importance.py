@@ -1,0 +1,91 @@
+"""PermutationImportance: after fit, how much each layer and channel matters (see
+fmnist.analysis.importance for the method and why whole layers are not shuffled)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import lightning as L
+from rich.console import Console
+from rich.table import Table
+
+from fmnist.analysis.importance import (
+    IMPORTANCE_HEADER,
+    check_options,
+    evaluation_subset,
+    importance_rows,
+    permutation_importance,
+)
+from fmnist.callbacks._outputs import model_inputs, run_dir, save_figure
+from fmnist.errors import ConfigError
+from fmnist.plots.model_figures import importance_bars
+
+log = logging.getLogger(__name__)
+
+
+def print_importance_table(result: dict, title: str) -> None:
+    table = Table(title=title)
+    for column in IMPORTANCE_HEADER:
+        table.add_column(column, justify="left" if column == "layer" else "right")
+    for row in importance_rows(result):
+        table.add_row(*row)
+    Console().print(table)
+
+
+class PermutationImportance(L.Callback):
+    """At fit end (final weights), permutation importance of every conv block's channels and
+    the dense layer on ``samples`` seeded images of ``split`` (None: the whole split).
+    Prints a table, writes ``importance.json`` and ``importance.png`` into the run directory
+    and logs the figure to TensorBoard.
+    """
+
+    def __init__(
+        self,
+        split: str = "val",
+        samples: int | None = 500,
+        n_repeats: int = 3,
+        share: float = 0.25,
+        seed: int = 0,
+        layers: list[str] | None = None,
+    ) -> None:
+        if split not in ("val", "test"):
+            raise ConfigError(f"callbacks.permutation_importance.split={split!r}: use val or test.")
+        check_options(n_repeats, share)
+        self.split, self.samples, self.n_repeats = split, samples, n_repeats
+        self.share, self.seed, self.layers = share, seed, layers
+
+    def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        start = time.perf_counter()
+        data = trainer.datamodule.split(self.split)
+        index = evaluation_subset(len(data), self.samples, self.seed)
+        inputs = model_inputs(trainer.datamodule, data.images[index]).to(module.device)
+        was_training = module.net.training
+        result = permutation_importance(
+            module.net,
+            inputs,
+            data.labels[index].to(module.device),
+            self.layers,
+            self.n_repeats,
+            self.share,
+            self.seed,
+        )
+        module.net.train(was_training)
+        result["split"] = self.split
+        result["seconds"] = round(time.perf_counter() - start, 2)
+        folder = run_dir(trainer)
+        (folder / "importance.json").write_text(json.dumps(result))
+        save_figure(
+            trainer,
+            importance_bars(result),
+            folder / "importance.png",
+            "permutation_importance",
+            trainer.current_epoch,
+        )
+        print_importance_table(
+            result, f"Permutation importance ({self.split}, {len(index)} images, final weights)"
+        )
+        log.info("Permutation importance took %.1f s", result["seconds"])
