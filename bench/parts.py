@@ -113,7 +113,7 @@ def overhead(ctx: Context) -> dict[str, Any]:
         lightning.append(train_timed(ctx.compose(*overrides))["loop_s"])
     return {
         "steps": steps,
-        "plain_loop_s": [round(t, 3) for t in plain],
+        "plain_loop_s": plain,
         "lightning_loop_s": lightning,
         "ratio": sum(lightning) / sum(plain),
         "target_ratio": TARGET_OVERHEAD,
