@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,6 +241,35 @@ class TensorBatchDataset(Dataset):
         return self.images[index], self.labels[index]
 
 
+class DeviceBatches:
+    """Batches of a whole split that lives on the accelerator, airbench-style.
+
+    The indices are drawn with ``randperm`` on the data's device and the images gathered
+    there: no host work, no host-to-device copy per batch. Lightning accepts any sized
+    iterable as a loader. Each ``iter()`` is a new epoch.
+    """
+
+    def __init__(self, split: TensorBatchDataset, batch_size: int, shuffle: bool) -> None:
+        self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
+
+    def __len__(self) -> int:
+        return -(-len(self.split) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        images, labels = self.split.images, self.split.labels
+        n = len(labels)
+        order = torch.randperm(n, device=labels.device) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                yield (
+                    images[start : start + self.batch_size],
+                    labels[start : start + self.batch_size],
+                )
+            else:
+                index = order[start : start + self.batch_size]
+                yield images[index], labels[index]
+
+
 def _batch_is_ready(batch: Any) -> Any:
     """``collate_fn`` for ``TensorBatchDataset``: its ``__getitems__`` already built the batch."""
     return batch
@@ -263,6 +292,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
         one_hot: give targets as one-hot float vectors instead of class indices.
         crop_padding, hflip, erasing: batched training augmentation (0/False = off).
         num_workers: DataLoader workers; 0 is fastest for in-memory data.
+        on_device: keep the whole dataset (uint8, 55 MB) on the trainer's device and draw
+            batches there (:class:`DeviceBatches`): ``"auto"`` does so on any accelerator
+            with a single process, ``true``/``false`` force it.
     """
 
     def __init__(
@@ -283,6 +315,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         erasing: float = 0.0,
         num_workers: int = 0,
         pin_memory: bool = False,
+        on_device: bool | str = "auto",
     ) -> None:
         super().__init__()
         if normalize not in ("global", "per_pixel", "none"):
@@ -310,6 +343,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.normalize, self.flatten, self.one_hot = normalize, flatten, one_hot
         self.crop_padding, self.hflip, self.erasing = crop_padding, hflip, erasing
         self.num_workers, self.pin_memory = num_workers, pin_memory
+        if on_device not in (True, False, "auto"):
+            raise ConfigError(f"data.on_device={on_device!r}: use true, false or auto.")
+        self.on_device = on_device
         self.splits: dict[str, TensorBatchDataset] = {}
         # Standardization constants: shape () for "global", (28, 28) for "per_pixel".
         self.mean = torch.tensor(0.0)
@@ -347,10 +383,29 @@ class FashionMNISTDataModule(L.LightningDataModule):
             "test": TensorBatchDataset(raw.test_images, raw.test_labels),
         }
         self._fit_normalization(train_images)
+        self._move_to_device()
         log.info(
             "Fashion-MNIST: %d train / %d val / %d test images",
             *(len(self.splits[s]) for s in ("train", "val", "test")),
         )
+
+    def _device(self) -> torch.device:
+        """Where the data lives: the trainer's device if ``on_device`` says so, else CPU."""
+        root = self.trainer.strategy.root_device if self.trainer is not None else None
+        if self.on_device is False or root is None:
+            return torch.device("cpu")
+        if self.on_device == "auto" and (root.type == "cpu" or self.trainer.world_size > 1):
+            return torch.device("cpu")
+        return root
+
+    def _move_to_device(self) -> None:
+        device = self._device()
+        if device.type == "cpu":
+            return
+        log.info("Fashion-MNIST: whole dataset moved to %s", device)
+        for name, split in self.splits.items():
+            self.splits[name] = TensorBatchDataset(split.images.to(device), split.labels.to(device))
+        self.mean, self.std = self.mean.to(device), self.std.to(device)
 
     def _fit_normalization(self, train_images: Tensor) -> None:
         """Mean and std of the training split only, so validation and test stay unseen."""
@@ -369,10 +424,16 @@ class FashionMNISTDataModule(L.LightningDataModule):
             raise ConfigError(f"Unknown split {name!r}: use 'train', 'val' or 'test'.")
         return self.splits[name]
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def _loader(self, name: str, shuffle: bool) -> DataLoader | DeviceBatches:
+        batch_size = self.batch_size if shuffle else self.eval_batch_size
+        split = self.split(name)
+        # Under DDP the DataLoader stays, so Lightning can give each process its shard.
+        single = self.trainer is None or self.trainer.world_size == 1
+        if single and (self.on_device is True or split.labels.device.type != "cpu"):
+            return DeviceBatches(split, batch_size, shuffle)
         return DataLoader(
-            self.split(name),
-            batch_size=self.batch_size if shuffle else self.eval_batch_size,
+            split,
+            batch_size=batch_size,
             shuffle=shuffle,
             # Under DDP: each val/test image on exactly one process (see fmnist.distributed).
             sampler=None if shuffle else eval_sampler(self.split(name), self.trainer),
@@ -382,16 +443,16 @@ class FashionMNISTDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("test", shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("test", shuffle=False)
 
     # ----- batched transforms -------------------------------------------------------------

@@ -2,5 +2,6 @@
 
 from fmnist.models.cnn import CNN
 from fmnist.models.mlp import MLP
+from fmnist.models.resnet import PreActResNet
 
-__all__ = ["CNN", "MLP"]
+__all__ = ["CNN", "MLP", "PreActResNet"]

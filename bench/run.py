@@ -1,0 +1,204 @@
+"""Benchmark: `python -m bench.run [--tiny] [--parts speedrun overhead data callbacks full]`.
+
+Writes ``bench/results.json`` and the Markdown table ``bench/results.md`` that the README
+shows. Run it alone on the machine: the numbers are wall-clock times. ``--tiny`` runs every
+part on a small synthetic dataset in seconds (the test suite does), checking the harness,
+not the speed. Parts named with ``--parts`` replace theirs in an existing results file, so
+the slow part can be run on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from bench.parts import DEFAULT_PARTS, PARTS, TARGET_ACC, Context
+from fmnist.data import FILES, write_idx
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in cpuinfo.read_text().splitlines()
+            if ln.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "python": platform.python_version(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+
+
+def write_tiny_dataset(folder: Path, per_class: int = 24) -> Path:
+    """Four small IDX files of random images in ``folder`` (for --tiny)."""
+    generator = torch.Generator().manual_seed(0)
+    for split, n in (("train", per_class), ("test", per_class // 3)):
+        labels = torch.arange(10, dtype=torch.uint8).repeat(n)
+        images = torch.randint(0, 256, (len(labels), 28, 28), generator=generator)
+        write_idx(folder / f"{FILES[split][0]}.gz", images.to(torch.uint8))
+        write_idx(folder / f"{FILES[split][1]}.gz", labels)
+    return folder
+
+
+def tiny_overrides(data_dir: Path) -> list[str]:
+    return [
+        f"data.root={data_dir}",
+        "data.search_system=false",
+        "data.download=false",
+        "data.strict=false",
+        "data.val_size=40",
+        "data.batch_size=32",
+        "data.eval_batch_size=64",
+    ]
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as the Markdown table the README shows."""
+    m, parts = results["machine"], results["parts"]
+    lines = [
+        f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores"
+        + (f", {m['gpu']}" if m["gpu"] else ", no GPU")
+        + f"), torch {m['torch']}, Lightning {m['lightning']}"
+        + (" — **tiny mode: synthetic data, timings meaningless**" if results["tiny"] else "")
+        + f". Command: `{results['command']}`.",
+        "",
+        "| Part | Measure | Result | Target |",
+        "|---|---|---|---|",
+    ]
+
+    def row(part: str, measure: str, value: str, target: str = "") -> None:
+        lines.append(f"| {part} | {measure} | {value} | {target} |")
+
+    if "speedrun" in parts:
+        s = parts["speedrun"]
+        seeds = ", ".join(_pct(r["test_acc"]) for r in s["runs"])
+        row(
+            "speedrun",
+            f"test accuracy, seeds {[r['seed'] for r in s['runs']]}",
+            seeds,
+            f">= {_pct(TARGET_ACC)}",
+        )
+        row(
+            "speedrun",
+            "training time (loop; with data loading)",
+            f"{s['loop_s_mean']:.1f} s; {s['fit_s_mean']:.1f} s",
+            f"<= {s['target_s']:.0f} s",
+        )
+        row("speedrun", "every seed reached the target", "yes" if s["all_reached_target"] else "no")
+    if "overhead" in parts:
+        o = parts["overhead"]
+        row(
+            "overhead",
+            f"train() vs plain PyTorch loop, {o['steps']} steps",
+            f"{o['ratio']:.3f}x ({sum(o['lightning_loop_s']):.1f} s vs "
+            f"{sum(o['plain_loop_s']):.1f} s)",
+            f"<= {o['target_ratio']}x",
+        )
+    if "data" in parts:
+        d = parts["data"]
+        row(
+            "data",
+            f"batches/s, batch {d['batch_size']}, {d['augmentation']}: DataLoader",
+            f"{d['dataloader_batches_per_s']:.0f}",
+        )
+        row(
+            "data",
+            "batches/s, same, device-resident batches",
+            f"{d['device_batches_batches_per_s']:.0f}",
+        )
+        row("data", "model steps/s (with that data)", f"{d['model_steps_per_s']:.1f}")
+        row("data", "data share of a training step", _pct(d["data_share_of_step"]), "small")
+    if "callbacks" in parts:
+        for name, r in parts["callbacks"]["runs"].items():
+            row(
+                "callbacks",
+                f"callbacks={name}: 1 epoch loop / whole run",
+                f"{r['loop_s']:.1f} s ({r['loop_ratio_vs_none']:.2f}x) / "
+                f"{r['wall_s']:.1f} s ({r['wall_ratio_vs_none']:.2f}x)",
+            )
+    if "full" in parts:
+        for name, r in parts["full"]["runs"].items():
+            row(
+                "full",
+                f"`{r['command'].strip()}` ({r['epochs']} epochs): test acc, time",
+                f"{_pct(r['test_acc'])}, {r['fit_s']:.0f} s",
+                ">= 93.0% in 10 min" if name == "default" else "",
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tiny", action="store_true", help="synthetic data, a few steps")
+    parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(DEFAULT_PARTS))
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=None, help="speedrun seeds (default 0 1 2; tiny: 0)"
+    )
+    parser.add_argument("--trainer", default="cpu", help="trainer config, e.g. gpu")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR, help="folder for results.json/.md")
+    args = parser.parse_args(argv)
+    logging.getLogger("lightning").setLevel(logging.WARNING)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / "results.json"
+    previous = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    keep = previous.get("parts", {}) if previous.get("tiny") == args.tiny else {}
+
+    measured_on = machine()  # before the runs: the load average says if the machine was idle
+    with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as tmp:
+        workdir = Path(tmp)
+        base = [f"trainer={args.trainer}"]
+        if args.tiny:
+            base += tiny_overrides(write_tiny_dataset(workdir / "data"))
+        seeds = args.seeds or ([0] if args.tiny else [0, 1, 2])
+        ctx = Context(workdir=workdir / "runs", tiny=args.tiny, base_overrides=base, seeds=seeds)
+        parts = dict(keep)
+        for name in args.parts:
+            print(f"== bench part: {name}", flush=True)
+            parts[name] = PARTS[name](ctx)
+    results = {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "tiny": args.tiny,
+        "machine": measured_on,
+        "parts": {name: parts[name] for name in PARTS if name in parts},
+    }
+    json_path.write_text(json.dumps(results, indent=2))
+    (args.out / "results.md").write_text(markdown(results))
+    print(markdown(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
