@@ -18,19 +18,13 @@ from bench.timing import synchronize
 from fmnist.config import build
 from fmnist.data import FashionMNISTDataModule
 from fmnist.module import ClassificationModule
+from fmnist.training import build_data_and_module
 
 
 def build_parts(cfg: DictConfig) -> tuple[FashionMNISTDataModule, ClassificationModule]:
     """The datamodule (set up) and module exactly as ``fmnist.training.train`` builds them."""
-    datamodule: FashionMNISTDataModule = build(cfg.data)
+    datamodule, module = build_data_and_module(cfg)
     datamodule.setup("fit")
-    module: ClassificationModule = build(
-        cfg.module,
-        net=cfg.model,
-        optimizer=cfg.optimizer,
-        scheduler=cfg.get("scheduler"),
-        _recursive_=False,
-    )
     return datamodule, module
 
 

@@ -55,6 +55,23 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"seed={seed!r} must be a non-negative integer or null.")
 
 
+def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, ClassificationModule]:
+    """The data module and LightningModule of a run config (the benchmark reuses this)."""
+    log.info("Data: %s", cfg.data._target_)
+    datamodule: L.LightningDataModule = build(cfg.data)
+    log.info("Model: %s", cfg.model._target_)
+    # Not recursive: the module builds net/optimizer/scheduler itself from their configs,
+    # so its checkpoint stores plain configs (see fmnist.module).
+    module: ClassificationModule = build(
+        cfg.module,
+        net=cfg.model,
+        optimizer=cfg.optimizer,
+        scheduler=cfg.get("scheduler"),
+        _recursive_=False,
+    )
+    return datamodule, module
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test one model; returns the metrics written to ``metrics.json``."""
     check_config(cfg)
@@ -68,18 +85,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.seed is not None:  # 0 is a seed too
         L.seed_everything(cfg.seed, workers=True)
 
-    log.info("Data: %s", cfg.data._target_)
-    datamodule: L.LightningDataModule = build(cfg.data)
-    log.info("Model: %s", cfg.model._target_)
-    # Not recursive: the module builds net/optimizer/scheduler itself from their configs,
-    # so its checkpoint stores plain configs (see fmnist.module).
-    module: ClassificationModule = build(
-        cfg.module,
-        net=cfg.model,
-        optimizer=cfg.optimizer,
-        scheduler=cfg.get("scheduler"),
-        _recursive_=False,
-    )
+    datamodule, module = build_data_and_module(cfg)
     callbacks: list[Callback] = instantiate_each(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_each(cfg.get("logger"))
     log.info("Trainer: %s", cfg.trainer._target_)

@@ -47,3 +47,12 @@ def test_mlp_takes_images_or_vectors() -> None:
     assert model(torch.randn(5, 784)).shape == (5, 10)
     with pytest.raises(ConfigError):
         MLP(hidden=[0])
+
+
+def test_pool_early_pools_before_norm_and_keeps_shapes() -> None:
+    model = CNN([16, 48, 96], pool_early=True).eval()
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    block = [type(m).__name__ for m in model.features[0]]
+    assert block == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
+    late = [type(m).__name__ for m in CNN([16, 48]).features[0]]
+    assert late == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]

@@ -15,7 +15,12 @@ def check_dropout(dropout: float, name: str = "model.dropout") -> None:
 
 
 class ConvBlock(nn.Sequential):
-    """``convs`` x (conv -> [batch norm] -> ReLU), then 2x2 max pooling if ``pool``."""
+    """``convs`` x (conv -> [batch norm] -> ReLU), then 2x2 max pooling if ``pool``.
+
+    With ``pool_early`` the last conv is pooled *before* its batch norm and ReLU (as in fast
+    CIFAR-10 training recipes): ReLU commutes with max pooling, and normalizing the pooled
+    map costs a quarter of the memory traffic, which dominates at 28x28 on a CPU.
+    """
 
     def __init__(
         self,
@@ -25,6 +30,7 @@ class ConvBlock(nn.Sequential):
         batch_norm: bool,
         convs: int,
         pool: bool,
+        pool_early: bool = False,
     ) -> None:
         layers: list[nn.Module] = []
         for i in range(convs):
@@ -37,10 +43,12 @@ class ConvBlock(nn.Sequential):
                     bias=not batch_norm,  # batch norm's shift makes a conv bias redundant
                 )
             )
+            if pool and pool_early and i == convs - 1:
+                layers.append(nn.MaxPool2d(2))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(out_channels))
             layers.append(nn.ReLU(inplace=True))
-        if pool:
+        if pool and not pool_early:
             layers.append(nn.MaxPool2d(2))
         super().__init__(*layers)
         self.out_channels = out_channels
@@ -62,6 +70,7 @@ class CNN(nn.Module):
         hidden: width of the dense layer (0: none, the classifier reads the features).
         convs_per_block: convolutions per block before pooling.
         global_pool: average the last feature map to 1x1 (fewer parameters for wide nets).
+        pool_early: pool before batch norm and ReLU (faster; see ``ConvBlock``).
     """
 
     def __init__(
@@ -73,6 +82,7 @@ class CNN(nn.Module):
         hidden: int = 128,
         convs_per_block: int = 1,
         global_pool: bool = False,
+        pool_early: bool = False,
         in_channels: int = 1,
         num_classes: int = 10,
         image_size: int = 28,
@@ -95,7 +105,9 @@ class CNN(nn.Module):
         for width in filters:
             pool = size >= 2
             blocks.append(
-                ConvBlock(channels, int(width), kernel_size, batch_norm, convs_per_block, pool)
+                ConvBlock(
+                    channels, int(width), kernel_size, batch_norm, convs_per_block, pool, pool_early
+                )
             )
             channels, size = int(width), size // 2 if pool else size
         self.features = nn.Sequential(*blocks)
