@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from sklearn.model_selection import train_test_split
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fmnist import augment
 from fmnist.errors import ConfigError, CorruptDatasetError, DatasetNotFoundError
@@ -240,6 +240,28 @@ class TensorBatchDataset(Dataset):
         return self.images[index], self.labels[index]
 
 
+class EpochSeededSampler(Sampler[int]):
+    """A random permutation per epoch drawn from (seed, epoch) alone.
+
+    Lightning calls ``set_epoch`` at the start of every epoch, so the order of epoch k does
+    not depend on how much randomness earlier epochs used: a run resumed at epoch k sees
+    exactly the batches of an uninterrupted run (``shuffle=True`` draws from the global RNG).
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(hash((self.seed, self.epoch)) & (2**63 - 1))
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
 def _batch_is_ready(batch: Any) -> Any:
     """``collate_fn`` for ``TensorBatchDataset``: its ``__getitems__`` already built the batch."""
     return batch
@@ -369,10 +391,13 @@ class FashionMNISTDataModule(L.LightningDataModule):
         return self.splits[name]
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        dataset = self.split(name)
+        # Seeded by seed_everything's seed (torch.initial_seed), so a run's order is its own.
+        sampler = EpochSeededSampler(len(dataset), torch.initial_seed()) if shuffle else None
         return DataLoader(
-            self.split(name),
+            dataset,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             collate_fn=_batch_is_ready,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

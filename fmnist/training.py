@@ -21,7 +21,9 @@ from fmnist.config import build
 from fmnist.errors import ConfigError
 from fmnist.models.cnn import count_parameters
 from fmnist.module import HPARAM_METRICS, ClassificationModule
+from fmnist.outputs import ensure_writable_dir
 from fmnist.report import print_test_report
+from fmnist.resume import fit, resolve_ckpt_path
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test one model; returns the metrics written to ``metrics.json``."""
     check_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(output_dir, "run directory")
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
     # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
     OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
 
@@ -88,7 +91,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     log.info("Training")
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit(trainer, module, datamodule, ckpt_path, cfg.model, output_dir)
     train_time = time.perf_counter() - start
 
     checkpoint = next(
@@ -106,7 +109,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if cfg.get("test", True):
         log.info("Testing %s", best_path or "the final weights (no checkpoint was saved)")
-        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+        trainer.test(
+            module,
+            datamodule=datamodule,
+            ckpt_path=best_path or None,
+            verbose=False,
+            weights_only=True,
+        )
         metrics["test"] = module.test_report["overall"]
         metrics["per_class"] = module.test_report["per_class"]
         metrics["confusion_matrix"] = module.test_report["confusion_matrix"]
