@@ -100,7 +100,7 @@ def read_file(path: Path) -> np.ndarray:
     if suffix in ARRAY_SUFFIXES:
         array = np.load(path, allow_pickle=False)  # never unpickle objects from a .npy
         return _image_stack(_as_uint8(np.asarray(array), path))
-    if suffix in IDX_SUFFIXES or "idx" in path.name:
+    if suffix not in IMAGE_SUFFIXES and (suffix in IDX_SUFFIXES or "idx" in path.name):
         try:
             tensor = read_idx(path)
         except CorruptDatasetError as exc:

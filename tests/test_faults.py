@@ -21,7 +21,7 @@ RUN = [
     "model.filters=[8,16]",
     "model.hidden=16",
     "model.dropout=0.3",
-    "trainer.max_epochs=3",
+    "trainer.max_epochs=2",
     "logger=none",
     "callbacks.lr_monitor=null",
 ]
@@ -67,7 +67,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(
     resumed = train(tiny_train_cfg(*RUN, "ckpt_path=last", output_dir=killed))
     whole = train(tiny_train_cfg(*RUN, output_dir=tmp_path / "whole"))
 
-    assert resumed["epochs"] == whole["epochs"] == 3
+    assert resumed["epochs"] == whole["epochs"] == 2
     assert resumed["test"] == whole["test"]  # bit-for-bit: same data order, dropout, schedule
     assert resumed["val_acc_best"] == whole["val_acc_best"]
     assert resumed["confusion_matrix"] == whole["confusion_matrix"]

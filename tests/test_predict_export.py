@@ -31,7 +31,7 @@ def checkpoint(tmp_path_factory, fake_data_dir) -> Path:
         TINY_OVERRIDES
         + [
             "model.filters=[16,32]",
-            "trainer.max_epochs=6",
+            "trainer.max_epochs=4",
             "data.crop_padding=0",
             "data.hflip=false",
             "module.tta_flip=false",
