@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from sklearn.model_selection import train_test_split
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fmnist import augment
 from fmnist.distributed import eval_sampler
@@ -270,6 +270,28 @@ class DeviceBatches:
                 yield images[index], labels[index]
 
 
+class EpochSeededSampler(Sampler[int]):
+    """A random permutation per epoch drawn from (seed, epoch) alone.
+
+    Lightning calls ``set_epoch`` at the start of every epoch, so the order of epoch k does
+    not depend on how much randomness earlier epochs used: a run resumed at epoch k sees
+    exactly the batches of an uninterrupted run (``shuffle=True`` draws from the global RNG).
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(hash((self.seed, self.epoch)) & (2**63 - 1))
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
 def _batch_is_ready(batch: Any) -> Any:
     """``collate_fn`` for ``TensorBatchDataset``: its ``__getitems__`` already built the batch."""
     return batch
@@ -431,12 +453,17 @@ class FashionMNISTDataModule(L.LightningDataModule):
         single = self.trainer is None or self.trainer.world_size == 1
         if single and (self.on_device is True or split.labels.device.type != "cpu"):
             return DeviceBatches(split, batch_size, shuffle)
+        if shuffle:
+            # Seeded by seed_everything's seed (torch.initial_seed), so a run's order is its
+            # own and a resumed run sees the same batches as an uninterrupted one.
+            sampler = EpochSeededSampler(len(split), torch.initial_seed())
+        else:
+            # Under DDP: each val/test image on exactly one process (see fmnist.distributed).
+            sampler = eval_sampler(split, self.trainer)
         return DataLoader(
             split,
             batch_size=batch_size,
-            shuffle=shuffle,
-            # Under DDP: each val/test image on exactly one process (see fmnist.distributed).
-            sampler=None if shuffle else eval_sampler(self.split(name), self.trainer),
+            sampler=sampler,
             collate_fn=_batch_is_ready,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

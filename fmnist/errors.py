@@ -24,3 +24,11 @@ class ConfigError(FmnistError, ValueError):
 
 class CheckpointError(FmnistError):
     """A checkpoint is missing, unreadable or does not match the model config."""
+
+
+class TrainingDivergedError(FmnistError):
+    """The loss or the weights became NaN/infinite; the last good checkpoint is kept."""
+
+
+class OutputDirError(FmnistError):
+    """An output directory or file cannot be created or written."""

@@ -34,6 +34,8 @@ from fmnist.errors import ConfigError
 MONITOR = "val/acc"
 MONITOR_BEST = "val/acc_best"
 HPARAM_METRICS = {"hp/val_acc_best": MONITOR_BEST, "hp/test_acc": "test/acc"}
+#: Checkpoint entry with the state needed for an exact resume (see on_save_checkpoint).
+RESUME_KEY = "fmnist_resume"
 
 
 def _plain(config: Any) -> Any:
@@ -183,10 +185,6 @@ class ClassificationModule(L.LightningModule):
         self.log(MONITOR_BEST, self.val_acc_best.compute(), prog_bar=True)
         self.log("hp/val_acc_best", self.val_acc_best.compute())
 
-    def on_train_start(self) -> None:
-        # Lightning's sanity check runs validation before training: start the best afresh.
-        self.val_acc_best.reset()
-
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, targets = batch
         logits = self.predict_logits(x)
@@ -220,6 +218,36 @@ class ClassificationModule(L.LightningModule):
             self.log(f"test_class_f1/{name}", per_class["f1"][i])
         self.test_per_class.reset()
         self.test_confusion.reset()
+
+    # ----- exact resumption ----------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store what Lightning does not, so a resumed run continues exactly: the best
+        validation accuracy so far (metric states are not part of ``state_dict``) and torch's
+        random number generators (dropout, augmentation and the shuffling sampler draw from
+        them). Refuse to write a checkpoint of non-finite weights: the last good one stays."""
+        for name, parameter in self.named_parameters():
+            if not torch.isfinite(parameter).all():
+                raise FloatingPointError(
+                    f"The weights of {name} became NaN or infinite at step {self.global_step}; "
+                    "no checkpoint is written over the last good one. Lower optimizer.lr, add "
+                    "a scheduler warm-up or check the inputs."
+                )
+        checkpoint[RESUME_KEY] = {
+            "val_acc_best": self.val_acc_best.max_value.detach().clone(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(RESUME_KEY)
+        if not state or self._trainer is None:  # load_from_checkpoint: leave global RNG alone
+            return
+        self.val_acc_best.max_value = state["val_acc_best"].to(self.val_acc_best.max_value)
+        if self.trainer.state.fn == "fit":
+            torch.set_rng_state(state["torch_rng"])
+            if state["cuda_rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
 
     # ----- optimization -------------------------------------------------------------------
 

@@ -22,7 +22,9 @@ from fmnist.distributed import ddp_children_run_this_job
 from fmnist.errors import ConfigError
 from fmnist.models.cnn import count_parameters
 from fmnist.module import HPARAM_METRICS, ClassificationModule
+from fmnist.outputs import ensure_writable_dir
 from fmnist.report import print_test_report
+from fmnist.resume import fit, resolve_ckpt_path
 from fmnist.sweep import finished_job_metrics
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if (stored := finished_job_metrics(cfg)) is not None:  # re-run of an unfinished sweep
         return stored
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(output_dir, "run directory")
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
     # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
     OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
 
@@ -99,7 +102,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("Training")
     start = time.perf_counter()
     with ddp_children_run_this_job():  # DDP in a multirun: see fmnist.distributed
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        fit(trainer, module, datamodule, ckpt_path, cfg.model, output_dir)
     train_time = time.perf_counter() - start
 
     checkpoint = next(
@@ -117,7 +120,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if cfg.get("test", True):
         log.info("Testing %s", best_path or "the final weights (no checkpoint was saved)")
-        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+        trainer.test(
+            module,
+            datamodule=datamodule,
+            ckpt_path=best_path or None,
+            verbose=False,
+            weights_only=True,
+        )
         metrics["test"] = module.test_report["overall"]
         metrics["per_class"] = module.test_report["per_class"]
         metrics["confusion_matrix"] = module.test_report["confusion_matrix"]

@@ -1,0 +1,85 @@
+"""Classify your own images: `python -m fmnist.predict ckpt=PATH images=PATH_OR_FOLDER`.
+
+See conf/predict.yaml. PNG/JPEG/... files, folders of them, ``.npy`` arrays and IDX files;
+unreadable files are skipped and listed, the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from fmnist.checkpoint import load_classifier
+from fmnist.cli import run_reporting_errors
+from fmnist.errors import ConfigError
+from fmnist.inference import (
+    Prediction,
+    load_inputs,
+    predict_probabilities,
+    to_predictions,
+    write_csv,
+)
+from fmnist.outputs import ensure_writable_dir
+
+log = logging.getLogger(__name__)
+
+
+def print_predictions(predictions: list[Prediction], limit: int, console: Console) -> None:
+    table = Table(title=f"Predictions ({len(predictions)} images)")
+    for column in ("image", "class", "probability", "top 3"):
+        table.add_column(column, justify="right" if column == "probability" else "left")
+    for p in predictions[:limit]:
+        top = ", ".join(f"{name} {prob:.2f}" for name, prob in p.top)
+        table.add_row(p.source, p.name, f"{p.probability:.3f}", top)
+    console.print(table)
+    if len(predictions) > limit:
+        console.print(f"... {len(predictions) - limit} more rows in the CSV file.")
+
+
+def predict(cfg: DictConfig) -> list[Prediction]:
+    """Load the checkpoint, read the images, predict, print and write the CSV."""
+    images = cfg.images
+    if images is None or images == "" or images == []:
+        raise ConfigError("No images given: pass images=FILE_OR_FOLDER or images=[a.png,b.jpg].")
+    paths: list[Any] = list(images) if isinstance(images, ListConfig | list) else [images]
+    invert = cfg.get("invert", "auto")
+    if cfg.get("output"):  # fail before the work, not after it
+        ensure_writable_dir(Path(cfg.output).expanduser().parent, "prediction output directory")
+    module, normalization = load_classifier(cfg.ckpt)
+    inputs = load_inputs(paths, invert=invert, progress=cfg.progress)
+    for source, reason in inputs.skipped:
+        log.warning("Skipped %s: %s", source, reason)
+    if not inputs.images:
+        raise ConfigError(
+            f"None of {OmegaConf.to_container(images) if not isinstance(images, str) else images}"
+            " could be read as images (see the skipped files above). Give PNG/JPEG files, "
+            "folders of them, .npy arrays or IDX image files."
+        )
+    stack = torch.from_numpy(np.stack(inputs.images))
+    probabilities = predict_probabilities(
+        module, stack, normalization, cfg.batch_size, progress=cfg.progress
+    )
+    predictions = to_predictions(inputs.sources, probabilities, k=cfg.top_k)
+    print_predictions(predictions, cfg.print_limit, Console())
+    if inputs.skipped:
+        log.warning("%d file(s) skipped, %d image(s) predicted.", len(inputs.skipped), len(stack))
+    if cfg.get("output"):
+        log.info("Wrote %s", write_csv(predictions, cfg.output))
+    return predictions
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    run_reporting_errors(predict, cfg)
+
+
+if __name__ == "__main__":
+    main()

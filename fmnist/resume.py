@@ -1,0 +1,69 @@
+"""Fitting that survives faults: checked resumption, and NaN/inf losses as user errors.
+
+A killed run (SIGTERM, SIGKILL, power loss) resumes from ``checkpoints/last.ckpt``, which
+the ``last_checkpoint`` callback rewrites after every epoch:
+``python train.py hydra.run.dir=<the run's directory> ckpt_path=last`` with the run's other
+overrides (same seed and ``trainer.max_epochs``: a one-cycle schedule is fixed to the run's
+length). The module saves torch's RNG state in each checkpoint and the training sampler
+draws the order of epoch k from (seed, k), so a resumed run ends at exactly the metrics of
+an uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from fmnist.checkpoint import describe_mismatch, read_checkpoint
+from fmnist.errors import CheckpointError, TrainingDivergedError
+
+_MISMATCH = ("size mismatch for", "Missing key(s) in state_dict", "Unexpected key(s) in state_dict")
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
+    """Check the checkpoint to resume from before anything is built; ``last`` means this
+    run directory's ``checkpoints/last.ckpt`` (Lightning would silently start afresh)."""
+    if not ckpt_path:
+        return None
+    if ckpt_path == "last":
+        last = Path(output_dir) / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise CheckpointError(
+                f"ckpt_path=last, but {last} does not exist. Resuming needs the run's own "
+                "directory: python train.py hydra.run.dir=<the run's directory> ckpt_path=last "
+                "(with the run's other overrides), or pass ckpt_path=/path/to/file.ckpt."
+            )
+        ckpt_path = str(last)
+    read_checkpoint(ckpt_path)  # missing, corrupt or not ours: a CheckpointError now
+    return ckpt_path
+
+
+def fit(
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    ckpt_path: str | None,
+    net_config: Any,
+    output_dir: str | Path,
+) -> None:
+    """``trainer.fit`` with the failures a user can act on turned into ``FmnistError``s."""
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except FloatingPointError as exc:
+        last = Path(output_dir) / "checkpoints" / "last.ckpt"
+        kept = (
+            f"Last good checkpoint: {last}; after the fix, resume from it with "
+            f"hydra.run.dir={output_dir} ckpt_path=last, or start afresh."
+            if last.is_file()
+            else "No epoch had finished, so there is no checkpoint to keep."
+        )
+        raise TrainingDivergedError(f"Training diverged. {exc} {kept}") from exc
+    except RuntimeError as exc:
+        if ckpt_path and any(marker in str(exc) for marker in _MISMATCH):
+            raise CheckpointError(
+                f"Cannot resume from {ckpt_path}: {describe_mismatch(exc, net_config)}. Resume "
+                "with the model overrides of the run that wrote the checkpoint."
+            ) from exc
+        raise

@@ -1,0 +1,43 @@
+"""Callbacks that break a run on purpose, added from the command line in tests:
+``+callbacks.kill._target_=fault_injection.KillAt`` (``tests/`` on PYTHONPATH)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import lightning as L
+import torch
+
+
+class KillAt(L.Callback):
+    """Send ``signal_name`` to this very process at batch ``batch`` of epoch ``epoch``:
+    a run killed mid-epoch, as by the OOM killer (SIGKILL) or a scheduler (SIGTERM)."""
+
+    def __init__(self, epoch: int, batch: int = 0, signal_name: str = "SIGKILL") -> None:
+        self.epoch, self.batch, self.signal = epoch, batch, getattr(signal, signal_name)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            os.kill(os.getpid(), self.signal)
+
+
+class InjectNaN(L.Callback):
+    """Overwrite the first weight with NaN at batch ``batch`` of epoch ``epoch``: before its
+    forward pass, or after its optimizer step with ``after_step``."""
+
+    def __init__(self, epoch: int, batch: int = 0, after_step: bool = False) -> None:
+        self.epoch, self.batch, self.after_step = epoch, batch, after_step
+
+    def _inject(self, trainer, pl_module, batch_idx: int) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            with torch.no_grad():
+                next(pl_module.parameters()).fill_(float("nan"))
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not self.after_step:
+            self._inject(trainer, pl_module, batch_idx)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.after_step:
+            self._inject(trainer, pl_module, batch_idx)

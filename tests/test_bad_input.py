@@ -1,0 +1,93 @@
+"""Bad input gets a clear error naming the fix, before any training, and no traceback."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY_OVERRIDES
+from hydra.errors import MissingConfigException
+
+from fmnist.cli import run_reporting_errors
+from fmnist.errors import ConfigError, OutputDirError
+from fmnist.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ("model.filters=[]", r"model.filters=\[\] must be a non-empty list"),
+        ("model.filters=[16,0]", "positive channel counts"),
+        ("model.dropout=1.0", r"model.dropout=1.0 must be in \[0, 1\)"),
+        ("model.dropout=-0.1", r"must be in \[0, 1\)"),
+        ("data.batch_size=0", "data.batch_size=0 .* must be positive"),
+        ("data.val_size=300", r"data.val_size=300 leaves no images .* between 1 and 299"),
+    ],
+)
+def test_invalid_config_values_fail_before_training(tiny_train_cfg, override, words) -> None:
+    cfg = tiny_train_cfg(override)
+    with pytest.raises(ConfigError, match=words):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()  # no epoch was run
+
+
+def test_unknown_optimizer_is_named_with_the_choices(tiny_train_cfg) -> None:
+    # Hydra itself refuses an unknown config group option, listing the available ones.
+    with pytest.raises(
+        MissingConfigException, match=r"(?s)optimizer/adamx.*Available options.*adamw.*sgd"
+    ):
+        tiny_train_cfg("optimizer=adamx")
+
+
+def test_unwritable_run_directory(tiny_train_cfg, tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"  # a file where a directory should go: fails even as root
+    blocker.write_text("")
+    with pytest.raises(OutputDirError, match=r"Cannot write the run directory .*a_file/run"):
+        train(tiny_train_cfg(output_dir=blocker / "run"))
+
+
+def test_user_errors_print_one_line_and_exit_1(caplog, capsys) -> None:
+    def fails() -> None:
+        raise ConfigError("model.dropout=2 must be in [0, 1): it is a drop probability.")
+
+    with caplog.at_level(logging.ERROR, logger="fmnist"), pytest.raises(SystemExit) as exit_:
+        run_reporting_errors(fails)
+    assert exit_.value.code == 1
+    message = "ConfigError: model.dropout=2 must be in [0, 1): it is a drop probability."
+    assert caplog.messages == [message]
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+
+
+@pytest.mark.slow
+def test_a_failing_multirun_job_does_not_lose_the_others(fake_data_dir, tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "-m",
+            *TINY_OVERRIDES,
+            f"data.root={fake_data_dir}",
+            "logger=none",
+            "callbacks.lr_monitor=null",
+            "trainer.max_epochs=1",
+            "model.filters=[],[8]",  # job 0 fails with a ConfigError, job 1 must still run
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1  # the sweep reports the failure...
+    assert "model.filters=[] must be a non-empty list" in result.stderr
+    assert not (sweep / "0" / "metrics.json").exists()
+    assert (sweep / "1" / "metrics.json").is_file()  # ...after running the other job

@@ -1,0 +1,127 @@
+"""Faults: a killed run resumes to the same result, NaN losses stop cleanly, bad checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_OVERRIDES
+
+from fmnist.errors import CheckpointError, TrainingDivergedError
+from fmnist.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+# Dropout, crop/flip augmentation and a one-cycle schedule: everything that must resume exactly.
+RUN = [
+    "model.filters=[8,16]",
+    "model.hidden=16",
+    "model.dropout=0.3",
+    "trainer.max_epochs=2",
+    "logger=none",
+    "callbacks.lr_monitor=null",
+]
+
+
+def run_train_cli(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL"])
+def test_killed_run_resumes_to_the_uninterrupted_result(
+    tiny_train_cfg, fake_data_dir: Path, tmp_path: Path, signal_name: str
+) -> None:
+    killed = tmp_path / "killed"
+    result = run_train_cli(
+        [
+            *TINY_OVERRIDES,
+            *RUN,
+            f"data.root={fake_data_dir}",
+            f"hydra.run.dir={killed}",
+            "+callbacks.kill._target_=fault_injection.KillAt",
+            "+callbacks.kill.epoch=1",
+            "+callbacks.kill.batch=4",  # mid-epoch: epoch 0 is in last.ckpt, epoch 1 half done
+            f"+callbacks.kill.signal_name={signal_name}",
+        ]
+    )
+    assert result.returncode != 0, result.stderr[-2000:]
+    assert not (killed / "metrics.json").exists()
+    assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+
+    resumed = train(tiny_train_cfg(*RUN, "ckpt_path=last", output_dir=killed))
+    whole = train(tiny_train_cfg(*RUN, output_dir=tmp_path / "whole"))
+
+    assert resumed["epochs"] == whole["epochs"] == 2
+    assert resumed["test"] == whole["test"]  # bit-for-bit: same data order, dropout, schedule
+    assert resumed["val_acc_best"] == whole["val_acc_best"]
+    assert resumed["confusion_matrix"] == whole["confusion_matrix"]
+    final_resumed, final_whole = weights(killed), weights(tmp_path / "whole")
+    assert all(torch.equal(final_resumed[k], final_whole[k]) for k in final_whole)
+    saved = json.loads((killed / "metrics.json").read_text())
+    assert saved["test"] == whole["test"]
+
+
+def test_resume_last_without_the_run_directory_names_the_fix(tiny_train_cfg) -> None:
+    with pytest.raises(CheckpointError, match=r"hydra.run.dir=.*ckpt_path=last"):
+        train(tiny_train_cfg("ckpt_path=last"))
+
+
+def test_resume_with_a_different_architecture_names_the_layer(tiny_train_cfg, tmp_path) -> None:
+    train(tiny_train_cfg("model.filters=[8]", "trainer.max_epochs=1", output_dir=tmp_path / "a"))
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError, match=r"features\.0\.0\.weight.*model overrides"):
+        train(tiny_train_cfg("model.filters=[4]", f"ckpt_path={last}", output_dir=tmp_path / "b"))
+
+
+def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tiny_train_cfg, tmp_path):
+    run = tmp_path / "nan"
+    cfg = tiny_train_cfg(
+        "model.filters=[8]",
+        "trainer.max_epochs=3",
+        "+callbacks.nan._target_=fault_injection.InjectNaN",
+        "+callbacks.nan.epoch=1",
+        "+callbacks.nan.batch=2",
+        output_dir=run,
+    )
+    with pytest.raises(TrainingDivergedError, match=r"(?i)nan.*Last good checkpoint: .*last.ckpt"):
+        train(cfg)
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0  # written after epoch 0, not overwritten by the diverged epoch
+    floats = [t for t in last["state_dict"].values() if t.is_floating_point()]
+    assert all(torch.isfinite(t).all() for t in floats)
+    assert not (run / "metrics.json").exists()
+
+
+def test_nan_weights_at_the_end_of_an_epoch_are_never_checkpointed(tiny_train_cfg, tmp_path):
+    # Weights that turn NaN in an epoch's last step are only seen at the next forward pass:
+    # the epoch-end checkpoint must refuse them rather than overwrite last.ckpt.
+    run = tmp_path / "nan_end"
+    cfg = tiny_train_cfg(
+        "model.filters=[8]",
+        "trainer.max_epochs=3",
+        "+callbacks.nan._target_=fault_injection.InjectNaN",
+        "+callbacks.nan.epoch=1",
+        "+callbacks.nan.batch=8",  # 260 images / 32 = 9 batches: the last one
+        "+callbacks.nan.after_step=true",
+        output_dir=run,
+    )
+    with pytest.raises(TrainingDivergedError, match=r"weights of .* became NaN.*Last good"):
+        train(cfg)
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0

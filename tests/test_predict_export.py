@@ -1,0 +1,186 @@
+"""Prediction on real-world files and export round trips, from one tiny trained checkpoint."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_images
+from PIL import Image
+
+from fmnist.checkpoint import load_classifier
+from fmnist.data import CLASS_NAMES, write_idx
+from fmnist.errors import CheckpointError, ConfigError, OutputDirError
+from fmnist.export import export_onnx, export_torchscript, exportable
+from fmnist.inference import has_light_background, load_inputs, to_fashion_mnist
+from fmnist.predict import predict
+from fmnist.training import train
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, fake_data_dir) -> Path:
+    """A small CNN trained on the synthetic squares (class = square position)."""
+    from conftest import TINY_OVERRIDES, compose_config
+
+    out = tmp_path_factory.mktemp("trained")
+    cfg = compose_config(
+        "train",
+        TINY_OVERRIDES
+        + [
+            "model.filters=[16,32]",
+            "trainer.max_epochs=4",
+            "data.crop_padding=0",
+            "data.hflip=false",
+            "module.tta_flip=false",
+            "logger=none",
+            "callbacks.lr_monitor=null",
+            "test=false",
+        ],
+        out,
+        fake_data_dir,
+    )
+    return Path(train(cfg)["best_checkpoint"])
+
+
+def square_images(labels: list[int]) -> np.ndarray:
+    return make_images(torch.tensor(labels), seed=5).numpy()
+
+
+def predict_cfg(ckpt: Path, images, output: Path | None, **extra):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(
+        {
+            "ckpt": str(ckpt),
+            "images": images,
+            "invert": "auto",
+            "batch_size": 4,
+            "top_k": 3,
+            "output": str(output) if output else None,
+            "print_limit": 5,
+            "progress": False,
+            **extra,
+        }
+    )
+
+
+def test_predict_png_jpeg_npy_idx_folder_with_a_corrupt_file(checkpoint, tmp_path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    images = square_images([0, 3, 7, 9, 2, 5])
+    # PNG as is; a light-background JPEG at 4x size (inverted and resized back).
+    Image.fromarray(images[0]).save(folder / "a.png")
+    big_light = np.kron(255 - images[1], np.ones((4, 4), dtype=np.uint8))
+    Image.fromarray(big_light).save(folder / "b.jpg", quality=95)
+    np.save(folder / "c.npy", images[2:4])
+    write_idx(folder / "d-idx3-ubyte", torch.from_numpy(images[4:6]))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    (folder / "notes.txt").write_text("not an image")
+    output = tmp_path / "out" / "predictions.csv"
+
+    predictions = predict(predict_cfg(checkpoint, str(folder), output))
+
+    assert [p.source.split("/")[-1] for p in predictions] == [
+        "a.png",
+        "b.jpg",
+        "c.npy[0]",
+        "c.npy[1]",
+        "d-idx3-ubyte[0]",
+        "d-idx3-ubyte[1]",
+    ]
+    assert [p.label for p in predictions] == [0, 3, 7, 9, 2, 5]
+    for p in predictions:
+        assert 0.1 < p.probability <= 1.0 and p.top[0] == (p.name, p.probability)
+        assert [prob for _, prob in p.top] == sorted((prob for _, prob in p.top), reverse=True)
+    rows = list(csv.DictReader(output.open()))
+    assert len(rows) == 6 and rows[1]["class"] == CLASS_NAMES[3]
+    assert float(rows[0]["probability"]) == pytest.approx(predictions[0].probability, abs=1e-6)
+
+
+def test_unreadable_files_are_skipped_and_reported(tmp_path) -> None:
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (tmp_path / "labels.npy").write_bytes(b"not numpy")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "ok.png")
+    inputs = load_inputs([tmp_path, tmp_path / "missing.png"])
+    assert inputs.sources == [str(tmp_path / "ok.png")]
+    reasons = dict(inputs.skipped)
+    assert set(reasons) == {str(tmp_path / n) for n in ("broken.jpg", "labels.npy", "missing.png")}
+    assert "not an image" in reasons[str(tmp_path / "broken.jpg")]
+    assert "does not exist" in reasons[str(tmp_path / "missing.png")]
+
+
+def test_light_background_is_inverted_and_aspect_ratio_kept() -> None:
+    photo = np.full((40, 80), 250, np.uint8)  # a dark 20x60 item on white, twice as wide as high
+    photo[10:30, 10:70] = 20
+    assert has_light_background(photo)
+    converted = to_fashion_mnist(photo)
+    assert converted.shape == (28, 28) and converted.dtype == np.uint8
+    assert converted[0].max() < 30 and converted[-1].max() < 30  # padding is black
+    rows = np.flatnonzero(converted.max(1) > 128)
+    cols = np.flatnonzero(converted.max(0) > 128)
+    assert 6 <= len(rows) <= 8 and 20 <= len(cols) <= 22  # 20x60 scaled by 28/80 = 7x21
+    kept = to_fashion_mnist(photo, invert=False)  # forced off: stays dark on light
+    assert kept[0].min() > 200 and kept.min() < 60
+    with pytest.raises(ConfigError, match="invert"):
+        to_fashion_mnist(photo, invert="yes")
+
+
+def test_no_readable_image_and_unwritable_output_are_clear_errors(checkpoint, tmp_path) -> None:
+    (tmp_path / "x.txt").write_text("text")
+    with pytest.raises(ConfigError, match="could be read as images"):
+        predict(predict_cfg(checkpoint, str(tmp_path / "x.txt"), None))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "ok.png")
+    with pytest.raises(OutputDirError, match="Cannot write the prediction output directory"):
+        predict(predict_cfg(checkpoint, str(tmp_path / "ok.png"), blocker / "sub" / "p.csv"))
+
+
+def test_checkpoint_errors_name_the_problem(checkpoint, tmp_path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_classifier(tmp_path / "nope.ckpt")
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(checkpoint.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint.*corrupt"):
+        load_classifier(truncated)
+    other = tmp_path / "tensor.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(CheckpointError, match="not a checkpoint written by train.py"):
+        load_classifier(other)
+    mlp = {"_target_": "fmnist.models.CNN", "filters": [16, 64]}
+    with pytest.raises(CheckpointError, match=r"features\.1\.0\.weight.*filters': \[16, 32\]"):
+        load_classifier(checkpoint, net=mlp)
+
+
+def _reference_logits(checkpoint: Path, images: torch.Tensor) -> torch.Tensor:
+    module, normalization = load_classifier(checkpoint)
+    with torch.no_grad():
+        return module.predict_logits(normalization.apply(images.float().div(255).unsqueeze(1)))
+
+
+def test_torchscript_export_matches_the_checkpoint(checkpoint, tmp_path) -> None:
+    images = torch.from_numpy(square_images(list(range(10))))
+    path = export_torchscript(exportable(checkpoint), tmp_path / "model.pt")
+    loaded = torch.jit.load(str(path))
+    expected = _reference_logits(checkpoint, images)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(loaded(images.float() / 255), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(loaded(images[:, None]), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_export_matches_the_checkpoint(checkpoint, tmp_path) -> None:
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (extra: export)")
+    pytest.importorskip("onnx", reason="onnx not installed (extra: export)")
+    images = torch.from_numpy(square_images(list(range(10)) + [1, 4, 6]))  # 13: dynamic batch
+    expected = _reference_logits(checkpoint, images)
+    for input_dtype, feed in (("uint8", images.numpy()), ("float", images.numpy() / 255.0)):
+        path = export_onnx(exportable(checkpoint), tmp_path / f"{input_dtype}.onnx", input_dtype)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        dtype = np.uint8 if input_dtype == "uint8" else np.float32
+        (logits,) = session.run(None, {"images": feed.astype(dtype)})
+        np.testing.assert_allclose(logits, expected.numpy(), rtol=1e-4, atol=1e-4)
+        assert (logits.argmax(1) == expected.argmax(1).numpy()).all()
