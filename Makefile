@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install train test test-fast lint format bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,sweep,export]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,sweep,slurm,export]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -183,6 +183,11 @@ def test_optuna_search_tiny_budget(tmp_path: Path, fake_data_dir: Path, hydra_sw
 def test_launcher_and_search_configs_compose() -> None:
     from hydra import compose, initialize_config_dir
 
+    pytest.importorskip(
+        "hydra_plugins.hydra_submitit_launcher",
+        reason="the slurm extra is not installed (pip install -e .[slurm]; make test installs it)",
+    )
+
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(
             "train",
