@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import (
+    Callback,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ProgressBar,
+)
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -38,6 +43,23 @@ def instantiate_each(group: DictConfig | None) -> list[Any]:
     if not group:
         return []
     return [build(node) for node in group.values() if node and "_target_" in node]
+
+
+def drop_callbacks_the_run_cannot_use(
+    callbacks: list[Callback], progress_bar: bool, has_logger: bool
+) -> list[Callback]:
+    """Leave out the progress bar under ``trainer.enable_progress_bar=false`` and the learning
+    rate monitor under ``logger=none``: Lightning refuses both combinations, and either
+    override alone should simply turn that output off."""
+    kept = []
+    for callback in callbacks:
+        if isinstance(callback, ProgressBar) and not progress_bar:
+            continue
+        if isinstance(callback, LearningRateMonitor) and not has_logger:
+            log.info("No logger: the learning rate monitor is left out")
+            continue
+        kept.append(callback)
+    return kept
 
 
 def run_config_for_logging(cfg: DictConfig) -> dict[str, Any]:
@@ -91,6 +113,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule, module = build_data_and_module(cfg)
     callbacks: list[Callback] = instantiate_each(cfg.get("callbacks"))
     loggers: list[Logger] = instantiate_each(cfg.get("logger"))
+    callbacks = drop_callbacks_the_run_cannot_use(
+        callbacks, cfg.trainer.get("enable_progress_bar", True), bool(loggers)
+    )
     log.info("Trainer: %s", cfg.trainer._target_)
     trainer: L.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 

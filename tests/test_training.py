@@ -136,3 +136,20 @@ def test_empty_filters_is_a_config_error(tiny_train_cfg) -> None:
 def test_unknown_monitor_is_a_config_error(tiny_train_cfg) -> None:
     with pytest.raises(ConfigError, match="monitor"):
         train(tiny_train_cfg("monitor=val/accuracy"))
+
+
+def test_turning_off_the_logger_or_progress_bar_drops_the_callbacks_that_need_them() -> None:
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+
+    from fmnist.training import drop_callbacks_the_run_cannot_use
+
+    callbacks = [RichProgressBar(), LearningRateMonitor(), ModelCheckpoint()]
+    kept = drop_callbacks_the_run_cannot_use(callbacks, progress_bar=False, has_logger=False)
+    assert [type(c) for c in kept] == [ModelCheckpoint]
+    assert drop_callbacks_the_run_cannot_use(callbacks, True, True) == callbacks
+
+
+def test_logger_none_with_the_default_callbacks_trains(tiny_train_cfg) -> None:
+    # Lightning alone refuses a LearningRateMonitor without a logger.
+    metrics = train(tiny_train_cfg("logger=none", "trainer.max_epochs=1"))
+    assert 0.0 <= metrics["test"]["acc"] <= 1.0
