@@ -5,53 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-from fmnist.data import FILES, write_idx
+from fmnist.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
-def make_images(labels: torch.Tensor, seed: int) -> torch.Tensor:
-    """Learnable synthetic images: a bright 6x6 square whose position encodes the class,
-    on low noise. A small CNN separates them in a few steps."""
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 40, (len(labels), 28, 28), generator=generator, dtype=torch.uint8)
-    for i, label in enumerate(labels.tolist()):
-        row, col = 2 + 5 * (label // 5), 2 + 5 * (label % 5)
-        images[i, row : row + 6, col : col + 6] = 230
-    return images
-
-
-def write_fake_dataset(
-    folder: Path, n_train_per_class: int = 30, n_test_per_class: int = 8
-) -> Path:
-    """Write the four IDX .gz files with balanced classes, shuffled, into ``folder``."""
-    for split, per_class, seed in (("train", n_train_per_class, 0), ("test", n_test_per_class, 1)):
-        labels = torch.arange(10).repeat_interleave(per_class)
-        labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
-        image_stem, label_stem = FILES[split]
-        write_idx(folder / f"{image_stem}.gz", make_images(labels, seed))
-        write_idx(folder / f"{label_stem}.gz", labels.to(torch.uint8))
-    return folder
-
-
 @pytest.fixture(scope="session")
 def fake_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_fake_dataset(tmp_path_factory.mktemp("fake_fmnist"))
+    return write_synthetic_dataset(tmp_path_factory.mktemp("fake_fmnist"))
 
 
 #: Overrides that point a run at the tiny data and keep it to a few seconds.
 TINY_OVERRIDES = [
-    "data.search_system=false",
-    "data.download=false",
-    "data.strict=false",
-    "data.val_size=40",
-    "data.batch_size=32",
-    "data.eval_batch_size=64",
+    *SYNTHETIC_DATA_OVERRIDES,
     "trainer=cpu",
     "trainer.max_epochs=2",
     "callbacks.progress_bar=null",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench.parts import PARTS
 from bench.run import main
 
@@ -32,12 +34,16 @@ def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
     assert 0 < data["data_share_of_step"] < 1  # the model step includes the data
 
     callbacks = results["parts"]["callbacks"]["runs"]
-    assert {"none", "default"} <= set(callbacks) and callbacks["none"]["loop_ratio_vs_none"] == 1
+    assert {"none", "default"} <= set(callbacks) and callbacks["none"]["added_s"] == 0
+    default = callbacks["default"]
+    epochs = results["parts"]["callbacks"]["default_epochs"]
+    base_run = callbacks["none"]["wall_s"] + (epochs - 1) * callbacks["none"]["loop_s"]
+    assert default["added_share_of_default_run"] == pytest.approx(default["added_s"] / base_run)
     assert set(results["parts"]["full"]["runs"]) == {"default", "seed"}
 
     table = (tmp_path / "results.md").read_text()
     assert table.count("| speedrun |") == 3 and "| overhead |" in table and "tiny mode" in table
-    assert table.count("| callbacks |") == len(callbacks)
+    assert table.count("| callbacks |") == len(callbacks) - 1  # each against none
 
     # A second run of one part keeps the others.
     main(["--tiny", "--parts", "data", "--out", str(tmp_path)])

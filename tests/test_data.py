@@ -17,7 +17,7 @@ from fmnist.data import (
     write_idx,
 )
 from fmnist.errors import ConfigError, CorruptDatasetError, DatasetNotFoundError
-from tests.conftest import write_fake_dataset
+from fmnist.synthetic import write_synthetic_dataset
 
 
 def datamodule(root: Path, **kwargs) -> FashionMNISTDataModule:
@@ -68,14 +68,14 @@ def test_missing_dataset_says_how_to_get_it(tmp_path: Path) -> None:
 
 
 def test_labels_out_of_range_are_rejected(tmp_path: Path) -> None:
-    write_fake_dataset(tmp_path)
+    write_synthetic_dataset(tmp_path)
     write_idx(tmp_path / f"{FILES['test'][1]}.gz", torch.full((80,), 12, dtype=torch.uint8))
     with pytest.raises(CorruptDatasetError, match="outside 0-9"):
         load_fashion_mnist(tmp_path, search_system=False, strict=False)
 
 
 def test_strict_mode_checks_sizes_and_content_md5(tmp_path: Path) -> None:
-    write_fake_dataset(tmp_path)
+    write_synthetic_dataset(tmp_path)
     with pytest.raises(CorruptDatasetError, match="official train split has 60000"):
         load_fashion_mnist(tmp_path, search_system=False, strict=True)
     # Right sizes, wrong content: only the MD5 check can tell.
@@ -87,7 +87,7 @@ def test_strict_mode_checks_sizes_and_content_md5(tmp_path: Path) -> None:
 
 
 def test_torchvision_layout_is_found(tmp_path: Path) -> None:
-    write_fake_dataset(tmp_path / "FashionMNIST" / "raw")
+    write_synthetic_dataset(tmp_path / "FashionMNIST" / "raw")
     raw = load_fashion_mnist(tmp_path, search_system=False, strict=False)
     assert raw.train_images.shape == (300, 28, 28) and raw.test_labels.shape == (80,)
 

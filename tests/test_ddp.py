@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_OVERRIDES, write_fake_dataset
+from conftest import TINY_OVERRIDES
 from sklearn.metrics import accuracy_score, f1_score
 
 from fmnist.data import FILES, FashionMNISTDataModule, read_idx, write_idx
 from fmnist.module import ClassificationModule
+from fmnist.synthetic import write_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TEST = 79  # odd: a padding DistributedSampler would evaluate one image twice on 2 processes
@@ -22,7 +23,7 @@ N_TEST = 79  # odd: a padding DistributedSampler would evaluate one image twice 
 
 @pytest.mark.slow  # two Python processes start torch and Lightning: ~20 s on a busy 2-core box
 def test_ddp_two_cpu_processes_one_run_dir_and_exact_test_metrics(tmp_path: Path) -> None:
-    data_dir = write_fake_dataset(tmp_path / "data")
+    data_dir = write_synthetic_dataset(tmp_path / "data")
     for stem in FILES["test"]:
         path = data_dir / f"{stem}.gz"
         write_idx(path, read_idx(path)[:N_TEST])

@@ -13,7 +13,8 @@ from PIL import Image
 from fmnist.analysis import eda
 from fmnist.analysis.tasks import run_analysis
 from fmnist.data import FILES, load_fashion_mnist, read_idx, write_idx
-from tests.conftest import compose_config, write_fake_dataset
+from fmnist.synthetic import write_synthetic_dataset
+from tests.conftest import compose_config
 
 DATA_OVERRIDES = ["data.search_system=false", "data.download=false", "data.strict=false"]
 EDA_FIGURES = (
@@ -185,7 +186,7 @@ def test_find_duplicates_on_arrays() -> None:
 
 def test_eda_task_writes_figures_report_and_tensorboard(tmp_path: Path) -> None:
     # A tiny dataset with planted exact duplicates: train 0 = 1 = 2, test 4 = train 9.
-    data_dir = write_fake_dataset(tmp_path / "data", n_train_per_class=6, n_test_per_class=2)
+    data_dir = write_synthetic_dataset(tmp_path / "data", n_train_per_class=6, n_test_per_class=2)
     train_file, test_file = (data_dir / f"{FILES[split][0]}.gz" for split in ("train", "test"))
     train, test = read_idx(train_file).clone(), read_idx(test_file).clone()
     train[1] = train[2] = train[0]

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_images
 from PIL import Image
 
 from fmnist.checkpoint import load_classifier
@@ -17,6 +16,7 @@ from fmnist.errors import CheckpointError, ConfigError, OutputDirError
 from fmnist.export import export_onnx, export_torchscript, exportable
 from fmnist.inference import has_light_background, load_inputs, to_fashion_mnist
 from fmnist.predict import predict
+from fmnist.synthetic import make_images
 from fmnist.training import train
 
 
