@@ -31,7 +31,7 @@ DEBUG_STEP = [
 
 def test_speedrun_recipe_composes_and_runs_one_step(tmp_path: Path, fake_data_dir: Path) -> None:
     cfg = compose_config("train", ["experiment=speedrun", *DEBUG_STEP], tmp_path, fake_data_dir)
-    assert cfg.trainer.max_steps == 386 and cfg.trainer.limit_val_batches == 0
+    assert cfg.trainer.max_steps == 430 and cfg.trainer.limit_val_batches == 0
     assert cfg.module.channels_last and cfg.data.on_device
     assert cfg.module.tta_flip == cfg.data.hflip  # flip TTA only after flip training
     metrics = train(cfg)
