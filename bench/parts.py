@@ -103,12 +103,13 @@ def speedrun(ctx: Context) -> dict[str, Any]:
 def overhead(ctx: Context) -> dict[str, Any]:
     """(2) Lightning's overhead: the speedrun's loop in ``train()`` vs in plain PyTorch.
 
-    Alternates plain, Lightning, plain, Lightning so slow drifts of the machine hit both.
+    Alternates plain, Lightning, three times, so slow drifts of the machine hit both: on the
+    2-core machine the same 120 steps varied by 20% from run to run.
     """
-    steps = ctx.steps(120)
+    steps = ctx.steps(200)
     overrides = ["experiment=speedrun", f"trainer.max_steps={steps}", "test=false"]
     plain, lightning = [], []
-    for _ in range(2):
+    for _ in range(3):
         plain.append(plain_training_loop(ctx.compose(*overrides), steps)["loop_s"])
         lightning.append(train_timed(ctx.compose(*overrides))["loop_s"])
     return {

@@ -25,7 +25,7 @@ def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
     assert speedrun["all_reached_target"] == (run["test_acc"] >= speedrun["target_acc"])
 
     overhead = results["parts"]["overhead"]
-    assert len(overhead["plain_loop_s"]) == len(overhead["lightning_loop_s"]) == 2
+    assert len(overhead["plain_loop_s"]) == len(overhead["lightning_loop_s"]) == 3
     ratio = sum(overhead["lightning_loop_s"]) / sum(overhead["plain_loop_s"])
     assert abs(overhead["ratio"] - ratio) < 1e-9
 
