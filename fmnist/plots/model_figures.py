@@ -28,7 +28,7 @@ def _montage(images: Tensor, maps: Tensor, channels: Sequence[int], pad: int = 2
     low = grid.amin((2, 3), keepdim=True)
     high = grid.amax((2, 3), keepdim=True)
     grid = (grid - low) / (high - low).clamp_min(1e-8)
-    grid = F.pad(grid, (pad, pad, pad, pad), value=1.0)
+    grid = F.pad(grid, (pad, pad, pad, pad), value=float("nan"))  # drawn white: tile gaps
     rows, cols, h, w = grid.shape
     return grid.permute(0, 2, 1, 3).reshape(rows * h, cols * w).numpy()
 
@@ -38,8 +38,10 @@ def _montage_figure(
 ) -> Figure:
     montage = _montage(images, maps, channels)
     rows, cols = len(images), len(channels) + 1
-    fig, ax = plt.subplots(figsize=(0.75 * cols + 1.2, 0.75 * rows + 0.6))
-    ax.imshow(montage, cmap="viridis", interpolation="nearest")
+    fig, ax = plt.subplots(figsize=(0.75 * cols + 1.2, 0.75 * rows + 0.6), layout="constrained")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    ax.imshow(montage, cmap=cmap, interpolation="nearest")
+    ax.set_frame_on(False)
     tile_h, tile_w = montage.shape[0] / rows, montage.shape[1] / cols
     ax.set_yticks([tile_h * (r + 0.5) for r in range(rows)], list(row_names), fontsize=6)
     ax.set_xticks([tile_w * (c + 0.5) for c in range(cols)], list(col_names), fontsize=6)
