@@ -11,13 +11,18 @@ an uninterrupted one on CPU.
 
 from __future__ import annotations
 
+import logging
+import signal
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from fmnist.checkpoint import describe_mismatch, read_checkpoint
 from fmnist.errors import CheckpointError, TrainingDivergedError
+
+log = logging.getLogger(__name__)
 
 _MISMATCH = ("size mismatch for", "Missing key(s) in state_dict", "Unexpected key(s) in state_dict")
 
@@ -51,6 +56,19 @@ def fit(
     """``trainer.fit`` with the failures a user can act on turned into ``FmnistError``s."""
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException as exc:
+        # Lightning stops on SIGTERM with a SystemExit of code 0, which would tell a
+        # scheduler the run succeeded: exit as a SIGTERM-killed process does, saying how
+        # to resume (from the last finished epoch; the unfinished one is redone exactly).
+        last = Path(output_dir) / "checkpoints" / "last.ckpt"
+        log.error(
+            "Stopped by SIGTERM before the end of training. %s",
+            f"Resume with: python train.py hydra.run.dir={output_dir} ckpt_path=last "
+            "(and the run's other overrides)."
+            if last.is_file()
+            else "No epoch had finished, so there is no checkpoint: start the run again.",
+        )
+        raise SystemExit(128 + signal.SIGTERM) from exc
     except FloatingPointError as exc:
         last = Path(output_dir) / "checkpoints" / "last.ckpt"
         kept = (
