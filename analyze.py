@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fmnist.analysis.tasks import run_analysis
-from fmnist.cli import run_reporting_errors
+from fmnist.runs.cli import run_reporting_errors
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="analyze")

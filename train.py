@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from fmnist.cli import run_reporting_errors
-from fmnist.training import train
+from fmnist.runs.cli import run_reporting_errors
+from fmnist.training.run import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench.plain import build_parts, plain_training_loop
 from bench.timing import synchronize
-from fmnist.training import train
+from fmnist.training.run import train
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 #: The original study's test accuracy: the speedrun's target.

@@ -15,14 +15,14 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from bench.timing import synchronize
-from fmnist.config import build
 from fmnist.data import FashionMNISTDataModule
-from fmnist.module import ClassificationModule
-from fmnist.training import build_data_and_module
+from fmnist.runs.config import build
+from fmnist.training.module import ClassificationModule
+from fmnist.training.run import build_data_and_module
 
 
 def build_parts(cfg: DictConfig) -> tuple[FashionMNISTDataModule, ClassificationModule]:
-    """The datamodule (set up) and module exactly as ``fmnist.training.train`` builds them."""
+    """The datamodule (set up) and module exactly as ``fmnist.training.run.train`` builds them."""
     datamodule, module = build_data_and_module(cfg)
     datamodule.setup("fit")
     return datamodule, module

@@ -24,7 +24,7 @@ import lightning as L
 import torch
 
 from bench.parts import DEFAULT_PARTS, PARTS, TARGET_ACC, Context
-from fmnist.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
+from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
 
 BENCH_DIR = Path(__file__).resolve().parent
 

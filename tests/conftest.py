@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-from fmnist.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
+from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from fmnist import augment
+from fmnist.data import augment
 
 
 def images(n: int = 64) -> torch.Tensor:

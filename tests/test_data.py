@@ -16,8 +16,8 @@ from fmnist.data import (
     read_idx,
     write_idx,
 )
+from fmnist.data.synthetic import write_synthetic_dataset
 from fmnist.errors import ConfigError, CorruptDatasetError, DatasetNotFoundError
-from fmnist.synthetic import write_synthetic_dataset
 
 
 def datamodule(root: Path, **kwargs) -> FashionMNISTDataModule:

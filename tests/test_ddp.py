@@ -14,8 +14,8 @@ from conftest import TINY_OVERRIDES
 from sklearn.metrics import accuracy_score, f1_score
 
 from fmnist.data import FILES, FashionMNISTDataModule, read_idx, write_idx
-from fmnist.module import ClassificationModule
-from fmnist.synthetic import write_synthetic_dataset
+from fmnist.data.synthetic import write_synthetic_dataset
+from fmnist.training.module import ClassificationModule
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TEST = 79  # odd: a padding DistributedSampler would evaluate one image twice on 2 processes

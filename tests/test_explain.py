@@ -73,7 +73,7 @@ def test_batched_metrics_agree_with_scikit_learn() -> None:
 
 
 def _briefly_trained_cnn(filters=(4, 8)) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    from fmnist.synthetic import make_images
+    from fmnist.data.synthetic import make_images
 
     torch.manual_seed(0)
     labels = torch.arange(10).repeat(20)
@@ -139,7 +139,7 @@ def test_activation_shapes(filters) -> None:
 
 
 def test_callbacks_write_files_and_tensorboard(tiny_train_cfg) -> None:
-    from fmnist.training import train
+    from fmnist.training.run import train
 
     cfg = tiny_train_cfg(
         "model.filters=[4,8]",
@@ -165,7 +165,7 @@ def test_callbacks_write_files_and_tensorboard(tiny_train_cfg) -> None:
 
 def test_analyze_model_on_a_checkpoint_and_bad_checkpoints(tiny_train_cfg, tmp_path) -> None:
     from fmnist.analysis.tasks import run_analysis
-    from fmnist.training import train
+    from fmnist.training.run import train
     from tests.conftest import TINY_OVERRIDES, compose_config
 
     metrics = train(

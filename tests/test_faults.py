@@ -13,7 +13,7 @@ import torch
 from conftest import TINY_OVERRIDES
 
 from fmnist.errors import CheckpointError, TrainingDivergedError
-from fmnist.training import train
+from fmnist.training.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # Dropout, crop/flip augmentation and a one-cycle schedule: everything that must resume exactly.

@@ -10,14 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from fmnist.checkpoint import load_classifier
 from fmnist.data import CLASS_NAMES, write_idx
+from fmnist.data.synthetic import make_images
 from fmnist.errors import CheckpointError, ConfigError, OutputDirError
-from fmnist.export import export_onnx, export_torchscript, exportable
-from fmnist.inference import has_light_background, load_inputs, to_fashion_mnist
-from fmnist.predict import predict
-from fmnist.synthetic import make_images
-from fmnist.training import train
+from fmnist.inference.checkpoint import load_classifier
+from fmnist.inference.export import export_onnx, export_torchscript, exportable
+from fmnist.inference.images import has_light_background, load_inputs, to_fashion_mnist
+from fmnist.inference.predict import predict
+from fmnist.training.run import train
 
 
 @pytest.fixture(scope="module")

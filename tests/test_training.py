@@ -14,8 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from fmnist.data import CLASS_NAMES
 from fmnist.errors import ConfigError
-from fmnist.module import ClassificationModule
-from fmnist.training import train
+from fmnist.training.module import ClassificationModule
+from fmnist.training.run import train
 
 
 def test_train_writes_metrics_config_checkpoint_and_logs(tiny_train_cfg, tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_unknown_monitor_is_a_config_error(tiny_train_cfg) -> None:
 def test_turning_off_the_logger_or_progress_bar_drops_the_callbacks_that_need_them() -> None:
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 
-    from fmnist.training import drop_callbacks_the_run_cannot_use
+    from fmnist.training.run import drop_callbacks_the_run_cannot_use
 
     callbacks = [RichProgressBar(), LearningRateMonitor(), ModelCheckpoint()]
     kept = drop_callbacks_the_run_cannot_use(callbacks, progress_bar=False, has_logger=False)

@@ -7,8 +7,8 @@ import logging
 
 import lightning as L
 
-from fmnist.callbacks._outputs import run_dir, save_figure
-from fmnist.plots.model_figures import generalisation_gap, learning_curves
+from fmnist.analysis.plots.model_figures import generalisation_gap, learning_curves
+from fmnist.callbacks.outputs import run_dir, save_figure
 
 log = logging.getLogger(__name__)
 

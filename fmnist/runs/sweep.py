@@ -9,7 +9,7 @@ The summary is computed from the job directories, not from Hydra's in-memory res
 is rewritten after every job: Hydra 1.3's BasicSweeper raises as soon as a batch contains a
 failed job, so ``on_multirun_end`` never runs for a sweep with a failure, and the jobs of a
 SLURM or joblib launcher end in other processes. Every job's ``metrics.json`` (written by
-``fmnist.training.train``) is the record; a failed job leaves ``error.txt`` instead.
+``fmnist.training.run.train``) is the record; a failed job leaves ``error.txt`` instead.
 """
 
 from __future__ import annotations

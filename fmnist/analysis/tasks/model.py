@@ -25,13 +25,13 @@ from fmnist.analysis.importance import (
     region_importance,
     top_channels,
 )
+from fmnist.analysis.plots import model_figures as figures
+from fmnist.analysis.report import Report
 from fmnist.analysis.tasks import TASKS
-from fmnist.config import build
 from fmnist.data import CLASS_NAMES
 from fmnist.errors import CheckpointError, ConfigError
-from fmnist.module import ClassificationModule
-from fmnist.plots import model_figures as figures
-from fmnist.report import Report
+from fmnist.runs.config import build
+from fmnist.training.module import ClassificationModule
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from fmnist.config import build
 from fmnist.data import CLASS_NAMES
 from fmnist.errors import ConfigError
+from fmnist.runs.config import build
 
 # Metric names, defined once. The monitored metric (checkpointing, sweeps) is MONITOR.
 MONITOR = "val/acc"

@@ -102,7 +102,7 @@ def load_classifier(path: str | Path, net: Mapping | None = None) -> tuple[Any, 
 
     ``net`` overrides the network config stored in the checkpoint (the weights must fit it).
     """
-    from fmnist.module import ClassificationModule  # module imports Lightning: keep lazy
+    from fmnist.training.module import ClassificationModule  # module imports Lightning: keep lazy
 
     checkpoint = read_checkpoint(path)
     hparams = dict(checkpoint["hyper_parameters"])

@@ -6,7 +6,8 @@ are closed here:
 
 - Evaluation: Lightning injects a ``DistributedSampler`` into validation and test loaders
   too, and it pads the split to a multiple of the process count by repeating images, so a
-  synced metric would count those images twice. :func:`eval_sampler` shards without padding.
+  synced metric would count those images twice.
+  :func:`fmnist.data.batches.eval_sampler` shards without padding.
 - Multirun: Lightning starts the DDP child processes by re-running the command line with
   ``hydra.run.dir=<run dir>``. In a multirun that command line is the whole sweep (``-m`` and
   the sweep lists), and ``hydra.run.dir`` is not the job's directory: every child would
@@ -20,34 +21,16 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from omegaconf import OmegaConf, read_write
-from torch.utils.data import Dataset, Sampler
 
 #: Hydra command-line flags that take a value as the next argument.
 #: Environment variables Lightning's subprocess launcher sets in the launching process.
 _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 _FLAGS_WITH_VALUE = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir"}
-
-
-def eval_sampler(dataset: Dataset, trainer: Any | None) -> Sampler | None:
-    """Under DDP, every ``world_size``-th image for this process and no image twice.
-
-    Lightning's own ``UnrepeatedDistributedSampler`` (used for prediction): shards may differ
-    by one image, which is safe in evaluation because no collective runs per batch (metrics
-    sync once, at ``compute()``). Lightning leaves a ``DistributedSampler`` in place.
-    None (a plain sequential loader) in a single process.
-    """
-    if trainer is None or trainer.world_size <= 1:
-        return None
-    return UnrepeatedDistributedSampler(
-        dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
-    )
 
 
 def job_command_line(argv: list[str], job_overrides: list[str]) -> list[str]:

@@ -1,5 +1,5 @@
 """Classifying people's own images: reading files, making them look like Fashion-MNIST, and
-batched prediction. Plain functions; ``fmnist.predict`` is the command-line entry point.
+batched prediction. Plain functions; ``fmnist.inference.predict`` is the command-line entry point.
 
 Fashion-MNIST items are light on a black background, centred and filling a 28x28 square.
 Photos are usually dark items on a light background, so :func:`to_fashion_mnist` converts to
@@ -21,7 +21,7 @@ from torch import Tensor
 
 from fmnist.data import CLASS_NAMES, IMAGE_SIZE, read_idx
 from fmnist.errors import ConfigError, CorruptDatasetError
-from fmnist.outputs import ensure_writable_dir
+from fmnist.runs.files import ensure_writable_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 ARRAY_SUFFIXES = {".npy"}

@@ -1,5 +1,5 @@
 """Export a trained classifier to TorchScript or ONNX, preprocessing included:
-`python -m fmnist.export ckpt=PATH format=onnx|torchscript` (see conf/export.yaml).
+`python -m fmnist.inference.export ckpt=PATH format=onnx|torchscript` (see conf/export.yaml).
 
 The exported model takes raw images, (N, 28, 28) or (N, 1, 28, 28), uint8 0-255 or floats
 in [0, 1], applies the training split's mean/std and the checkpoint's flip test-time
@@ -16,11 +16,11 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from fmnist.checkpoint import load_classifier
-from fmnist.cli import run_reporting_errors
 from fmnist.data import IMAGE_SIZE
 from fmnist.errors import ConfigError
-from fmnist.outputs import ensure_writable_dir
+from fmnist.inference.checkpoint import load_classifier
+from fmnist.runs.cli import run_reporting_errors
+from fmnist.runs.files import ensure_writable_dir
 
 log = logging.getLogger(__name__)
 

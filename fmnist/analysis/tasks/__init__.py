@@ -12,8 +12,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from fmnist.analysis.report import Report
 from fmnist.errors import ConfigError
-from fmnist.report import Report
 
 log = logging.getLogger(__name__)
 
@@ -49,4 +49,4 @@ def run_analysis(cfg: DictConfig) -> Path:
 
 
 # The modules that implement tasks register them on import (at the end: they import TASKS).
-from fmnist.analysis import data_tasks, model_tasks  # noqa: E402, F401
+from fmnist.analysis.tasks import data, model  # noqa: E402, F401

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from fmnist.data import FILES, write_idx
+from fmnist.data.files import FILES
+from fmnist.data.idx import write_idx
 
 #: Overrides that point a run at a synthetic dataset (add ``data.root=...``): no system
 #: directory, no download, no real-size checks, and splits and batches that fit it.

@@ -22,15 +22,15 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from fmnist.config import build
-from fmnist.distributed import ddp_children_run_this_job
 from fmnist.errors import ConfigError
 from fmnist.models.cnn import count_parameters
-from fmnist.module import HPARAM_METRICS, ClassificationModule
-from fmnist.outputs import ensure_writable_dir
-from fmnist.report import print_test_report
-from fmnist.resume import fit, resolve_ckpt_path
-from fmnist.sweep import finished_job_metrics
+from fmnist.runs.config import build
+from fmnist.runs.distributed import ddp_children_run_this_job
+from fmnist.runs.files import ensure_writable_dir
+from fmnist.runs.resume import fit, resolve_ckpt_path
+from fmnist.runs.sweep import finished_job_metrics
+from fmnist.training.metrics import print_test_report
+from fmnist.training.module import HPARAM_METRICS, ClassificationModule
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, Class
     datamodule: L.LightningDataModule = build(cfg.data)
     log.info("Model: %s", cfg.model._target_)
     # Not recursive: the module builds net/optimizer/scheduler itself from their configs,
-    # so its checkpoint stores plain configs (see fmnist.module).
+    # so its checkpoint stores plain configs (see fmnist.training.module).
     module: ClassificationModule = build(
         cfg.module,
         net=cfg.model,
@@ -126,7 +126,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     log.info("Training")
     start = time.perf_counter()
-    with ddp_children_run_this_job():  # DDP in a multirun: see fmnist.distributed
+    with ddp_children_run_this_job():  # DDP in a multirun: see fmnist.runs.distributed
         fit(trainer, module, datamodule, ckpt_path, cfg.model, output_dir)
     train_time = time.perf_counter() - start
 

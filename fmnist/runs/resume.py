@@ -19,8 +19,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from fmnist.checkpoint import describe_mismatch, read_checkpoint
 from fmnist.errors import CheckpointError, TrainingDivergedError
+from fmnist.inference.checkpoint import describe_mismatch, read_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Classify your own images: `python -m fmnist.predict ckpt=PATH images=PATH_OR_FOLDER`.
+"""Classify your own images: `python -m fmnist.inference.predict ckpt=PATH images=PATH_OR_FOLDER`.
 
 See conf/predict.yaml. PNG/JPEG/... files, folders of them, ``.npy`` arrays and IDX files;
 unreadable files are skipped and listed, the others are still predicted.
@@ -17,17 +17,17 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from fmnist.checkpoint import load_classifier
-from fmnist.cli import run_reporting_errors
 from fmnist.errors import ConfigError
-from fmnist.inference import (
+from fmnist.inference.checkpoint import load_classifier
+from fmnist.inference.images import (
     Prediction,
     load_inputs,
     predict_probabilities,
     to_predictions,
     write_csv,
 )
-from fmnist.outputs import ensure_writable_dir
+from fmnist.runs.cli import run_reporting_errors
+from fmnist.runs.files import ensure_writable_dir
 
 log = logging.getLogger(__name__)
 

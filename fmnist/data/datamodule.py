@@ -1,0 +1,263 @@
+"""Fashion-MNIST: finding, reading and validating the IDX files, and the LightningDataModule.
+
+The whole dataset (70,000 x 28 x 28 uint8, 55 MB) lives in memory as one tensor. Batches are
+taken by indexing that tensor with a whole batch of indices at once (``__getitems__``), and
+scaling, standardization and augmentation run batched in ``on_after_batch_transfer`` (on the
+GPU when there is one). No per-sample PIL or Python work happens in the training loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import torch
+from sklearn.model_selection import train_test_split
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from fmnist.data import augment
+from fmnist.data.batches import (
+    DeviceBatches,
+    EpochSeededSampler,
+    TensorBatchDataset,
+    batch_is_ready,
+    eval_sampler,
+)
+from fmnist.data.classes import CLASS_NAMES, NUM_CLASSES
+from fmnist.data.files import load_fashion_mnist
+from fmnist.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class FashionMNISTDataModule(L.LightningDataModule):
+    """Fashion-MNIST with a seeded stratified validation split and batched GPU-ready transforms.
+
+    Args:
+        root: folder searched first for the four IDX files (and where downloads go).
+        download: let torchvision download the files when they are found nowhere.
+        search_system: also look in Debian's ``/usr/share/datasets/fashion-mnist``.
+        strict: check split sizes and content MD5 (off only for synthetic test data).
+        val_size: images held out of the official train set for validation (int or fraction).
+        split_seed: seed of the stratified train/validation split.
+        batch_size, eval_batch_size: batch sizes for training and for val/test.
+        normalize: ``"global"`` (one mean/std from the training split), ``"per_pixel"``
+            (a mean/std per pixel) or ``"none"`` (pixels only scaled to 0-1).
+        flatten: give images as 784-vectors (MLPs, scikit-learn baselines).
+        one_hot: give targets as one-hot float vectors instead of class indices.
+        crop_padding, hflip, erasing: batched training augmentation (0/False = off).
+        num_workers: DataLoader workers; 0 is fastest for in-memory data.
+        on_device: keep the whole dataset (uint8, 55 MB) on the trainer's device and draw
+            batches there (:class:`DeviceBatches`): ``"auto"`` does so on any accelerator
+            with a single process, ``true``/``false`` force it.
+    """
+
+    def __init__(
+        self,
+        root: str | None = "data",
+        download: bool = True,
+        search_system: bool = True,
+        strict: bool = True,
+        val_size: int | float = 5000,
+        split_seed: int = 0,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        normalize: str = "global",
+        flatten: bool = False,
+        one_hot: bool = False,
+        crop_padding: int = 0,
+        hflip: bool = False,
+        erasing: float = 0.0,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        on_device: bool | str = "auto",
+    ) -> None:
+        super().__init__()
+        if normalize not in ("global", "per_pixel", "none"):
+            raise ConfigError(
+                f"data.normalize={normalize!r} is not one of 'global', 'per_pixel', 'none'."
+            )
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ConfigError(
+                f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} "
+                "must be positive integers."
+            )
+        if not 0.0 <= erasing <= 1.0:
+            raise ConfigError(f"data.erasing={erasing} is a probability: give a value in [0, 1].")
+        if crop_padding < 0:
+            raise ConfigError(f"data.crop_padding={crop_padding} must be >= 0.")
+        self.save_hyperparameters()
+        self.root, self.download, self.search_system, self.strict = (
+            root,
+            download,
+            search_system,
+            strict,
+        )
+        self.val_size, self.split_seed = val_size, split_seed
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.normalize, self.flatten, self.one_hot = normalize, flatten, one_hot
+        self.crop_padding, self.hflip, self.erasing = crop_padding, hflip, erasing
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        if on_device not in (True, False, "auto"):
+            raise ConfigError(f"data.on_device={on_device!r}: use true, false or auto.")
+        self.on_device = on_device
+        self.splits: dict[str, TensorBatchDataset] = {}
+        # Standardization constants: shape () for "global", (28, 28) for "per_pixel".
+        self.mean = torch.tensor(0.0)
+        self.std = torch.tensor(1.0)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        raw = load_fashion_mnist(self.root, self.download, self.strict, self.search_system)
+        n_train = len(raw.train_labels)
+        n_val = (
+            round(self.val_size * n_train) if isinstance(self.val_size, float) else self.val_size
+        )
+        if not 0 < n_val < n_train:
+            raise ConfigError(
+                f"data.val_size={self.val_size} leaves no images for training or validation: "
+                f"the train set has {n_train} images; give a number between 1 and {n_train - 1} "
+                "(or a fraction in (0, 1))."
+            )
+        train_idx, val_idx = train_test_split(
+            torch.arange(n_train).numpy(),
+            test_size=n_val,
+            stratify=raw.train_labels.numpy(),
+            random_state=self.split_seed,
+        )
+        train_idx, val_idx = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
+        train_images = raw.train_images[train_idx]
+        self.splits = {
+            "train": TensorBatchDataset(train_images, raw.train_labels[train_idx]),
+            "val": TensorBatchDataset(raw.train_images[val_idx], raw.train_labels[val_idx]),
+            "test": TensorBatchDataset(raw.test_images, raw.test_labels),
+        }
+        self._fit_normalization(train_images)
+        self._move_to_device()
+        log.info(
+            "Fashion-MNIST: %d train / %d val / %d test images",
+            *(len(self.splits[s]) for s in ("train", "val", "test")),
+        )
+
+    def _device(self) -> torch.device:
+        """Where the data lives: the trainer's device if ``on_device`` says so, else CPU."""
+        root = self.trainer.strategy.root_device if self.trainer is not None else None
+        if self.on_device is False or root is None:
+            return torch.device("cpu")
+        if self.on_device == "auto" and (root.type == "cpu" or self.trainer.world_size > 1):
+            return torch.device("cpu")
+        return root
+
+    def _move_to_device(self) -> None:
+        device = self._device()
+        if device.type == "cpu":
+            return
+        log.info("Fashion-MNIST: whole dataset moved to %s", device)
+        for name, split in self.splits.items():
+            self.splits[name] = TensorBatchDataset(split.images.to(device), split.labels.to(device))
+        self.mean, self.std = self.mean.to(device), self.std.to(device)
+
+    def _fit_normalization(self, train_images: Tensor) -> None:
+        """Mean and std of the training split only, so validation and test stay unseen."""
+        pixels = train_images.double() / 255.0
+        if self.normalize == "global":
+            self.mean, self.std = pixels.mean().float(), pixels.std().float()
+        elif self.normalize == "per_pixel":
+            # Border pixels are almost always 0: floor the std so they are not blown up.
+            self.mean, self.std = pixels.mean(0).float(), pixels.std(0).float().clamp_min(1e-2)
+
+    def split(self, name: str) -> TensorBatchDataset:
+        """The raw (uint8) images and labels of ``train``, ``val`` or ``test``."""
+        if not self.splits:
+            self.setup()
+        if name not in self.splits:
+            raise ConfigError(f"Unknown split {name!r}: use 'train', 'val' or 'test'.")
+        return self.splits[name]
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader | DeviceBatches:
+        batch_size = self.batch_size if shuffle else self.eval_batch_size
+        split = self.split(name)
+        # Under DDP the DataLoader stays, so Lightning can give each process its shard.
+        single = self.trainer is None or self.trainer.world_size == 1
+        if single and (self.on_device is True or split.labels.device.type != "cpu"):
+            return DeviceBatches(split, batch_size, shuffle)
+        if shuffle:
+            # Seeded by seed_everything's seed (torch.initial_seed), so a run's order is its
+            # own and a resumed run sees the same batches as an uninterrupted one.
+            sampler = EpochSeededSampler(len(split), torch.initial_seed())
+        else:
+            # Under DDP: each val/test image on exactly one process (see fmnist.runs.distributed).
+            sampler = eval_sampler(split, self.trainer)
+        return DataLoader(
+            split,
+            batch_size=batch_size,
+            sampler=sampler,
+            collate_fn=batch_is_ready,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | DeviceBatches:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader | DeviceBatches:
+        return self._loader("test", shuffle=False)
+
+    # ----- batched transforms -------------------------------------------------------------
+
+    def scale(self, images: Tensor) -> Tensor:
+        """uint8 (N, 28, 28) or (N, 1, 28, 28) -> float (N, 1, 28, 28) in [0, 1]."""
+        images = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+        return images.unsqueeze(1) if images.ndim == 3 else images
+
+    def standardize(self, images: Tensor) -> Tensor:
+        """Scaled [0, 1] images -> model inputs (standardized, flattened if configured)."""
+        if self.normalize != "none":
+            mean, std = self.mean.to(images.device), self.std.to(images.device)
+            images = (images - mean) / std
+        return images.flatten(1) if self.flatten else images
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        """uint8 images -> model inputs, without augmentation (evaluation and analysis)."""
+        return self.standardize(self.scale(images))
+
+    def augment(self, images: Tensor) -> Tensor:
+        """Batched training augmentation on scaled (N, 1, 28, 28) images."""
+        if self.crop_padding:
+            images = augment.random_crop(images, self.crop_padding)
+        if self.hflip:
+            images = augment.random_hflip(images)
+        if self.erasing:
+            images = augment.random_erasing(images, self.erasing)
+        return images
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        images, labels = batch
+        images = self.scale(images)
+        if self.trainer is not None and self.trainer.training:
+            images = self.augment(images)
+        images = self.standardize(images)
+        if self.one_hot:
+            labels = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
+        return images, labels
+
+    # Saved in every checkpoint, so prediction and export use the training statistics.
+    def state_dict(self) -> dict[str, Any]:
+        return {"normalize": self.normalize, "mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.mean, self.std = state_dict["mean"], state_dict["std"]
