@@ -11,7 +11,7 @@ from fmnist.training.run import train
 def main(cfg: DictConfig) -> float | None:
     """Returns the monitored metric's best value, which Hydra sweepers optimize."""
     metrics = run_reporting_errors(train, cfg)
-    return None if metrics is None else metrics["val_acc_best"]
+    return None if metrics is None else metrics["monitor"]["best"]
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def train_timed(cfg: DictConfig) -> dict[str, Any]:
         "steps": loop["steps"],
         "fit_s": metrics["train_time_s"],
         "wall_s": round(wall, 3),
-        "test_acc": metrics.get("test", {}).get("acc"),
+        "test_acc": metrics.get("test/acc"),
     }
 
 
@@ -122,7 +122,7 @@ def overhead(ctx: Context) -> dict[str, Any]:
 
 
 def _time_batches(cfg: DictConfig, batches: int, with_model: bool) -> float:
-    """Seconds per training batch: loading + scale + augment + standardize (+ model step)."""
+    """Seconds per training batch: loading + augment + preprocess (+ model step)."""
     datamodule, module = build_parts(cfg)
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
     loader = datamodule.train_dataloader()
@@ -132,10 +132,10 @@ def _time_batches(cfg: DictConfig, batches: int, with_model: bool) -> float:
             if done == 1:
                 synchronize()
                 start = time.perf_counter()
-            x = datamodule.standardize(datamodule.augment(datamodule.scale(images)))
+            x = module.classifier.preprocess(datamodule.augment(images))
             x = x.contiguous(memory_format=torch.channels_last)
             if with_model:
-                loss = torch.nn.functional.cross_entropy(module(x), labels)
+                loss = torch.nn.functional.cross_entropy(module.net(x), labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -25,6 +25,7 @@ def build_parts(cfg: DictConfig) -> tuple[FashionMNISTDataModule, Classification
     """The datamodule (set up) and module exactly as ``fmnist.training.run.train`` builds them."""
     datamodule, module = build_data_and_module(cfg)
     datamodule.setup("fit")
+    module.classifier.preprocess.set_statistics(*datamodule.statistics)  # as Lightning's setup
     return datamodule, module
 
 
@@ -49,9 +50,10 @@ def plain_training_loop(cfg: DictConfig, steps: int) -> dict[str, float]:
     while done < steps:
         for images, labels in datamodule.train_dataloader():
             images, labels = images.to(device), labels.to(device)
-            x = datamodule.standardize(datamodule.augment(datamodule.scale(images)))
+            x = datamodule.augment(images)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = F.cross_entropy(module(x), labels, label_smoothing=smoothing)
+                logits = module.classifier.net_logits(x)
+                loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -63,10 +63,3 @@ def test_augmentation_is_reproducible_with_a_seed() -> None:
         generator=torch.Generator().manual_seed(6),
     )
     assert torch.equal(a, b)
-
-
-def test_hflip_tta_averages_the_two_views() -> None:
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
-    x = images(4)
-    expected = (model(x) + model(x.flip(-1))) / 2
-    assert torch.allclose(augment.hflip_tta(model, x), expected)

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from fmnist.data import (
-    CLASS_NAMES,
     FILES,
     FashionMNISTDataModule,
     load_fashion_mnist,
@@ -18,6 +17,7 @@ from fmnist.data import (
 )
 from fmnist.data.synthetic import write_synthetic_dataset
 from fmnist.errors import ConfigError, CorruptDatasetError, DatasetNotFoundError
+from fmnist.models.preprocess import Preprocess
 
 
 def datamodule(root: Path, **kwargs) -> FashionMNISTDataModule:
@@ -117,24 +117,31 @@ def test_val_size_fraction_and_errors(fake_data_dir: Path) -> None:
 def test_standardization_uses_train_split_statistics(fake_data_dir: Path) -> None:
     dm = datamodule(fake_data_dir)
     train_pixels = dm.split("train").images.double() / 255
-    assert dm.mean.item() == pytest.approx(train_pixels.mean().item(), rel=1e-5)
-    x = dm.preprocess(dm.split("train").images)
+    mean, std = dm.statistics
+    assert mean.item() == pytest.approx(train_pixels.mean().item(), rel=1e-5)
+    preprocess = Preprocess("global")
+    preprocess.set_statistics(mean, std)
+    x = preprocess(dm.split("train").images)
     assert x.shape == (260, 1, 28, 28) and x.dtype == torch.float32
     assert x.mean().item() == pytest.approx(0.0, abs=1e-4)
     assert x.std().item() == pytest.approx(1.0, abs=1e-3)
-    per_pixel = datamodule(fake_data_dir, normalize="per_pixel")
-    assert per_pixel.mean.shape == (28, 28)
-    unscaled = datamodule(fake_data_dir, normalize="none").preprocess(dm.split("test").images)
+    # uint8 and 0-1 floats are the same images
+    torch.testing.assert_close(preprocess(dm.split("train").images.float() / 255), x)
+    per_pixel = datamodule(fake_data_dir, normalize="per_pixel").statistics
+    assert per_pixel[0].shape == (28, 28) and per_pixel[1].min() >= 1e-2
+    unscaled = Preprocess("none")(dm.split("test").images)
     assert unscaled.min() >= 0.0 and unscaled.max() <= 1.0
 
 
-def test_flatten_and_one_hot_batches(fake_data_dir: Path) -> None:
+def test_batches_stay_raw_and_one_hot_targets(fake_data_dir: Path) -> None:
+    """Evaluation batches stay uint8 (the model preprocesses); flatten is the model's job."""
     dm = datamodule(fake_data_dir, flatten=True, one_hot=True, batch_size=16)
     images, labels = next(iter(dm.train_dataloader()))
     assert images.dtype == torch.uint8 and images.shape == (16, 28, 28)
     x, y = dm.on_after_batch_transfer((images, labels), 0)
-    assert x.shape == (16, 784)
+    assert torch.equal(x, images)  # no trainer: not training, so no augmentation either
     assert y.shape == (16, 10) and torch.equal(y.argmax(1), labels) and torch.all(y.sum(1) == 1)
+    assert Preprocess("global", flatten=True)(images).shape == (16, 784)
 
 
 def test_loader_batches_cover_the_split_once(fake_data_dir: Path) -> None:
@@ -142,14 +149,6 @@ def test_loader_batches_cover_the_split_once(fake_data_dir: Path) -> None:
     batches = list(dm.test_dataloader())
     assert [len(b[1]) for b in batches] == [30, 30, 20]
     assert torch.equal(torch.cat([b[1] for b in batches]), dm.split("test").labels)
-
-
-def test_class_names() -> None:
-    assert (
-        len(CLASS_NAMES) == 10
-        and CLASS_NAMES[0] == "T-shirt/top"
-        and CLASS_NAMES[9] == "Ankle boot"
-    )
 
 
 @pytest.mark.real_data
@@ -166,4 +165,5 @@ def test_real_datamodule_default_split() -> None:
     dm.setup()
     assert [len(dm.split(s)) for s in ("train", "val", "test")] == [55_000, 5_000, 10_000]
     assert torch.bincount(dm.split("val").labels).tolist() == [500] * 10
-    assert 0.28 < dm.mean.item() < 0.29 and 0.35 < dm.std.item() < 0.36
+    mean, std = dm.statistics
+    assert 0.28 < mean.item() < 0.29 and 0.35 < std.item() < 0.36

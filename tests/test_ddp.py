@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from fmnist.data import FILES, FashionMNISTDataModule, read_idx, write_idx
 from fmnist.data.synthetic import write_synthetic_dataset
-from fmnist.training.module import ClassificationModule
+from fmnist.inference.checkpoint import load_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TEST = 79  # odd: a padding DistributedSampler would evaluate one image twice on 2 processes
@@ -45,17 +45,15 @@ def test_ddp_two_cpu_processes_one_run_dir_and_exact_test_metrics(tmp_path: Path
     assert confusion.sum() == N_TEST  # every test image evaluated exactly once
 
     # The same checkpoint evaluated in this single process.
-    module = ClassificationModule.load_from_checkpoint(
-        metrics["best_checkpoint"], weights_only=True
-    ).eval()
+    module, _ = load_classifier(metrics["best_checkpoint"])
     datamodule = FashionMNISTDataModule(root=str(data_dir), search_system=False, download=False,
                                         strict=False, val_size=40)  # fmt: skip
     datamodule.setup()
     test = datamodule.split("test")
     with torch.no_grad():
-        predictions = module.predict_logits(datamodule.preprocess(test.images)).argmax(1)
+        predictions = module(test.images).argmax(1)
     labels = test.labels.numpy()
-    assert metrics["test"]["acc"] == pytest.approx(accuracy_score(labels, predictions), abs=1e-6)
-    assert metrics["test"]["f1_macro"] == pytest.approx(
+    assert metrics["test/acc"] == pytest.approx(accuracy_score(labels, predictions), abs=1e-6)
+    assert metrics["test/f1_macro"] == pytest.approx(
         f1_score(labels, predictions, average="macro"), abs=1e-6
     )

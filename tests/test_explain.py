@@ -212,7 +212,7 @@ def test_analyze_model_on_a_checkpoint_and_bad_checkpoints(tiny_train_cfg, tmp_p
     bad = tmp_path / "mismatch.ckpt"
     torch.save(contents, bad)
     for path, words in (
-        (bad, "do not match"),
+        (bad, "do not fit"),
         (tmp_path / "missing.ckpt", "does not exist"),
         (tmp_path / "corrupt.ckpt", "corrupt"),
     ):

@@ -23,9 +23,14 @@ def test_resnet_shapes_and_resolution() -> None:
 
 
 def test_resnet_dropout_only_in_training() -> None:
-    model = PreActResNet(blocks=[1, 1], widths=[8, 16], dropout=0.5).eval()
+    model = PreActResNet(blocks=[1, 1], widths=[8, 16], dropout=0.5)
     x = torch.randn(2, 1, 28, 28)
-    assert torch.equal(model(x), model(x))
+    model.train()
+    torch.manual_seed(0)
+    first = model(x)
+    assert not torch.equal(first, model(x))  # training: a new dropout mask every call
+    model.eval()
+    assert torch.equal(model(x), model(x))  # evaluation: deterministic
 
 
 @pytest.mark.parametrize(

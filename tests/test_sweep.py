@@ -38,11 +38,14 @@ def write_job(sweep: Path, num: int, overrides: list[str], metrics: dict | None,
 
 def fake_metrics(val: float, test: float, seed: int) -> dict:
     return {
-        "val_acc_best": val,
+        "monitor": {"name": "val/acc", "mode": "max", "best": val},
+        "val/acc_best": val,
         "train_time_s": 1.5,
         "parameters": 1234,
         "seed": seed,
-        "test": {"acc": test, "f1_macro": test - 0.01, "f1_weighted": test - 0.02},
+        "test/acc": test,
+        "test/f1_macro": test - 0.01,
+        "test/f1_weighted": test - 0.02,
     }
 
 
@@ -68,18 +71,18 @@ def test_summary_sorts_groups_seeds_and_lists_failures(tmp_path: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert [r["job"] for r in rows] == [j.job for j in jobs]
     assert rows[0]["overrides"] == "optimizer.lr=3e-3" and rows[0]["seed"] == "0"
-    assert float(rows[0]["test_f1_weighted"]) == pytest.approx(0.86)
-    assert rows[5]["error"] == "ConfigError: bad lr" and rows[5]["val_acc_best"] == ""
+    assert float(rows[0]["test/f1_weighted"]) == pytest.approx(0.86)
+    assert rows[5]["error"] == "ConfigError: bad lr" and rows[5]["val/acc_best"] == ""
 
     by_lr = {g.overrides: g for g in groups}
     assert list(by_lr) == ["optimizer.lr=3e-3", "optimizer.lr=1e-3"]  # best mean first
     vals = [0.80, 0.84, 0.83]
     assert by_lr["optimizer.lr=1e-3"].seeds == [0, 1, 2]
-    assert by_lr["optimizer.lr=1e-3"].mean["val_acc_best"] == pytest.approx(np.mean(vals))
-    assert by_lr["optimizer.lr=1e-3"].std["val_acc_best"] == pytest.approx(np.std(vals, ddof=1))
-    assert by_lr["optimizer.lr=3e-3"].std["test_acc"] == pytest.approx(np.std([0.88, 0.85], ddof=1))
+    assert by_lr["optimizer.lr=1e-3"].mean["val/acc_best"] == pytest.approx(np.mean(vals))
+    assert by_lr["optimizer.lr=1e-3"].std["val/acc_best"] == pytest.approx(np.std(vals, ddof=1))
+    assert by_lr["optimizer.lr=3e-3"].std["test/acc"] == pytest.approx(np.std([0.88, 0.85], ddof=1))
     group_rows = list(csv.DictReader((tmp_path / "seed_groups.csv").open()))
-    assert float(group_rows[1]["val_acc_best_mean"]) == pytest.approx(np.mean(vals))
+    assert float(group_rows[1]["val/acc_best_mean"]) == pytest.approx(np.mean(vals))
 
     markdown = (tmp_path / "summary.md").read_text()
     assert "5 of 7 jobs completed" in markdown
@@ -90,7 +93,7 @@ def test_summary_sorts_groups_seeds_and_lists_failures(tmp_path: Path) -> None:
 def test_single_seed_group_has_no_std(tmp_path: Path) -> None:
     write_job(tmp_path, 0, ["seed=0"], fake_metrics(0.5, 0.5, 0))
     (group,) = seed_groups(read_sweep(tmp_path))
-    assert group.seeds == [0] and math.isnan(group.std["val_acc_best"])
+    assert group.seeds == [0] and math.isnan(group.std["val/acc_best"])
 
 
 def run_sweep(sweep_dir: Path, data_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -122,9 +125,9 @@ def test_grid_sweep_summary_failures_and_rerun(tmp_path: Path, fake_data_dir: Pa
     for job in ok:
         metrics = json.loads((sweep / job / "metrics.json").read_text())
         assert rows[job]["status"] == "completed"
-        assert float(rows[job]["val_acc_best"]) == pytest.approx(metrics["val_acc_best"])
-        assert float(rows[job]["test_acc"]) == pytest.approx(metrics["test"]["acc"])
-        assert float(rows[job]["test_f1_macro"]) == pytest.approx(metrics["test"]["f1_macro"])
+        assert float(rows[job]["val/acc_best"]) == pytest.approx(metrics["val/acc_best"])
+        assert float(rows[job]["test/acc"]) == pytest.approx(metrics["test/acc"])
+        assert float(rows[job]["test/f1_macro"]) == pytest.approx(metrics["test/f1_macro"])
         assert int(rows[job]["parameters"]) == metrics["parameters"]
         assert float(rows[job]["train_time_s"]) == metrics["train_time_s"]
         assert f"seed={rows[job]['seed']}" in overrides[job]
@@ -132,9 +135,9 @@ def test_grid_sweep_summary_failures_and_rerun(tmp_path: Path, fake_data_dir: Pa
         assert rows[job]["status"] == "failed"
         assert "model.filters=[] must be a non-empty list" in rows[job]["error"]
     (group,) = list(csv.DictReader((sweep / "seed_groups.csv").open()))
-    accs = [float(rows[j]["test_acc"]) for j in ok]
+    accs = [float(rows[j]["test/acc"]) for j in ok]
     assert group["n"] == "2" and group["overrides"] == "model.filters=[4]"
-    assert float(group["test_acc_std"]) == pytest.approx(np.std(accs, ddof=1))
+    assert float(group["test/acc_std"]) == pytest.approx(np.std(accs, ddof=1))
 
     # An interrupted sweep: the second job never finished. The same command finishes only it.
     kept, redo = ok
@@ -165,7 +168,7 @@ def test_optuna_search_tiny_budget(tmp_path: Path, fake_data_dir: Path, hydra_sw
     from fmnist.training.run import train
 
     def task(cfg):  # what train.py's main does
-        return run_reporting_errors(train, cfg)["val_acc_best"]
+        return run_reporting_errors(train, cfg)["monitor"]["best"]
 
     sweep = tmp_path / "optuna"
     with hydra_sweep_runner(str(ROOT / "train.py"), None, task, "conf", "train", overrides, sweep):
@@ -173,7 +176,7 @@ def test_optuna_search_tiny_budget(tmp_path: Path, fake_data_dir: Path, hydra_sw
         jobs = read_sweep(sweep)
         results = OmegaConf.load(sweep / "optimization_results.yaml")
     assert [j.status for j in jobs] == ["completed"] * 2
-    assert results.best_value == pytest.approx(jobs[0].scores["val_acc_best"])
+    assert results.best_value == pytest.approx(jobs[0].scores["val/acc_best"])
     lrs = {o for j in jobs for o in j.overrides if o.startswith("optimizer.lr=")}
     assert len(lrs) == 2  # two sampled learning rates, each a job with its own directory
     filters = {o for j in jobs for o in j.overrides if o.startswith("model.filters=")}

@@ -14,24 +14,26 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
-from fmnist.data import FashionMNISTDataModule
+from fmnist.data.pixels import fit_statistics
 from fmnist.errors import ConfigError
+from fmnist.models.preprocess import Preprocess
 
 #: Preprocessings compared, by the data module's ``normalize`` value, with a readable name.
 PREPROCESSINGS = {"none": "0-1 scaled", "per_pixel": "standardized per pixel"}
 
 
 def preprocess(images: np.ndarray, normalize: str, fit_images: np.ndarray) -> np.ndarray:
-    """uint8 images -> float32 ``(N, H*W)`` model inputs, preprocessed by the data module with
+    """uint8 images -> float32 ``(N, H*W)`` model inputs, preprocessed as the models do with
     statistics fitted on ``fit_images`` (the training split)."""
     if normalize not in PREPROCESSINGS:
         raise ConfigError(
             f"pca.preprocessings holds {normalize!r}: use {' and/or '.join(PREPROCESSINGS)}."
         )
-    dm = FashionMNISTDataModule(normalize=normalize, flatten=True)
-    # The data module's own fit (same std floor for the always-black border pixels).
-    dm._fit_normalization(torch.from_numpy(fit_images))
-    return dm.preprocess(torch.from_numpy(images)).numpy()
+    # The models' own preprocessing, with the same fit on the training split.
+    preprocess = Preprocess(normalize, flatten=True)
+    preprocess.set_statistics(*fit_statistics(torch.from_numpy(fit_images), normalize))
+    with torch.no_grad():
+        return preprocess(torch.from_numpy(images)).numpy()
 
 
 def fit_pca(features: np.ndarray, n_components: int | None = None, seed: int = 0) -> PCA:

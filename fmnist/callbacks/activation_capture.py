@@ -48,7 +48,7 @@ class ActivationCapture(L.Callback):
     def capture(self, trainer: L.Trainer, module: L.LightningModule, name: str) -> dict:
         data = trainer.datamodule.split(self.split)
         index = one_per_class(data.labels, self.per_class, self.seed)
-        images = model_inputs(trainer.datamodule, data.images[index]).to(module.device)
+        images = model_inputs(module, data.images[index])
         activations = capture_activations(module.net, images, self.layers)
         titles = [CLASS_NAMES[int(label)] for label in data.labels[index]]
         folder = run_dir(trainer, "activations")

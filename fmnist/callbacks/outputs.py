@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 
+from fmnist.data import IMAGE_SIZE
+
 
 def run_dir(trainer: L.Trainer, subdir: str = "") -> Path:
     """The run directory (``trainer.default_root_dir``, i.e. ``paths.output_dir``)."""
@@ -37,8 +39,8 @@ def save_figure(trainer: L.Trainer, figure: Figure, path: Path, tag: str, step: 
     return path
 
 
-def model_inputs(datamodule: Any, images: Any) -> Any:
-    """uint8 images -> standardized (N, 1, 28, 28) inputs; our MLP takes images too, so
-    analysis always works on images (input regions need them)."""
-    x = datamodule.preprocess(images)
-    return x.view(len(x), 1, 28, 28) if x.ndim == 2 else x
+def model_inputs(module: Any, images: Any) -> Any:
+    """Raw images -> the network's inputs through the model's own preprocessing, as
+    (N, 1, 28, 28) images (our MLP takes images too; input regions need them)."""
+    x = module.classifier.preprocess(images.to(module.device))
+    return x.view(len(x), 1, IMAGE_SIZE, IMAGE_SIZE) if x.ndim == 2 else x

@@ -62,7 +62,7 @@ class PermutationImportance(L.Callback):
         start = time.perf_counter()
         data = trainer.datamodule.split(self.split)
         index = evaluation_subset(len(data), self.samples, self.seed)
-        inputs = model_inputs(trainer.datamodule, data.images[index]).to(module.device)
+        inputs = model_inputs(module, data.images[index])
         was_training = module.net.training
         result = permutation_importance(
             module.net,

@@ -70,8 +70,3 @@ def random_erasing(
     erase = _rand(n, images, generator) < p
     mask = (in_rows[:, :, None] & in_cols[:, None, :] & erase[:, None, None])[:, None]
     return images.masked_fill(mask, value)
-
-
-def hflip_tta(model: torch.nn.Module, images: Tensor) -> Tensor:
-    """Test-time augmentation: the mean of the logits of the images and their mirror images."""
-    return 0.5 * (model(images) + model(images.flip(-1)))

@@ -1,9 +1,13 @@
-"""Fashion-MNIST: finding, reading and validating the IDX files, and the LightningDataModule.
+"""The LightningDataModule: the official splits, a seeded validation split, batches.
 
 The whole dataset (70,000 x 28 x 28 uint8, 55 MB) lives in memory as one tensor. Batches are
 taken by indexing that tensor with a whole batch of indices at once (``__getitems__``), and
-scaling, standardization and augmentation run batched in ``on_after_batch_transfer`` (on the
-GPU when there is one). No per-sample PIL or Python work happens in the training loop.
+training augmentation runs batched in ``on_after_batch_transfer`` (on the GPU when there is
+one). No per-sample PIL or Python work happens in the training loop.
+
+Batches leave as raw images: uint8 for evaluation, 0-1 floats after augmentation. Turning
+them into model inputs is the model's job (``fmnist.models.preprocess``); the data module
+only fits the training split's statistics it needs (:attr:`statistics`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fmnist.data.batches import (
 )
 from fmnist.data.classes import CLASS_NAMES, NUM_CLASSES
 from fmnist.data.files import load_fashion_mnist
+from fmnist.data.pixels import check_normalize, fit_statistics, to_unit_range
 from fmnist.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -44,8 +49,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
         split_seed: seed of the stratified train/validation split.
         batch_size, eval_batch_size: batch sizes for training and for val/test.
         normalize: ``"global"`` (one mean/std from the training split), ``"per_pixel"``
-            (a mean/std per pixel) or ``"none"`` (pixels only scaled to 0-1).
-        flatten: give images as 784-vectors (MLPs, scikit-learn baselines).
+            (a mean/std per pixel) or ``"none"`` (pixels only scaled to 0-1); the model's
+            preprocessing applies it (``module.normalize`` follows this value).
+        flatten: the model takes 784-vectors (``module.flatten`` follows this value).
         one_hot: give targets as one-hot float vectors instead of class indices.
         crop_padding, hflip, erasing: batched training augmentation (0/False = off).
         num_workers: DataLoader workers; 0 is fastest for in-memory data.
@@ -75,10 +81,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         on_device: bool | str = "auto",
     ) -> None:
         super().__init__()
-        if normalize not in ("global", "per_pixel", "none"):
-            raise ConfigError(
-                f"data.normalize={normalize!r} is not one of 'global', 'per_pixel', 'none'."
-            )
+        check_normalize(normalize)
         if batch_size < 1 or eval_batch_size < 1:
             raise ConfigError(
                 f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} "
@@ -104,9 +107,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
             raise ConfigError(f"data.on_device={on_device!r}: use true, false or auto.")
         self.on_device = on_device
         self.splits: dict[str, TensorBatchDataset] = {}
-        # Standardization constants: shape () for "global", (28, 28) for "per_pixel".
-        self.mean = torch.tensor(0.0)
-        self.std = torch.tensor(1.0)
+        #: The training split's (mean, std) for ``normalize``, fitted in ``setup``.
+        self.statistics: tuple[Tensor, Tensor] = (torch.tensor(0.0), torch.tensor(1.0))
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -139,7 +141,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
             "val": TensorBatchDataset(raw.train_images[val_idx], raw.train_labels[val_idx]),
             "test": TensorBatchDataset(raw.test_images, raw.test_labels),
         }
-        self._fit_normalization(train_images)
+        self.statistics = fit_statistics(train_images, self.normalize)
         self._move_to_device()
         log.info(
             "Fashion-MNIST: %d train / %d val / %d test images",
@@ -162,16 +164,6 @@ class FashionMNISTDataModule(L.LightningDataModule):
         log.info("Fashion-MNIST: whole dataset moved to %s", device)
         for name, split in self.splits.items():
             self.splits[name] = TensorBatchDataset(split.images.to(device), split.labels.to(device))
-        self.mean, self.std = self.mean.to(device), self.std.to(device)
-
-    def _fit_normalization(self, train_images: Tensor) -> None:
-        """Mean and std of the training split only, so validation and test stay unseen."""
-        pixels = train_images.double() / 255.0
-        if self.normalize == "global":
-            self.mean, self.std = pixels.mean().float(), pixels.std().float()
-        elif self.normalize == "per_pixel":
-            # Border pixels are almost always 0: floor the std so they are not blown up.
-            self.mean, self.std = pixels.mean(0).float(), pixels.std(0).float().clamp_min(1e-2)
 
     def split(self, name: str) -> TensorBatchDataset:
         """The raw (uint8) images and labels of ``train``, ``val`` or ``test``."""
@@ -217,26 +209,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("test", shuffle=False)
 
-    # ----- batched transforms -------------------------------------------------------------
-
-    def scale(self, images: Tensor) -> Tensor:
-        """uint8 (N, 28, 28) or (N, 1, 28, 28) -> float (N, 1, 28, 28) in [0, 1]."""
-        images = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
-        return images.unsqueeze(1) if images.ndim == 3 else images
-
-    def standardize(self, images: Tensor) -> Tensor:
-        """Scaled [0, 1] images -> model inputs (standardized, flattened if configured)."""
-        if self.normalize != "none":
-            mean, std = self.mean.to(images.device), self.std.to(images.device)
-            images = (images - mean) / std
-        return images.flatten(1) if self.flatten else images
-
-    def preprocess(self, images: Tensor) -> Tensor:
-        """uint8 images -> model inputs, without augmentation (evaluation and analysis)."""
-        return self.standardize(self.scale(images))
+    # ----- batched augmentation ----------------------------------------------------------
 
     def augment(self, images: Tensor) -> Tensor:
-        """Batched training augmentation on scaled (N, 1, 28, 28) images."""
+        """Batched training augmentation of raw images -> 0-1 floats (N, 1, 28, 28)."""
+        images = to_unit_range(images)
         if self.crop_padding:
             images = augment.random_crop(images, self.crop_padding)
         if self.hflip:
@@ -246,18 +223,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
         return images
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, Tensor):  # the model summary's example input, images alone
+            return batch
         images, labels = batch
-        images = self.scale(images)
         if self.trainer is not None and self.trainer.training:
             images = self.augment(images)
-        images = self.standardize(images)
         if self.one_hot:
             labels = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
         return images, labels
-
-    # Saved in every checkpoint, so prediction and export use the training statistics.
-    def state_dict(self) -> dict[str, Any]:
-        return {"normalize": self.normalize, "mean": self.mean, "std": self.std}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.mean, self.std = state_dict["mean"], state_dict["std"]

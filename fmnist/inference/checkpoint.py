@@ -1,32 +1,66 @@
-"""Loading trained classifiers safely, with every failure turned into a ``CheckpointError``.
+"""The one checkpoint loader: a file in, a trained module out, or one ``CheckpointError``.
 
-Checkpoints are always read with ``weights_only=True``: torch's restricted unpickler, which
-loads tensors and plain Python data but never runs code stored in the file. Our checkpoints
-need nothing more (the module's hyperparameters are plain configs, the datamodule's state is
-two tensors and a string).
+A checkpoint is data from a file, possibly hostile. It is read with torch's restricted
+unpickler (``weights_only=True``: tensors and plain Python values, never pickled code), and
+its hyperparameters are then checked against an allowlist before anything is built: the
+network only from this project's model classes with plain-value arguments
+(``fmnist.models.build_net``), the optimizer and scheduler only as plain configs of
+``torch.optim`` classes (kept as data; loading never builds them), every other key known and
+of its type. A nested ``_target_`` is refused, so no config in a checkpoint can make Hydra
+call a function.
+
+Why not ``ClassificationModule.load_from_checkpoint``: it passes the stored hyperparameters
+to the constructor unchecked and reports mismatched weights in torch's error text. Its two
+steps are done here instead, with the allowlist between reading and building and a shape
+comparison before loading, so every failure names its cause and the fix.
 """
 
 from __future__ import annotations
 
-import pickle
-import re
-import zipfile
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from fmnist.data.pixels import NORMALIZATIONS
 from fmnist.errors import CheckpointError
+from fmnist.models import MODELS, config_problem, is_plain
 
-#: Where Lightning stores a datamodule's ``state_dict`` in a checkpoint: its class name.
-DATAMODULE_KEY = "FashionMNISTDataModule"
+log = logging.getLogger(__name__)
+
+#: The module's hyperparameters: key -> check of its value (the network is checked apart).
+SCALAR_HPARAMS = {
+    "label_smoothing": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "tta_flip": lambda v: isinstance(v, bool),
+    "channels_last": lambda v: isinstance(v, bool),
+    "num_classes": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+    "compile": lambda v: isinstance(v, bool),
+    "normalize": lambda v: v in NORMALIZATIONS,
+    "flatten": lambda v: isinstance(v, bool),
+}
+#: The data module's settings a model depends on (split and preprocessing), taken from the
+#: checkpoint; where the files are (root, download, ...) stays the caller's.
+DATA_SETTINGS = ("val_size", "split_seed", "normalize", "flatten", "one_hot")
+
+
+def _torch_classes(module: Any, base: type) -> dict[str, type]:
+    return {
+        f"{module.__name__}.{name}": cls
+        for name, cls in vars(module).items()
+        if isinstance(cls, type) and issubclass(cls, base) and cls is not base
+    }
+
+
+#: Optimizer and scheduler configs may only name torch's own classes.
+OPTIMIZERS = _torch_classes(torch.optim, torch.optim.Optimizer)
+SCHEDULERS = _torch_classes(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's content, read without executing pickled code."""
+    """The checkpoint's content, read without executing pickled code, checked for shape."""
     path = Path(path).expanduser()
     if not path.is_file():
         hint = (
@@ -40,83 +74,115 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError) as exc:
+    except Exception as exc:  # arbitrary bytes make the unpickler raise almost anything
+        detail = str(exc).splitlines()[0] if str(exc) else "no detail"
         raise CheckpointError(
-            f"{path} is not a readable checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}). It is truncated, "
-            "corrupt or not a PyTorch checkpoint; use another checkpoint of the run (e.g. "
-            "checkpoints/last.ckpt) or train again."
+            f"{path} is not a readable checkpoint ({type(exc).__name__}: {detail[:200]}). It is "
+            "truncated, corrupt or not a PyTorch checkpoint; use another checkpoint of the run "
+            "(e.g. checkpoints/last.ckpt) or train again."
         ) from exc
-    if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
+    weights = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
+    if not isinstance(weights, Mapping):
         raise CheckpointError(
             f"{path} holds no model weights ('state_dict'): it is not a checkpoint written "
             "by train.py. Pass a .ckpt file from a run's checkpoints/ directory."
         )
-    if "hyper_parameters" not in checkpoint or not checkpoint["hyper_parameters"].get("net"):
-        raise CheckpointError(
-            f"{path} has no model config in its hyperparameters, so its network cannot be "
-            "rebuilt. Pass a checkpoint written by train.py of this project."
-        )
     return dict(checkpoint)
 
 
-def describe_mismatch(error: RuntimeError, net_config: Any) -> str:
-    """One sentence naming the first mismatching layer of a failed ``load_state_dict``."""
-    text = str(error)
-    size = re.search(r"size mismatch for ([\w.]+): (.*?)\.?$", text, re.MULTILINE)
-    if size:
-        where = f"layer {size.group(1)}: {size.group(2)}"
-    else:
-        keys = re.search(r"(Missing key\(s\)|Unexpected key\(s\)) in state_dict: ([^.]*)", text)
-        where = f"{keys.group(1).lower()} {keys.group(2)[:200]}" if keys else text[:300]
-    return f"The weights do not fit the model built from {dict(net_config)}: {where}"
+def _hparams_problem(hparams: Any) -> str | None:
+    """Why these module hyperparameters may not be used to build a model (None: they may)."""
+    if not isinstance(hparams, Mapping) or not hparams.get("net"):
+        return "hyper_parameters holds no model config ('net')"
+    problem = config_problem(hparams["net"], MODELS, "hyper_parameters.net")
+    for key, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
+        if problem is None and hparams.get(key) is not None:
+            problem = config_problem(hparams[key], allowed, f"hyper_parameters.{key}")
+    for key, value in hparams.items():
+        if problem is not None:
+            break
+        if key in ("net", "optimizer", "scheduler"):
+            continue
+        if key not in SCALAR_HPARAMS:
+            problem = f"hyper_parameters.{key} is not a setting of this project's module"
+        elif not SCALAR_HPARAMS[key](value):
+            problem = f"hyper_parameters.{key}={value!r} is not a valid value"
+    return problem
 
 
-@dataclass
-class Normalization:
-    """The preprocessing a model was trained with: [0, 1] pixels, then (x - mean) / std."""
-
-    mean: Tensor
-    std: Tensor
-
-    def apply(self, images01: Tensor) -> Tensor:
-        return (images01 - self.mean) / self.std
-
-
-def normalization_of(checkpoint: Mapping[str, Any]) -> Normalization:
-    """The training split's mean/std saved by the datamodule (identity for ``none``)."""
-    state = checkpoint.get(DATAMODULE_KEY)
-    if not state:
+def safe_hyperparameters(checkpoint: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
+    """The module's hyperparameters, when they pass the allowlist; else a CheckpointError."""
+    problem = _hparams_problem(checkpoint.get("hyper_parameters"))
+    if problem:
         raise CheckpointError(
-            f"The checkpoint has no '{DATAMODULE_KEY}' entry with the training mean/std, so "
-            "inputs cannot be preprocessed like in training. Use a checkpoint written by "
-            "train.py with fmnist.data.FashionMNISTDataModule."
+            f"{path} cannot be loaded: {problem}. Only checkpoints written by this project's "
+            "train.py are loaded, and nothing in a checkpoint may name code to run."
         )
-    if state.get("normalize") == "none":
-        return Normalization(torch.tensor(0.0), torch.tensor(1.0))
-    return Normalization(state["mean"].float(), state["std"].float())
+    return dict(checkpoint["hyper_parameters"])
 
 
-def load_classifier(path: str | Path, net: Mapping | None = None) -> tuple[Any, Normalization]:
-    """The trained ``ClassificationModule`` (in eval mode, on CPU) and its input normalization.
+def data_settings(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The split and preprocessing settings the model was trained with (plain values only)."""
+    stored = checkpoint.get("datamodule_hyper_parameters")
+    if not isinstance(stored, Mapping):
+        return {}
+    return {k: stored[k] for k in DATA_SETTINGS if k in stored and is_plain(stored[k])}
 
-    ``net`` overrides the network config stored in the checkpoint (the weights must fit it).
-    """
-    from fmnist.training.module import ClassificationModule  # module imports Lightning: keep lazy
+
+def weights_mismatch(expected: Mapping[str, Tensor], stored: Mapping[str, Any]) -> str | None:
+    """The first difference between two state dicts' names and shapes, in words (None: fit)."""
+    missing = [k for k in expected if k not in stored]
+    unexpected = [k for k in stored if k not in expected]
+    if missing or unexpected:
+        if any(k.startswith("net.") for k in unexpected):
+            return (
+                "it was written by an older fmnist, before the preprocessing moved into the "
+                "model ('net.*' weights); train it again with this version"
+            )
+        return f"the layers differ: missing {missing[:3]}, unexpected {unexpected[:3]}"
+    for name, tensor in expected.items():
+        value = stored[name]
+        if not isinstance(value, Tensor) or tuple(value.shape) != tuple(tensor.shape):
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            return f"layer {name} holds {shape} where the model has {tuple(tensor.shape)}"
+    return None
+
+
+def check_weights(checkpoint: Mapping[str, Any], path: str | Path) -> None:
+    """Refuse weights that are not finite or whose checksum (when stored) does not match."""
+    from fmnist.training.module import CHECKSUM_KEY, weights_checksum
+
+    state = checkpoint["state_dict"]
+    for name, value in state.items():
+        if isinstance(value, Tensor) and value.is_floating_point() and not value.isfinite().all():
+            raise CheckpointError(
+                f"{path}: the weights of {name} are NaN or infinite; use another checkpoint "
+                "of the run (e.g. an earlier epoch's) or train again."
+            )
+    stored = checkpoint.get(CHECKSUM_KEY)
+    if stored is None:
+        log.warning("%s has no weights checksum (written by an older fmnist)", path)
+    elif stored != weights_checksum(state):
+        raise CheckpointError(
+            f"{path}: the weights do not match the checksum stored with them: the file was "
+            "changed or damaged after it was written. Use another checkpoint of the run."
+        )
+
+
+def load_classifier(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The trained ``ClassificationModule`` (eval mode, CPU) and its data settings."""
+    from fmnist.training.module import ClassificationModule  # imports Lightning: keep lazy
 
     checkpoint = read_checkpoint(path)
-    hparams = dict(checkpoint["hyper_parameters"])
-    net_config = dict(net) if net is not None else hparams["net"]
-    hparams["net"] = net_config
-    hparams.pop("_instantiator", None)
+    hparams = safe_hyperparameters(checkpoint, path)
+    check_weights(checkpoint, path)
+    hparams["compile"] = False  # compiling pays for long training, not for loading
     module = ClassificationModule(**hparams)
-    try:
-        module.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as exc:
+    problem = weights_mismatch(module.state_dict(), checkpoint["state_dict"])
+    if problem:
         raise CheckpointError(
-            f"{path}: {describe_mismatch(exc, net_config)}. The checkpoint was trained with "
-            f"model config {checkpoint['hyper_parameters']['net']}; use that config (or the "
-            "checkpoint that belongs to your config)."
-        ) from exc
-    module.eval()
-    return module, normalization_of(checkpoint)
+            f"{path}: the weights do not fit the model built from its config "
+            f"{hparams['net']}: {problem}."
+        )
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval(), data_settings(checkpoint)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
@@ -171,30 +170,6 @@ class Prediction:
     @property
     def name(self) -> str:
         return CLASS_NAMES[self.label]
-
-
-@torch.no_grad()
-def predict_probabilities(
-    module: torch.nn.Module,
-    images: Tensor,
-    normalize,
-    batch_size: int = 512,
-    progress: bool = False,
-) -> Tensor:
-    """Class probabilities (N, 10) of uint8 images (N, 28, 28), in batches."""
-    if batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size} must be a positive integer.")
-    starts = range(0, len(images), batch_size)
-    if progress and len(starts) > 1:
-        from rich.progress import track
-
-        starts = track(starts, description="Predicting", transient=True)
-    outputs = []
-    for start in starts:
-        batch = images[start : start + batch_size].float().div(255.0).unsqueeze(1)
-        logits = module.predict_logits(normalize.apply(batch))
-        outputs.append(logits.softmax(1))
-    return torch.cat(outputs) if outputs else torch.empty(0, len(CLASS_NAMES))
 
 
 def to_predictions(sources: Sequence[str], probabilities: Tensor, k: int = 3) -> list[Prediction]:

@@ -22,7 +22,6 @@ from fmnist.inference.checkpoint import load_classifier
 from fmnist.inference.images import (
     Prediction,
     load_inputs,
-    predict_probabilities,
     to_predictions,
     write_csv,
 )
@@ -53,7 +52,7 @@ def predict(cfg: DictConfig) -> list[Prediction]:
     invert = cfg.get("invert", "auto")
     if cfg.get("output"):  # fail before the work, not after it
         ensure_writable_dir(Path(cfg.output).expanduser().parent, "prediction output directory")
-    module, normalization = load_classifier(cfg.ckpt)
+    module, _ = load_classifier(cfg.ckpt)
     inputs = load_inputs(paths, invert=invert, progress=cfg.progress)
     for source, reason in inputs.skipped:
         log.warning("Skipped %s: %s", source, reason)
@@ -64,9 +63,7 @@ def predict(cfg: DictConfig) -> list[Prediction]:
             "folders of them, .npy arrays or IDX image files."
         )
     stack = torch.from_numpy(np.stack(inputs.images))
-    probabilities = predict_probabilities(
-        module, stack, normalization, cfg.batch_size, progress=cfg.progress
-    )
+    probabilities = module.predict_proba(stack, cfg.batch_size, progress=cfg.progress)
     predictions = to_predictions(inputs.sources, probabilities, k=cfg.top_k)
     print_predictions(predictions, cfg.print_limit, Console())
     if inputs.skipped:

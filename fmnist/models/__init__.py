@@ -1,7 +1,69 @@
-"""Classifiers for 28x28 grayscale images. Each is a plain ``nn.Module``; configs in conf/model/."""
+"""Classifiers for 28x28 grayscale images: plain ``nn.Module``s, configs in conf/model/.
 
+Networks are built from configs only through :func:`build_net`: an allowlist of this
+project's classes and plain-value arguments. A config read back from a checkpoint is data
+from a file, and Hydra's ``instantiate`` would call any importable function a nested
+``_target_`` names; here nothing but these constructors can run.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from fmnist.errors import ConfigError
 from fmnist.models.cnn import CNN
 from fmnist.models.mlp import MLP
 from fmnist.models.resnet import PreActResNet
 
-__all__ = ["CNN", "MLP", "PreActResNet"]
+#: ``_target_`` -> class: the only networks a config (or a checkpoint) can build.
+MODELS: dict[str, type[nn.Module]] = {
+    f"{module}.{cls.__name__}": cls
+    for cls, short in ((CNN, "cnn"), (MLP, "mlp"), (PreActResNet, "resnet"))
+    for module in ("fmnist.models", f"fmnist.models.{short}")
+}
+PLAIN = (bool, int, float, str, type(None))
+
+
+def is_plain(value: Any) -> bool:
+    """A number, string, boolean or None, or a list of them: data that runs nothing."""
+    if isinstance(value, list | tuple):
+        return all(isinstance(item, PLAIN) for item in value)
+    return isinstance(value, PLAIN)
+
+
+def config_problem(config: Any, allowed: Mapping[str, Any], where: str) -> str | None:
+    """Why ``config`` may not be built (``None`` if it may): a mapping whose ``_target_`` is
+    in ``allowed``, with only plain-value arguments the target accepts and no other
+    ``_``-keys (``_args_``, ``_partial_``, nested ``_target_``s)."""
+    if not isinstance(config, Mapping):
+        return f"{where} is a {type(config).__name__}, not a config mapping"
+    target = config.get("_target_")
+    if target not in allowed:
+        return f"{where}._target_={target!r} is not one of {sorted(set(allowed))}"
+    accepted = inspect.signature(allowed[target]).parameters
+    for key, value in config.items():
+        if key == "_target_" or (key == "_partial_" and value is True):
+            continue
+        if not isinstance(key, str) or key.startswith("_"):
+            return f"{where}.{key} is not allowed (no Hydra directives)"
+        if key not in accepted and not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+            return f"{where}.{key} is not an argument of {target}"
+        if not is_plain(value):
+            return f"{where}.{key} holds a {type(value).__name__}: only plain values are allowed"
+    return None
+
+
+def build_net(config: Mapping[str, Any]) -> nn.Module:
+    """The network of a ``model`` config, through the allowlist."""
+    problem = config_problem(config, MODELS, "model")
+    if problem:
+        raise ConfigError(f"Cannot build the model: {problem}.")
+    kwargs = {k: v for k, v in config.items() if k != "_target_"}
+    return MODELS[config["_target_"]](**kwargs)
+
+
+__all__ = ["CNN", "MLP", "MODELS", "PreActResNet", "build_net", "config_problem", "is_plain"]

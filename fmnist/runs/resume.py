@@ -14,17 +14,19 @@ from __future__ import annotations
 import logging
 import signal
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from fmnist.errors import CheckpointError, TrainingDivergedError
-from fmnist.inference.checkpoint import describe_mismatch, read_checkpoint
+from fmnist.inference.checkpoint import (
+    check_weights,
+    read_checkpoint,
+    safe_hyperparameters,
+    weights_mismatch,
+)
 
 log = logging.getLogger(__name__)
-
-_MISMATCH = ("size mismatch for", "Missing key(s) in state_dict", "Unexpected key(s) in state_dict")
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
@@ -41,8 +43,22 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
                 "(with the run's other overrides), or pass ckpt_path=/path/to/file.ckpt."
             )
         ckpt_path = str(last)
-    read_checkpoint(ckpt_path)  # missing, corrupt or not ours: a CheckpointError now
+    checkpoint = read_checkpoint(ckpt_path)  # missing, corrupt or not ours: an error now
+    safe_hyperparameters(checkpoint, ckpt_path)
+    check_weights(checkpoint, ckpt_path)
     return ckpt_path
+
+
+def check_resumable(module: L.LightningModule, ckpt_path: str | None) -> None:
+    """The checkpoint's weights must fit the model of this run's config, layer by layer."""
+    if not ckpt_path:
+        return
+    problem = weights_mismatch(module.state_dict(), read_checkpoint(ckpt_path)["state_dict"])
+    if problem:
+        raise CheckpointError(
+            f"Cannot resume from {ckpt_path}: {problem}. Resume with the model overrides of "
+            "the run that wrote the checkpoint."
+        )
 
 
 def fit(
@@ -50,10 +66,10 @@ def fit(
     module: L.LightningModule,
     datamodule: L.LightningDataModule,
     ckpt_path: str | None,
-    net_config: Any,
     output_dir: str | Path,
 ) -> None:
     """``trainer.fit`` with the failures a user can act on turned into ``FmnistError``s."""
+    check_resumable(module, ckpt_path)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException as exc:
@@ -78,10 +94,3 @@ def fit(
             else "No epoch had finished, so there is no checkpoint to keep."
         )
         raise TrainingDivergedError(f"Training diverged. {exc} {kept}") from exc
-    except RuntimeError as exc:
-        if ckpt_path and any(marker in str(exc) for marker in _MISMATCH):
-            raise CheckpointError(
-                f"Cannot resume from {ckpt_path}: {describe_mismatch(exc, net_config)}. Resume "
-                "with the model overrides of the run that wrote the checkpoint."
-            ) from exc
-        raise

@@ -21,9 +21,7 @@ import io
 import json
 import logging
 import math
-import os
 import statistics
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,15 +36,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fmnist.runs.files import atomic_write_text
+from fmnist.training.metrics import VAL_ACC_BEST, sort_key
+
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 ERROR_FILE = "error.txt"
-#: The value train.py returns to sweepers (and Optuna maximizes): the summary's sort key.
-SORT_KEY = "val_acc_best"
-#: Accuracy-like columns, in the order they are shown (fractions in CSV, percent in tables).
-SCORES = ("val_acc_best", "test_acc", "test_f1_macro", "test_f1_weighted")
-JOB_COLUMNS = ("job", "overrides", "seed", *SCORES, "parameters", "train_time_s", "status", "error")
+#: Accuracy-like columns, by their logged names, in the order they are shown (fractions in
+#: CSV, percent in tables). Jobs are sorted by the monitored metric's best value (the value
+#: train.py returns to sweepers), in its mode: highest accuracy or lowest loss first.
+SCORES = (VAL_ACC_BEST, "test/acc", "test/f1_macro", "test/f1_weighted")
+MONITOR_BEST = "monitor_best"
+JOB_COLUMNS = ("job", "overrides", "seed", "monitor", "monitor_best", *SCORES, "parameters",
+               "train_time_s", "status", "error")  # fmt: skip
 
 
 @dataclass
@@ -58,6 +61,9 @@ class JobResult:
     seed: int | None
     status: str  # "completed", "failed" or "unfinished" (killed, or still running)
     scores: dict[str, float] = field(default_factory=dict)
+    monitor: str = ""
+    monitor_mode: str = "max"
+    monitor_best: float | None = None
     parameters: int | None = None
     train_time_s: float | None = None
     error: str = ""
@@ -78,6 +84,7 @@ class SeedGroup:
     seeds: list[int | None]
     mean: dict[str, float]
     std: dict[str, float]  # sample std (n - 1); NaN for a single seed
+    key: tuple[str, ...] = ()  # the overrides without the seed
 
 
 def _key(override: str) -> str:
@@ -92,19 +99,16 @@ def read_job(job_dir: Path) -> JobResult:
     metrics_path, error_path = job_dir / METRICS_FILE, job_dir / ERROR_FILE
     if metrics_path.exists():
         metrics = json.loads(metrics_path.read_text())
-        test = metrics.get("test", {})
-        scores = {
-            "val_acc_best": metrics.get("val_acc_best"),
-            "test_acc": test.get("acc"),
-            "test_f1_macro": test.get("f1_macro"),
-            "test_f1_weighted": test.get("f1_weighted"),
-        }
+        monitor = metrics.get("monitor") or {}
         return JobResult(
             job=job_dir.name,
             overrides=overrides,
             seed=metrics.get("seed", seed),
             status="completed",
-            scores={k: float(v) for k, v in scores.items() if v is not None},
+            scores={k: float(metrics[k]) for k in SCORES if metrics.get(k) is not None},
+            monitor=str(monitor.get("name", "")),
+            monitor_mode=str(monitor.get("mode", "max")),
+            monitor_best=monitor.get("best"),
             parameters=metrics.get("parameters"),
             train_time_s=metrics.get("train_time_s"),
         )
@@ -120,14 +124,15 @@ def _job_order(path: Path) -> tuple[int, str]:
 
 
 def read_sweep(sweep_dir: str | Path) -> list[JobResult]:
-    """Every job of a sweep directory, completed first, best ``val_acc_best`` first."""
+    """Every job of a sweep directory, best monitored value first (in the metric's mode),
+    then jobs without one (failed, unfinished) in job order."""
     job_dirs = sorted(
         (p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")),
         key=_job_order,
     )
     jobs = [read_job(d) for d in job_dirs]
     # Stable sort: ties and failed/unfinished jobs keep their job order.
-    return sorted(jobs, key=lambda j: -j.scores.get(SORT_KEY, -math.inf))
+    return sorted(jobs, key=lambda j: sort_key(j.monitor_best, j.monitor_mode))
 
 
 def varying_keys(jobs: Sequence[JobResult]) -> set[str]:
@@ -141,7 +146,7 @@ def varying_keys(jobs: Sequence[JobResult]) -> set[str]:
 
 
 def seed_groups(jobs: Sequence[JobResult]) -> list[SeedGroup]:
-    """Group the completed jobs that differ only by seed; best mean ``val_acc_best`` first."""
+    """Group the completed jobs that differ only by seed; best mean monitored value first."""
     keys = varying_keys(jobs)
     grouped: dict[tuple[str, ...], list[JobResult]] = {}
     for job in jobs:
@@ -151,13 +156,36 @@ def seed_groups(jobs: Sequence[JobResult]) -> list[SeedGroup]:
     for members in grouped.values():
         members.sort(key=lambda j: (j.seed is None, j.seed or 0))
         mean, std = {}, {}
-        for score in SCORES:
-            values = [j.scores[score] for j in members if score in j.scores]
+        for score in (MONITOR_BEST, *SCORES):
+            values = [_score(j, score) for j in members if _score(j, score) is not None]
             if values:
                 mean[score] = statistics.fmean(values)
                 std[score] = statistics.stdev(values) if len(values) > 1 else math.nan
-        groups.append(SeedGroup(members[0].varying(keys), [j.seed for j in members], mean, std))
-    return sorted(groups, key=lambda g: -g.mean.get(SORT_KEY, -math.inf))
+        groups.append(
+            SeedGroup(
+                members[0].varying(keys),
+                [j.seed for j in members],
+                mean,
+                std,
+                key=members[0].without_seed(),
+            )
+        )
+    modes = {job.without_seed(): job.monitor_mode for job in jobs}
+    return sorted(
+        groups,
+        key=lambda g: sort_key(g.mean.get(MONITOR_BEST), modes.get(g.key, "max")),
+    )
+
+
+def _score(job: JobResult, name: str) -> float | None:
+    return job.monitor_best if name == MONITOR_BEST else job.scores.get(name)
+
+
+def _monitor_cell(value: float | None, mode: str) -> str:
+    """Accuracies in percent, losses as they are."""
+    if value is None or math.isnan(value):
+        return ""
+    return f"{value:.4f}" if mode == "min" else _percent(value)
 
 
 def _percent(value: float | None) -> str:
@@ -176,6 +204,7 @@ def _job_cells(job: JobResult, keys: set[str]) -> list[str]:
         job.job,
         job.varying(keys),
         "" if job.seed is None else str(job.seed),
+        f"{job.monitor} {_monitor_cell(job.monitor_best, job.monitor_mode)}".strip(),
         *(_percent(job.scores.get(s)) for s in SCORES),
         "" if job.parameters is None else f"{job.parameters:,}",
         "" if job.train_time_s is None else f"{job.train_time_s:.1f}",
@@ -183,8 +212,8 @@ def _job_cells(job: JobResult, keys: set[str]) -> list[str]:
     ]
 
 
-_HEADERS = ["job", "overrides", "seed", "val acc %", "test acc %", "test F1 macro %",
-            "test F1 weighted %", "parameters", "train s", "status"]  # fmt: skip
+_HEADERS = ["job", "overrides", "seed", "monitored best", "val acc %", "test acc %",
+            "test F1 macro %", "test F1 weighted %", "parameters", "train s", "status"]  # fmt: skip
 
 
 def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -192,14 +221,6 @@ def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> li
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
     return [line(headers), line(["---"] * len(headers)), *(line(r) for r in rows)]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: jobs of a parallel launcher may race."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -221,6 +242,8 @@ def write_summary(sweep_dir: str | Path) -> tuple[list[JobResult], list[SeedGrou
             "job": j.job,
             "overrides": j.varying(keys),
             "seed": j.seed,
+            "monitor": j.monitor,
+            "monitor_best": j.monitor_best,
             **{s: j.scores.get(s) for s in SCORES},
             "parameters": j.parameters,
             "train_time_s": j.train_time_s,
@@ -229,7 +252,7 @@ def write_summary(sweep_dir: str | Path) -> tuple[list[JobResult], list[SeedGrou
         }
         for j in jobs
     ]
-    _atomic_write(sweep_dir / "summary.csv", _csv(job_rows, JOB_COLUMNS))
+    atomic_write_text(sweep_dir / "summary.csv", _csv(job_rows, JOB_COLUMNS))
     group_columns = ["overrides", "n", "seeds"] + [
         f"{s}_{m}" for s in SCORES for m in ("mean", "std")
     ]
@@ -243,14 +266,14 @@ def write_summary(sweep_dir: str | Path) -> tuple[list[JobResult], list[SeedGrou
         }
         for g in groups
     ]
-    _atomic_write(sweep_dir / "seed_groups.csv", _csv(group_rows, group_columns))
+    atomic_write_text(sweep_dir / "seed_groups.csv", _csv(group_rows, group_columns))
 
     done = sum(j.status == "completed" for j in jobs)
     lines = [
         f"# Sweep {sweep_dir}",
         "",
-        f"{done} of {len(jobs)} jobs completed. Sorted by `{SORT_KEY}` (the value train.py "
-        "returns to sweepers). Scores in percent.",
+        f"{done} of {len(jobs)} jobs completed. Sorted by the best value of the monitored "
+        "metric (the value train.py returns to sweepers), best first. Scores in percent.",
         "",
         *_markdown_table(_HEADERS, [_job_cells(j, keys) for j in jobs]),
     ]
@@ -282,7 +305,7 @@ def write_summary(sweep_dir: str | Path) -> tuple[list[JobResult], list[SeedGrou
     if failed:
         lines += ["", "## Failed jobs", ""]
         lines += [f"- job {j.job} (`{j.varying(keys)}`, seed {j.seed}): {j.error}" for j in failed]
-    _atomic_write(sweep_dir / "summary.md", "\n".join(lines) + "\n")
+    atomic_write_text(sweep_dir / "summary.md", "\n".join(lines) + "\n")
     return jobs, groups
 
 

@@ -1,20 +1,91 @@
-"""Metric names and how they are shown: the test metrics table printed after training."""
+"""Metric names and modes, defined once, and the test metrics table printed after training.
+
+Every name is the one logged (TensorBoard, ``trainer.callback_metrics``) and the key in
+``metrics.json``. ``monitor`` (conf/train.yaml) picks one of :data:`MONITORABLE`; its mode
+decides which checkpoint is kept (``conf/callbacks/default.yaml`` asks
+``${fmnist.metric_mode:${monitor}}``), what ``train.py`` returns to sweepers, the Optuna
+direction and how sweep summaries sort.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from fmnist.errors import ConfigError
+
+#: Logged metric name -> "max" (higher is better) or "min".
+MODES: dict[str, str] = {
+    "val/acc": "max",
+    "val/acc_best": "max",
+    "val/loss": "min",
+    "val/f1_macro": "max",
+    "test/acc": "max",
+    "test/f1_macro": "max",
+    "test/precision_macro": "max",
+    "test/recall_macro": "max",
+    "test/precision_weighted": "max",
+    "test/recall_weighted": "max",
+    "test/f1_weighted": "max",
+}
+#: Metrics a run can monitor (checkpointing, sweeps): the validation ones.
+MONITORABLE = tuple(name for name in MODES if name.startswith("val/"))
+#: The test scalars, as the test step logs them and metrics.json stores them.
+TEST_SCALARS = tuple(name for name in MODES if name.startswith("test/"))
+VAL_ACC_BEST = "val/acc_best"
+#: TensorBoard's HPARAMS tab: the metrics every run is compared on (logged under hp/).
+HPARAM_METRICS = {"hp/val_acc_best": VAL_ACC_BEST, "hp/test_acc": "test/acc"}
+
+
+def mode_of(name: str) -> str:
+    """``"max"`` or ``"min"`` for a monitorable metric; a ``ConfigError`` names the choices."""
+    if name not in MONITORABLE:
+        raise ConfigError(f"monitor={name!r} is not a logged metric: use one of {MONITORABLE}.")
+    return MODES[name]
+
+
+def direction_of(name: str) -> str:
+    """Optuna's word for the mode: ``maximize`` or ``minimize``."""
+    return "maximize" if mode_of(name) == "max" else "minimize"
+
+
+def is_better(value: float, than: float | None, mode: str) -> bool:
+    """Whether ``value`` beats ``than`` (None or NaN is beaten by anything finite)."""
+    if than is None or math.isnan(than):
+        return not math.isnan(value)
+    return value > than if mode == "max" else value < than
+
+
+def sort_key(value: float | None, mode: str) -> float:
+    """Ascending sort key that puts the best value first and missing ones last."""
+    if value is None or math.isnan(value):
+        return math.inf
+    return -value if mode == "max" else value
+
+
+def register_resolvers() -> None:
+    """``${fmnist.metric_mode:NAME}`` and ``${fmnist.metric_direction:NAME}`` for configs."""
+    for name, function in (
+        ("fmnist.metric_mode", mode_of),
+        ("fmnist.metric_direction", direction_of),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
+
+
+#: The order of the printed test table: accuracy, the study's weighted scores, then macro.
 OVERALL_ORDER = (
-    "acc",
-    "precision_weighted",
-    "recall_weighted",
-    "f1_weighted",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
+    "test/acc",
+    "test/precision_weighted",
+    "test/recall_weighted",
+    "test/f1_weighted",
+    "test/precision_macro",
+    "test/recall_macro",
+    "test/f1_macro",
 )
 
 

@@ -1,13 +1,18 @@
 """The LightningModule: loss, optimizer and schedule, and the metrics of every stage.
 
 The network, optimizer and scheduler arrive as Hydra configs (plain dicts with ``_target_``)
-and are built here. The checkpoint's hyperparameters are therefore plain data: any
-checkpoint rebuilds its own model with ``ClassificationModule.load_from_checkpoint(path)``
-and loads with ``weights_only=True`` (no pickled objects).
+and are built here; the network only through the allowlist of ``fmnist.models.build_net``.
+The checkpoint's hyperparameters are therefore plain data, and ``fmnist.inference.checkpoint``
+rebuilds any checkpoint's model from them without running code stored in the file.
+
+The module owns a :class:`~fmnist.models.preprocess.Classifier`: preprocessing (with the
+training split's statistics as buffers), network, flip TTA and temperature. Validation and
+test call it on raw images, exactly as analysis, prediction and export do.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -28,14 +33,26 @@ from torchmetrics.classification import (
 
 from fmnist.data import CLASS_NAMES
 from fmnist.errors import ConfigError
+from fmnist.models import build_net
+from fmnist.models.preprocess import Classifier, Preprocess
 from fmnist.runs.config import build
+from fmnist.training.metrics import VAL_ACC_BEST
 
-# Metric names, defined once. The monitored metric (checkpointing, sweeps) is MONITOR.
-MONITOR = "val/acc"
-MONITOR_BEST = "val/acc_best"
-HPARAM_METRICS = {"hp/val_acc_best": MONITOR_BEST, "hp/test_acc": "test/acc"}
 #: Checkpoint entry with the state needed for an exact resume (see on_save_checkpoint).
 RESUME_KEY = "fmnist_resume"
+#: Checkpoint entry with the SHA-256 of the weights, checked when a checkpoint is loaded.
+CHECKSUM_KEY = "fmnist_weights_sha256"
+
+
+def weights_checksum(state_dict: Mapping[str, Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of every tensor, in key order:
+    flipped bits in a stored checkpoint change it."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _plain(config: Any) -> Any:
@@ -64,7 +81,7 @@ class ClassificationModule(L.LightningModule):
     """Trains any image classifier ``net`` with cross-entropy.
 
     Args:
-        net: Hydra config of the network (``_target_`` + arguments), or a built ``nn.Module``.
+        net: config of the network (``_target_`` + plain arguments), or a built ``nn.Module``.
         optimizer: Hydra partial config of a ``torch.optim`` optimizer.
         scheduler: Hydra partial config of a ``torch.optim.lr_scheduler`` scheduler, or
             None/empty for a constant learning rate. Schedulers that need the run's length
@@ -73,6 +90,8 @@ class ClassificationModule(L.LightningModule):
         label_smoothing: cross-entropy label smoothing.
         tta_flip: at validation and test, average the logits of each image and its mirror.
         channels_last: use the channels-last memory format (faster convs on CPU and GPU).
+        normalize, flatten: the input preprocessing (``data.normalize``, ``data.flatten``);
+            the statistics come from the data module when fitting, then live in checkpoints.
         compile: compile the network with ``torch.compile`` (in place, so checkpoint keys do
             not change). Pays off on GPUs for long runs; the compile time counts in the run.
     """
@@ -87,6 +106,8 @@ class ClassificationModule(L.LightningModule):
         channels_last: bool = False,
         num_classes: int = len(CLASS_NAMES),
         compile: bool = False,
+        normalize: str = "global",
+        flatten: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
@@ -102,14 +123,26 @@ class ClassificationModule(L.LightningModule):
                 "channels_last": channels_last,
                 "num_classes": num_classes,
                 "compile": compile,
+                "normalize": normalize,
+                "flatten": flatten,
             },
             logger=False,  # train.py logs the whole resolved run config once, with metrics
         )
-        self.net: nn.Module = net if isinstance(net, nn.Module) else build(net)
+        network: nn.Module = net if isinstance(net, nn.Module) else build_net(net)
         if channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+            network = network.to(memory_format=torch.channels_last)
         if compile:
-            self.net.compile()
+            network.compile()
+        self.classifier = Classifier(
+            network, Preprocess(normalize, flatten), tta_flip, channels_last
+        )
+        # A real input for Lightning's model summary, which counts FLOPs with it.
+        self.example_input_array = torch.zeros(1, 28, 28, dtype=torch.uint8)
+        self._build_metrics(num_classes)
+        #: Filled at the end of ``trainer.test``: overall, per-class and confusion matrix.
+        self.test_report: dict[str, Any] = {}
+
+    def _build_metrics(self, num_classes: int) -> None:
         self.val_loss = MeanMetric()
         self.train_metrics = MetricCollection(
             {"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix="train/"
@@ -125,21 +158,47 @@ class ClassificationModule(L.LightningModule):
             }
         )
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
-        #: Filled at the end of ``trainer.test``: overall, per-class and confusion matrix.
-        self.test_report: dict[str, Any] = {}
+
+    @property
+    def net(self) -> nn.Module:
+        """The network alone (analysis hooks its layers; it takes preprocessed inputs)."""
+        return self.classifier.net
+
+    def setup(self, stage: str) -> None:
+        """Take the training split's mean/std from the data module before fitting; a
+        checkpoint loaded afterwards (resume, test) brings its own."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if stage == "fit" and datamodule is not None and hasattr(datamodule, "statistics"):
+            self.classifier.preprocess.set_statistics(*datamodule.statistics)
 
     # ----- forward ------------------------------------------------------------------------
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.hparams.channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+    def forward(self, images: Tensor) -> Tensor:
+        """Evaluation logits of raw images (uint8 or 0-1): the one inference path."""
+        return self.classifier(images)
 
-    def predict_logits(self, x: Tensor) -> Tensor:
-        """Logits for evaluation: with flip test-time augmentation when configured."""
-        if self.hparams.tta_flip and x.ndim == 4:
-            return 0.5 * (self(x) + self(x.flip(-1)))
-        return self(x)
+    @torch.inference_mode()
+    def predict_proba(
+        self, images: Tensor, batch_size: int = 1000, progress: bool = False
+    ) -> Tensor:
+        """Class probabilities (N, classes) of raw images, in eval mode, in batches on the
+        module's device: the one prediction path of analysis, prediction and serving."""
+        if batch_size < 1:
+            raise ConfigError(f"batch_size={batch_size} must be a positive integer.")
+        batches: Any = images.split(batch_size)
+        if progress and len(batches) > 1:
+            from rich.progress import track
+
+            batches = track(batches, description="Predicting", transient=True)
+        was_training = self.training
+        self.eval()
+        try:
+            outputs = [
+                self.classifier.probabilities(b.to(self.device)).float().cpu() for b in batches
+            ]
+        finally:
+            self.train(was_training)
+        return torch.cat(outputs) if outputs else torch.empty(0, self.hparams.num_classes)
 
     def _loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
@@ -152,8 +211,8 @@ class ClassificationModule(L.LightningModule):
     # ----- steps --------------------------------------------------------------------------
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, targets = batch
-        logits = self(x)
+        images, targets = batch
+        logits = self.classifier.net_logits(images)  # no TTA while training
         loss = self._loss(logits, targets)
         # The check reads the loss on the host: free on CPU, a device sync elsewhere, so on
         # accelerators it runs every 50 steps only (a diverged loss stays non-finite).
@@ -173,8 +232,8 @@ class ClassificationModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, targets = batch
-        logits = self.predict_logits(x)
+        images, targets = batch
+        logits = self(images)
         self.val_loss(self._loss(logits, targets))
         self.val_metrics(logits, self._labels(targets))
         self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True)
@@ -185,12 +244,12 @@ class ClassificationModule(L.LightningModule):
             return
         # compute() of the epoch's collection: already synced across processes under DDP.
         self.val_acc_best(self.val_metrics["acc"].compute())
-        self.log(MONITOR_BEST, self.val_acc_best.compute(), prog_bar=True)
+        self.log(VAL_ACC_BEST, self.val_acc_best.compute(), prog_bar=True)
         self.log("hp/val_acc_best", self.val_acc_best.compute())
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, targets = batch
-        logits = self.predict_logits(x)
+        images, targets = batch
+        logits = self(images)
         labels = self._labels(targets)
         self.test_metrics(logits, labels)
         self.test_per_class.update(logits, labels)
@@ -201,10 +260,7 @@ class ClassificationModule(L.LightningModule):
         per_class = {k: v.tolist() for k, v in self.test_per_class.compute().items()}
         confusion = self.test_confusion.compute()
         self.test_report = {
-            "overall": {
-                name.removeprefix("test/"): float(value)
-                for name, value in self.test_metrics.compute().items()
-            },
+            "overall": {name: float(value) for name, value in self.test_metrics.compute().items()},
             "per_class": {
                 name: {
                     "precision": per_class["precision"][i],
@@ -236,6 +292,7 @@ class ClassificationModule(L.LightningModule):
                     "no checkpoint is written over the last good one. Lower optimizer.lr, add "
                     "a scheduler warm-up or check the inputs."
                 )
+        checkpoint[CHECKSUM_KEY] = weights_checksum(checkpoint["state_dict"])
         checkpoint[RESUME_KEY] = {
             "val_acc_best": self.val_acc_best.max_value.detach().clone(),
             "torch_rng": torch.get_rng_state(),

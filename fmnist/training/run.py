@@ -6,8 +6,8 @@ directly with configs made by Hydra's compose API.
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -26,16 +26,16 @@ from fmnist.errors import ConfigError
 from fmnist.models.cnn import count_parameters
 from fmnist.runs.config import build
 from fmnist.runs.distributed import ddp_children_run_this_job
-from fmnist.runs.files import ensure_writable_dir
+from fmnist.runs.files import ensure_writable_dir, write_json
 from fmnist.runs.resume import fit, resolve_ckpt_path
 from fmnist.runs.sweep import finished_job_metrics
-from fmnist.training.metrics import print_test_report
-from fmnist.training.module import HPARAM_METRICS, ClassificationModule
+from fmnist.training.metrics import HPARAM_METRICS, VAL_ACC_BEST, mode_of, print_test_report
+from fmnist.training.module import ClassificationModule
 
 log = logging.getLogger(__name__)
 
-#: Metrics a run can monitor (checkpointing, early stopping, sweeps).
-MONITORABLE = ("val/acc", "val/acc_best", "val/loss", "val/f1_macro")
+#: Every run directory's record of the run: the fit summary and the test metrics.
+METRICS_FILE = "metrics.json"
 
 
 def instantiate_each(group: DictConfig | None) -> list[Any]:
@@ -70,10 +70,7 @@ def run_config_for_logging(cfg: DictConfig) -> dict[str, Any]:
 
 def check_config(cfg: DictConfig) -> None:
     """Checks of values no single class can check, before anything is built."""
-    if cfg.get("monitor") not in MONITORABLE:
-        raise ConfigError(
-            f"monitor={cfg.get('monitor')!r} is not a logged metric: use one of {MONITORABLE}."
-        )
+    mode_of(cfg.get("monitor"))  # a ConfigError listing the choices when unknown
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"seed={seed!r} must be a non-negative integer or null.")
@@ -127,37 +124,67 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("Training")
     start = time.perf_counter()
     with ddp_children_run_this_job():  # DDP in a multirun: see fmnist.runs.distributed
-        fit(trainer, module, datamodule, ckpt_path, cfg.model, output_dir)
+        fit(trainer, module, datamodule, ckpt_path, output_dir)
     train_time = time.perf_counter() - start
 
-    checkpoint = next(
-        (c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor == cfg.monitor),
-        None,
-    )
-    best_path = checkpoint.best_model_path if checkpoint else ""
-    metrics: dict[str, Any] = {
-        "val_acc_best": float(trainer.callback_metrics.get("val/acc_best", float("nan"))),
-        "train_time_s": round(train_time, 2),
-        "epochs": trainer.current_epoch,
-        "parameters": count_parameters(module.net),
-        "best_checkpoint": best_path,
-        "seed": cfg.seed,
-    }
+    checkpoint = monitored_checkpoint(callbacks, cfg.monitor)
+    metrics = fit_summary(module, checkpoint, cfg, train_time, trainer.current_epoch)
     if cfg.get("test", True):
-        log.info("Testing %s", best_path or "the final weights (no checkpoint was saved)")
-        trainer.test(
-            module,
-            datamodule=datamodule,
-            ckpt_path=best_path or None,
-            verbose=False,
-            weights_only=True,
-        )
-        metrics["test"] = module.test_report["overall"]
-        metrics["per_class"] = module.test_report["per_class"]
-        metrics["confusion_matrix"] = module.test_report["confusion_matrix"]
+        metrics.update(test_best(trainer, module, datamodule, metrics["best_checkpoint"]))
         if trainer.is_global_zero:
             print_test_report(module.test_report, title=f"Test metrics ({output_dir})")
     if trainer.is_global_zero:
-        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        log.info("Wrote %s", output_dir / "metrics.json")
+        log.info("Wrote %s", write_json(output_dir / METRICS_FILE, metrics))
     return metrics
+
+
+def monitored_checkpoint(callbacks: list[Callback], monitor: str) -> ModelCheckpoint | None:
+    """The checkpoint callback that keeps the best epoch by ``monitor``, if there is one."""
+    return next(
+        (c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor == monitor), None
+    )
+
+
+def fit_summary(
+    module: ClassificationModule,
+    checkpoint: ModelCheckpoint | None,
+    cfg: DictConfig,
+    train_time: float,
+    epochs: int,
+) -> dict[str, Any]:
+    """What fitting found: the monitored metric's best value (None without validation or
+    checkpointing), the best validation accuracy, time, size and the best checkpoint."""
+    score = checkpoint.best_model_score if checkpoint is not None else None
+    best_val_acc = float(module.val_acc_best.max_value)  # restored on resume, unlike logs
+    best_val_acc = best_val_acc if math.isfinite(best_val_acc) else None
+    if score is None and cfg.monitor in ("val/acc", VAL_ACC_BEST):
+        score = best_val_acc
+    return {
+        "monitor": {
+            "name": cfg.monitor,
+            "mode": mode_of(cfg.monitor),
+            "best": None if score is None else float(score),
+        },
+        VAL_ACC_BEST: best_val_acc,
+        "train_time_s": round(train_time, 2),
+        "epochs": epochs,
+        "parameters": count_parameters(module.net),
+        "best_checkpoint": checkpoint.best_model_path if checkpoint else "",
+        "seed": cfg.seed,
+    }
+
+
+def test_best(
+    trainer: L.Trainer, module: ClassificationModule, datamodule: Any, best_path: str
+) -> dict[str, Any]:
+    """Test the best checkpoint (or the final weights) on the official test set."""
+    log.info("Testing %s", best_path or "the final weights (no checkpoint was saved)")
+    trainer.test(
+        module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False, weights_only=True
+    )
+    report = module.test_report
+    return {
+        **report["overall"],
+        "per_class": report["per_class"],
+        "confusion_matrix": report["confusion_matrix"],
+    }

@@ -6,15 +6,13 @@ matrix, per-class precision/recall/F1 and the most confident mistakes, into one 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
-import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from torch import Tensor
 
 from fmnist.analysis.activations import capture_activations, channel_statistics, one_per_class
 from fmnist.analysis.importance import (
@@ -28,57 +26,14 @@ from fmnist.analysis.importance import (
 from fmnist.analysis.plots import model_figures as figures
 from fmnist.analysis.report import Report
 from fmnist.analysis.tasks import TASKS
-from fmnist.data import CLASS_NAMES
+from fmnist.callbacks.outputs import model_inputs
+from fmnist.data import CLASS_NAMES, FashionMNISTDataModule
+from fmnist.data.pixels import to_unit_range
 from fmnist.errors import CheckpointError, ConfigError
-from fmnist.runs.config import build
-from fmnist.training.module import ClassificationModule
+from fmnist.inference.checkpoint import load_classifier
+from fmnist.runs.files import write_json
 
 log = logging.getLogger(__name__)
-
-
-def load_checkpoint(path: str | Path | None) -> tuple[ClassificationModule, dict[str, Any]]:
-    """The module of a training checkpoint and the datamodule state saved with it.
-
-    Every way this can fail (no file, not a checkpoint, weights that do not fit the model
-    config stored in the checkpoint) becomes a ``CheckpointError`` naming the fix.
-    """
-    if not path:
-        raise CheckpointError("task=model needs a checkpoint: pass ckpt=PATH/TO/FILE.ckpt.")
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"Checkpoint {path} does not exist. Runs keep theirs in "
-            "logs/train/runs/<timestamp>/checkpoints/ (best epoch_*.ckpt and last.ckpt)."
-        )
-    try:
-        contents = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and torch errors come in many types
-        raise CheckpointError(
-            f"Cannot read {path} as a PyTorch checkpoint ({type(exc).__name__}: {exc}). The "
-            "file is truncated or corrupt; use another checkpoint of the run."
-        ) from exc
-    if not isinstance(contents, dict) or "state_dict" not in contents:
-        raise CheckpointError(f"{path} is not a Lightning checkpoint written by train.py.")
-    hparams = contents.get("hyper_parameters") or {}
-    if not hparams.get("net"):
-        raise CheckpointError(
-            f"{path} holds no model config (hyper_parameters.net): it was not written by "
-            "fmnist's train.py, so the model cannot be rebuilt."
-        )
-    try:
-        module = ClassificationModule.load_from_checkpoint(
-            path, map_location="cpu", weights_only=True
-        )
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(
-            f"The weights in {path} do not match its model config {hparams['net']}: "
-            f"{str(exc).splitlines()[0]} Use a checkpoint written by train.py, unchanged."
-        ) from exc
-    module.eval()
-    datamodule_state = next(
-        (v for k, v in contents.items() if k.endswith("DataModule") and isinstance(v, dict)), {}
-    )
-    return module, {"state": datamodule_state, **contents.get("datamodule_hyper_parameters", {})}
 
 
 def _options(cfg: DictConfig) -> dict[str, Any]:
@@ -99,27 +54,53 @@ def _options(cfg: DictConfig) -> dict[str, Any]:
     return {**defaults, **given}
 
 
+def load_data(cfg: DictConfig, settings: dict[str, Any]) -> Any:
+    """The data module of the analysis config, with the split settings of the checkpoint
+    (which images are validation); where the files are found stays the config's."""
+    data_config = OmegaConf.to_container(cfg.data, resolve=True)
+    data_config.update(settings)
+    data_config.pop("_target_", None)
+    datamodule = FashionMNISTDataModule(**data_config)
+    datamodule.setup()
+    return datamodule
+
+
 def explain_model(cfg: DictConfig, report: Report) -> None:
     """The ``model`` task (see the module docstring)."""
     options = _options(cfg)
-    module, data_info = load_checkpoint(cfg.get("ckpt"))
-    net = module.net
-    datamodule = build(cfg.data)
-    datamodule.setup()
-    if data_info.get("state"):  # the normalization the model was trained with
-        datamodule.normalize = data_info["state"].get("normalize", datamodule.normalize)
-        datamodule.load_state_dict(data_info["state"])
-    datamodule.flatten = False  # analysis feeds images; our MLP flattens them itself
-    split = datamodule.split(options["split"])
+    if not cfg.get("ckpt"):
+        raise CheckpointError("task=model needs a checkpoint: pass ckpt=PATH/TO/FILE.ckpt.")
+    module, settings = load_classifier(cfg.ckpt)
+    split = load_data(cfg, settings).split(options["split"])
     report.heading(f"Model: {cfg.ckpt}")
     report.text(
-        f"`{net.__class__.__name__}` from {module.hparams.net}; split `{options['split']}`."
+        f"`{module.net.__class__.__name__}` from {module.hparams.net}; split "
+        f"`{options['split']}`; flip TTA {'on' if module.hparams.tta_flip else 'off'}."
+    )
+    probabilities = module.predict_proba(split.images)  # the same path as the run's test
+    report_predictions(report, split, probabilities, options["mistakes"])
+    inputs = model_inputs(module, split.images)
+    index = evaluation_subset(len(split.labels), options["samples"], options["seed"])
+    result = report_importance(report, module.net, inputs[index], split.labels[index], options)
+    report_activations(report, module.net, inputs, split.labels, result, options)
+    regions = region_importance(
+        module.net,
+        inputs[index],
+        split.labels[index],
+        options["patch"],
+        options["n_repeats"],
+        options["seed"],
+    )
+    report.heading("Input-region importance", 3)
+    report.figure(
+        figures.region_heatmaps(regions, CLASS_NAMES),
+        "region_importance",
+        f"Recall drop per class when each {options['patch']}x{options['patch']} patch is permuted",
     )
 
-    # Predictions on the whole split: confusion matrix, per-class table, confident mistakes.
-    with torch.inference_mode():
-        inputs = datamodule.preprocess(split.images)
-        probabilities = torch.cat([net(x).softmax(1) for x in inputs.split(1000)])
+
+def report_predictions(report: Report, split: Any, probabilities: Tensor, mistakes: int) -> None:
+    """Accuracy, per-class precision/recall/F1, confusion matrix, most confident mistakes."""
     confidence, predicted = probabilities.max(1)
     labels = split.labels
     report.heading("Per-class precision, recall and F1", 3)
@@ -134,14 +115,18 @@ def explain_model(cfg: DictConfig, report: Report) -> None:
     report.text(f"Accuracy on {len(labels)} images: {100 * accuracy:.2f}%.")
     report.table(["class", "precision %", "recall %", "F1 %", "support"], rows)
     matrix = confusion_matrix(labels.numpy(), predicted.numpy(), labels=range(len(CLASS_NAMES)))
+    write_json(
+        report.output_dir / "evaluation.json",
+        {"acc": accuracy, "images": len(labels), "confusion_matrix": matrix.tolist()},
+    )
     report.figure(
         figures.confusion_matrix_figure(matrix, CLASS_NAMES), "confusion_matrix", "Confusion matrix"
     )
     wrong = (predicted != labels).nonzero().squeeze(1)
-    worst = wrong[confidence[wrong].argsort(descending=True)][: options["mistakes"]]
+    worst = wrong[confidence[wrong].argsort(descending=True)][:mistakes]
     report.figure(
         figures.confident_mistakes_grid(
-            datamodule.scale(split.images[worst]),
+            to_unit_range(split.images[worst]),
             labels[worst].tolist(),
             predicted[worst].tolist(),
             confidence[worst].tolist(),
@@ -151,13 +136,16 @@ def explain_model(cfg: DictConfig, report: Report) -> None:
         f"The {len(worst)} most confident mistakes",
     )
 
-    # Permutation importance of layers and channels, then input regions.
-    index = evaluation_subset(len(labels), options["samples"], options["seed"])
+
+def report_importance(
+    report: Report, net: Any, inputs: Tensor, labels: Tensor, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Permutation importance of layers and channels, as a table, a figure and JSON."""
     start = time.perf_counter()
     result = permutation_importance(
         net,
-        inputs[index],
-        labels[index],
+        inputs,
+        labels,
         n_repeats=options["n_repeats"],
         share=options["share"],
         seed=options["seed"],
@@ -165,7 +153,7 @@ def explain_model(cfg: DictConfig, report: Report) -> None:
     seconds = time.perf_counter() - start
     report.heading("Layer and channel permutation importance", 3)
     report.text(
-        f"{len(index)} images, {options['n_repeats']} repeats, seed {options['seed']}, "
+        f"{len(labels)} images, {options['n_repeats']} repeats, seed {options['seed']}, "
         f"{seconds:.1f} s. Drops are in percentage points from the unpermuted accuracy "
         f"{100 * result['baseline']['accuracy']:.2f}% (macro F1 "
         f"{100 * result['baseline']['f1_macro']:.2f}%). A channel matters when its mean drop "
@@ -173,20 +161,30 @@ def explain_model(cfg: DictConfig, report: Report) -> None:
     )
     report.table(IMPORTANCE_HEADER, importance_rows(result))
     report.figure(figures.importance_bars(result), "importance", "Permutation importance per layer")
-    (report.output_dir / "importance.json").write_text(json.dumps(result))
+    write_json(report.output_dir / "importance.json", result)
+    return result
 
-    # Activations of one image per class, and each layer's top channels beside their maps.
+
+def report_activations(
+    report: Report,
+    net: Any,
+    inputs: Tensor,
+    labels: Tensor,
+    result: dict[str, Any],
+    options: dict[str, Any],
+) -> None:
+    """Feature maps of one image per class, and each layer's top channels beside their maps."""
     shown = one_per_class(labels, 1, options["seed"])
     activations = capture_activations(net, inputs[shown], list(result["layers"]))
     report.heading("Activations", 3)
     stat_rows = []
+    titles = [CLASS_NAMES[int(label)] for label in labels[shown]]
     for layer, output in activations.items():
         stats = channel_statistics(output)
         mean_zero = sum(stats["zero_share"]) / stats["channels"]
         stat_rows.append([layer, stats["channels"], f"{100 * mean_zero:.1f}", stats["dead"]])
         if output.ndim != 4:
             continue
-        titles = [CLASS_NAMES[int(label)] for label in labels[shown]]
         safe = layer.replace(".", "_")
         report.figure(
             figures.feature_map_grid(inputs[shown], output, titles, layer=layer),
@@ -202,16 +200,6 @@ def explain_model(cfg: DictConfig, report: Report) -> None:
             f"{layer}: the channels whose permutation costs most, beside their maps",
         )
     report.table(["layer", "channels", "zero outputs %", "dead channels"], stat_rows)
-
-    regions = region_importance(
-        net, inputs[index], labels[index], options["patch"], options["n_repeats"], options["seed"]
-    )
-    report.heading("Input-region importance", 3)
-    report.figure(
-        figures.region_heatmaps(regions, CLASS_NAMES),
-        "region_importance",
-        f"Recall drop per class when each {options['patch']}x{options['patch']} patch is permuted",
-    )
 
 
 TASKS["model"] = explain_model

@@ -1,0 +1,80 @@
+"""Preprocessing travels with the model: raw images in, model input out, in one ``nn.Module``.
+
+:class:`Preprocess` holds the training split's mean/std as buffers, so every checkpoint and
+every export carries the exact preprocessing its weights were trained with.
+:class:`Classifier` joins it to the network with the run's flip test-time augmentation and
+its temperature (calibrated probabilities): validation, test, the analysis callbacks,
+``analyze.py task=model``, prediction and export all call it, so they agree to the last
+digit on the same images. This is the one place images become model inputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from fmnist.data.classes import IMAGE_SIZE
+from fmnist.data.pixels import check_normalize, to_unit_range
+
+
+class Preprocess(nn.Module):
+    """Raw images -> model inputs: scale to [0, 1], standardize, flatten if the model wants it.
+
+    The buffers' shapes follow ``normalize`` (``()`` for global, ``(28, 28)`` per pixel), so a
+    module built from a checkpoint's hyperparameters loads that checkpoint's statistics.
+    """
+
+    def __init__(self, normalize: str = "global", flatten: bool = False) -> None:
+        super().__init__()
+        check_normalize(normalize)
+        shape = (IMAGE_SIZE, IMAGE_SIZE) if normalize == "per_pixel" else ()
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("std", torch.ones(shape))
+        self.flatten = flatten
+
+    def set_statistics(self, mean: Tensor, std: Tensor) -> None:
+        """Copy the training split's statistics in (shapes are checked by ``copy_``)."""
+        self.mean.copy_(mean)
+        self.std.copy_(std)
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = (to_unit_range(images) - self.mean) / self.std
+        return x.flatten(1) if self.flatten else x
+
+
+class Classifier(nn.Module):
+    """Preprocessing + network + flip TTA + temperature: raw images in, logits out.
+
+    Exported as it is (TorchScript/ONNX), so an export needs nothing of this project.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        preprocess: Preprocess,
+        tta_flip: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.net, self.preprocess = net, preprocess
+        self.tta_flip, self.channels_last = tta_flip, channels_last
+        # Temperature scaling: logits are divided by it for probabilities (1: uncalibrated).
+        self.register_buffer("temperature", torch.ones(()))
+
+    def net_logits(self, images: Tensor) -> Tensor:
+        """One pass of the network on raw images, without TTA (training uses this)."""
+        x = self.preprocess(images)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Evaluation logits of raw images, averaged with their mirror images under TTA."""
+        logits = self.net_logits(images)
+        if self.tta_flip:
+            logits = 0.5 * (logits + self.net_logits(images.flip(-1)))
+        return logits
+
+    def probabilities(self, images: Tensor) -> Tensor:
+        """Class probabilities: softmax of the logits divided by the temperature."""
+        return (self(images) / self.temperature).softmax(-1)
