@@ -90,6 +90,19 @@ def test_summary_sorts_groups_seeds_and_lists_failures(tmp_path: Path) -> None:
     assert "job 5 (`optimizer.lr=1`, seed 0): ConfigError: bad lr" in markdown
 
 
+def test_a_loss_monitored_sweep_puts_the_lowest_loss_first(tmp_path: Path) -> None:
+    losses = {0: 0.52, 1: 0.31, 2: 0.47}  # job -> best val/loss
+    for num, loss in losses.items():
+        metrics = fake_metrics(0.8, 0.8, num)
+        metrics["monitor"] = {"name": "val/loss", "mode": "min", "best": loss}
+        write_job(tmp_path, num, [f"optimizer.lr={num}"], metrics)
+    jobs, _ = write_summary(tmp_path)
+    assert [j.job for j in jobs] == ["1", "2", "0"]  # lowest loss first
+    rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    assert [float(r["monitor_best"]) for r in rows] == [0.31, 0.47, 0.52]
+    assert "val/loss 0.3100" in (tmp_path / "summary.md").read_text()
+
+
 def test_single_seed_group_has_no_std(tmp_path: Path) -> None:
     write_job(tmp_path, 0, ["seed=0"], fake_metrics(0.5, 0.5, 0))
     (group,) = seed_groups(read_sweep(tmp_path))

@@ -237,7 +237,17 @@ def write_summary(sweep_dir: str | Path) -> tuple[list[JobResult], list[SeedGrou
     jobs = read_sweep(sweep_dir)
     groups = seed_groups(jobs)
     keys = varying_keys(jobs)
-    job_rows = [
+    atomic_write_text(sweep_dir / "summary.csv", _csv(_job_rows(jobs, keys), JOB_COLUMNS))
+    group_columns = ["overrides", "n", "seeds"] + [
+        f"{s}_{m}" for s in SCORES for m in ("mean", "std")
+    ]
+    atomic_write_text(sweep_dir / "seed_groups.csv", _csv(_group_rows(groups), group_columns))
+    atomic_write_text(sweep_dir / "summary.md", _summary_markdown(sweep_dir, jobs, groups, keys))
+    return jobs, groups
+
+
+def _job_rows(jobs: Sequence[JobResult], keys: set[str]) -> list[dict[str, Any]]:
+    return [
         {
             "job": j.job,
             "overrides": j.varying(keys),
@@ -252,11 +262,10 @@ def write_summary(sweep_dir: str | Path) -> tuple[list[JobResult], list[SeedGrou
         }
         for j in jobs
     ]
-    atomic_write_text(sweep_dir / "summary.csv", _csv(job_rows, JOB_COLUMNS))
-    group_columns = ["overrides", "n", "seeds"] + [
-        f"{s}_{m}" for s in SCORES for m in ("mean", "std")
-    ]
-    group_rows = [
+
+
+def _group_rows(groups: Sequence[SeedGroup]) -> list[dict[str, Any]]:
+    return [
         {
             "overrides": g.overrides,
             "n": len(g.seeds),
@@ -266,8 +275,15 @@ def write_summary(sweep_dir: str | Path) -> tuple[list[JobResult], list[SeedGrou
         }
         for g in groups
     ]
-    atomic_write_text(sweep_dir / "seed_groups.csv", _csv(group_rows, group_columns))
 
+
+_GROUP_HEADERS = ["overrides", "n", "seeds", "val acc %", "test acc %", "test F1 macro %",
+                  "test F1 weighted %"]  # fmt: skip
+
+
+def _summary_markdown(
+    sweep_dir: Path, jobs: Sequence[JobResult], groups: Sequence[SeedGroup], keys: set[str]
+) -> str:
     done = sum(j.status == "completed" for j in jobs)
     lines = [
         f"# Sweep {sweep_dir}",
@@ -278,35 +294,19 @@ def write_summary(sweep_dir: str | Path) -> tuple[list[JobResult], list[SeedGrou
         *_markdown_table(_HEADERS, [_job_cells(j, keys) for j in jobs]),
     ]
     if any(len(g.seeds) > 1 for g in groups):
-        lines += [
-            "",
-            "## Seed groups",
-            "",
-            "Jobs differing only by seed: mean ± sample standard deviation (n - 1).",
-            "",
-            *_markdown_table(
-                [
-                    "overrides",
-                    "n",
-                    "seeds",
-                    "val acc %",
-                    "test acc %",
-                    "test F1 macro %",
-                    "test F1 weighted %",
-                ],  # fmt: skip
-                [
-                    [g.overrides, str(len(g.seeds)), " ".join(map(str, g.seeds))]
-                    + [_mean_std(g, s) for s in SCORES]
-                    for g in groups
-                ],
-            ),
+        rows = [
+            [g.overrides, str(len(g.seeds)), " ".join(map(str, g.seeds))]
+            + [_mean_std(g, s) for s in SCORES]
+            for g in groups
         ]
+        lines += ["", "## Seed groups", "",
+                  "Jobs differing only by seed: mean ± sample standard deviation (n - 1).", "",
+                  *_markdown_table(_GROUP_HEADERS, rows)]  # fmt: skip
     failed = [j for j in jobs if j.status == "failed"]
     if failed:
         lines += ["", "## Failed jobs", ""]
         lines += [f"- job {j.job} (`{j.varying(keys)}`, seed {j.seed}): {j.error}" for j in failed]
-    atomic_write_text(sweep_dir / "summary.md", "\n".join(lines) + "\n")
-    return jobs, groups
+    return "\n".join(lines) + "\n"
 
 
 def print_summary(jobs: Sequence[JobResult], groups: Sequence[SeedGroup], title: str) -> None:
