@@ -17,6 +17,7 @@ comparison before loading, so every failure names its cause and the fix.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +45,8 @@ SCALAR_HPARAMS = {
 #: The data module's settings a model depends on (split and preprocessing), taken from the
 #: checkpoint; where the files are (root, download, ...) stays the caller's.
 DATA_SETTINGS = ("val_size", "split_seed", "normalize", "flatten", "one_hot")
+#: Where a checkpoint keeps the fitted temperature (a buffer of the model's Classifier).
+TEMPERATURE_KEY = "classifier.temperature"
 
 
 def _torch_classes(module: Any, base: type) -> dict[str, type]:
@@ -186,3 +189,19 @@ def load_classifier(path: str | Path) -> tuple[Any, dict[str, Any]]:
         )
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval(), data_settings(checkpoint)
+
+
+def store_temperature(path: str | Path, temperature: float) -> None:
+    """Write a fitted temperature into a checkpoint of this project, atomically, with its
+    weights checksum updated (the checkpoint is checked as any other before)."""
+    from fmnist.runs.files import atomic_write_bytes
+    from fmnist.training.module import CHECKSUM_KEY, weights_checksum
+
+    checkpoint = read_checkpoint(path)
+    safe_hyperparameters(checkpoint, path)
+    state = checkpoint["state_dict"]
+    state[TEMPERATURE_KEY] = torch.tensor(float(temperature), dtype=state[TEMPERATURE_KEY].dtype)
+    checkpoint[CHECKSUM_KEY] = weights_checksum(state)
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -58,7 +58,7 @@ class Classifier(nn.Module):
         super().__init__()
         self.net, self.preprocess = net, preprocess
         self.tta_flip, self.channels_last = tta_flip, channels_last
-        # Temperature scaling: logits are divided by it for probabilities (1: uncalibrated).
+        # Temperature scaling (fmnist.training.calibration): 1 until fitted after training.
         self.register_buffer("temperature", torch.ones(()))
 
     def net_logits(self, images: Tensor) -> Tensor:
@@ -68,13 +68,18 @@ class Classifier(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
-    def forward(self, images: Tensor) -> Tensor:
-        """Evaluation logits of raw images, averaged with their mirror images under TTA."""
+    def raw_logits(self, images: Tensor) -> Tensor:
+        """Evaluation logits of raw images (averaged with their mirror images under TTA),
+        before temperature scaling."""
         logits = self.net_logits(images)
         if self.tta_flip:
             logits = 0.5 * (logits + self.net_logits(images.flip(-1)))
         return logits
 
+    def forward(self, images: Tensor) -> Tensor:
+        """Calibrated logits: the raw logits divided by the temperature (the same argmax).
+        Their softmax is the probability every output of the project reports."""
+        return self.raw_logits(images) / self.temperature
+
     def probabilities(self, images: Tensor) -> Tensor:
-        """Class probabilities: softmax of the logits divided by the temperature."""
-        return (self(images) / self.temperature).softmax(-1)
+        return self(images).softmax(-1)

@@ -31,11 +31,22 @@ MODES: dict[str, str] = {
     "test/precision_weighted": "max",
     "test/recall_weighted": "max",
     "test/f1_weighted": "max",
+    # Calibration of the raw probabilities, and after temperature scaling (lower is better).
+    "test/ece": "min",
+    "test/nll": "min",
+    "test/brier": "min",
+    "test/ece_calibrated": "min",
+    "test/nll_calibrated": "min",
+    "test/brier_calibrated": "min",
 }
 #: Metrics a run can monitor (checkpointing, sweeps): the validation ones.
 MONITORABLE = tuple(name for name in MODES if name.startswith("val/"))
 #: The test scalars, as the test step logs them and metrics.json stores them.
 TEST_SCALARS = tuple(name for name in MODES if name.startswith("test/"))
+#: Calibration scalars, logged and stored beside the classification scores.
+CALIBRATION_SCALARS = tuple(
+    n for n in TEST_SCALARS if n.split("/")[1].startswith(("ece", "nll", "brier"))
+)
 VAL_ACC_BEST = "val/acc_best"
 #: TensorBoard's HPARAMS tab: the metrics every run is compared on (logged under hp/).
 HPARAM_METRICS = {"hp/val_acc_best": VAL_ACC_BEST, "hp/test_acc": "test/acc"}
@@ -86,6 +97,12 @@ OVERALL_ORDER = (
     "test/precision_macro",
     "test/recall_macro",
     "test/f1_macro",
+    "test/ece",
+    "test/ece_calibrated",
+    "test/nll",
+    "test/nll_calibrated",
+    "test/brier",
+    "test/brier_calibrated",
 )
 
 
@@ -97,7 +114,11 @@ def print_test_report(report: dict[str, Any], title: str = "Test metrics") -> No
     overall.add_column("value", justify="right")
     for name in OVERALL_ORDER:
         if name in report["overall"]:
-            overall.add_row(name, f"{100 * report['overall'][name]:.2f}%")
+            value = report["overall"][name]
+            shown = f"{value:.4f}" if MODES[name] == "min" else f"{100 * value:.2f}%"
+            overall.add_row(name, shown)
+    if "temperature" in report["overall"]:
+        overall.add_row("temperature", f"{report['overall']['temperature']:.3f}")
     console.print(overall)
     per_class = Table(title="Per class")
     for column in ("class", "precision", "recall", "f1", "support"):

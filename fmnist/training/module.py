@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
-from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics import CatMetric, MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -36,7 +36,8 @@ from fmnist.errors import ConfigError
 from fmnist.models import build_net
 from fmnist.models.preprocess import Classifier, Preprocess
 from fmnist.runs.config import build
-from fmnist.training.metrics import VAL_ACC_BEST
+from fmnist.training.calibration import calibration_metrics
+from fmnist.training.metrics import CALIBRATION_SCALARS, VAL_ACC_BEST
 
 #: Checkpoint entry with the state needed for an exact resume (see on_save_checkpoint).
 RESUME_KEY = "fmnist_resume"
@@ -158,6 +159,7 @@ class ClassificationModule(L.LightningModule):
             }
         )
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_raw_logits, self.test_labels = CatMetric(), CatMetric()
 
     @property
     def net(self) -> nn.Module:
@@ -249,18 +251,26 @@ class ClassificationModule(L.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images, targets = batch
-        logits = self(images)
+        raw = self.classifier.raw_logits(images)
+        logits = raw / self.classifier.temperature  # what self(images) gives, computed once
         labels = self._labels(targets)
         self.test_metrics(logits, labels)
         self.test_per_class.update(logits, labels)
         self.test_confusion.update(logits, labels)
+        # Kept whole (10,000 x 10): calibration needs every image, predictions.npz too.
+        self.test_raw_logits.update(raw.float())
+        self.test_labels.update(labels)
         self.log_dict(self.test_metrics, on_epoch=True)
 
     def on_test_epoch_end(self) -> None:
         per_class = {k: v.tolist() for k, v in self.test_per_class.compute().items()}
         confusion = self.test_confusion.compute()
+        names = CLASS_NAMES[: self.hparams.num_classes]
         self.test_report = {
-            "overall": {name: float(value) for name, value in self.test_metrics.compute().items()},
+            "overall": {
+                **{name: float(value) for name, value in self.test_metrics.compute().items()},
+                **self._calibration_report(),
+            },
             "per_class": {
                 name: {
                     "precision": per_class["precision"][i],
@@ -268,15 +278,38 @@ class ClassificationModule(L.LightningModule):
                     "f1": per_class["f1"][i],
                     "support": int(confusion[i].sum()),
                 }
-                for i, name in enumerate(CLASS_NAMES[: self.hparams.num_classes])
+                for i, name in enumerate(names)
             },
             "confusion_matrix": confusion.tolist(),
+            "predictions": self._test_predictions(),
         }
         self.log("hp/test_acc", self.test_metrics["acc"].compute())
-        for i, name in enumerate(CLASS_NAMES[: self.hparams.num_classes]):
+        for name in CALIBRATION_SCALARS:
+            self.log(name, self.test_report["overall"][name])
+        for i, name in enumerate(names):
             self.log(f"test_class_f1/{name}", per_class["f1"][i])
-        self.test_per_class.reset()
-        self.test_confusion.reset()
+        for metric in (self.test_per_class, self.test_confusion, self.test_raw_logits,
+                       self.test_labels):  # fmt: skip
+            metric.reset()
+
+    def _calibration_report(self) -> dict[str, float]:
+        """ECE, NLL and Brier score before (raw) and after temperature scaling."""
+        raw, labels = self.test_raw_logits.compute(), self.test_labels.compute().long()
+        temperature = float(self.classifier.temperature)
+        before = calibration_metrics(raw, labels)
+        after = calibration_metrics(raw, labels, temperature)
+        return {
+            "temperature": temperature,
+            **{f"test/{k}": v for k, v in before.items()},
+            **{f"test/{k}_calibrated": v for k, v in after.items()},
+        }
+
+    def _test_predictions(self) -> dict[str, Tensor]:
+        """Labels, predicted classes and calibrated probabilities of every test image."""
+        raw, labels = self.test_raw_logits.compute(), self.test_labels.compute().long()
+        probabilities = (raw.double() / float(self.classifier.temperature)).softmax(1).float()
+        return {"labels": labels.cpu(), "predicted": probabilities.argmax(1).cpu(),
+                "probabilities": probabilities.cpu()}  # fmt: skip
 
     # ----- exact resumption ----------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from fmnist.runs.resume import fit, resolve_ckpt_path
 from fmnist.runs.sweep import finished_job_metrics
 from fmnist.training.metrics import HPARAM_METRICS, VAL_ACC_BEST, mode_of, print_test_report
 from fmnist.training.module import ClassificationModule
+from fmnist.training.predictions import PREDICTIONS_FILE, save_predictions
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,8 @@ def test_best(
         module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False, weights_only=True
     )
     report = module.test_report
+    if trainer.is_global_zero:
+        save_predictions(Path(trainer.default_root_dir) / PREDICTIONS_FILE, report["predictions"])
     return {
         **report["overall"],
         "per_class": report["per_class"],

@@ -1,0 +1,48 @@
+"""TemperatureScaling: calibrate the probabilities of the weights that are about to be tested."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import torch
+
+from fmnist.errors import ConfigError
+from fmnist.inference.checkpoint import store_temperature
+from fmnist.training.calibration import fit_temperature
+
+log = logging.getLogger(__name__)
+
+
+class TemperatureScaling(L.Callback):
+    """At the start of testing (the best checkpoint's weights are loaded by then), fit the
+    temperature on the ``split`` images by minimizing their NLL, set it on the model and
+    store it in the tested checkpoint, so prediction, export and serving report the same
+    calibrated probabilities as the run's test metrics. The predicted classes do not change.
+    """
+
+    def __init__(self, split: str = "val", batch_size: int = 1000) -> None:
+        if split != "val":
+            raise ConfigError(
+                f"callbacks.temperature_scaling.split={split!r}: the temperature is fitted on "
+                "the validation split (fitting it on the test split would leak the test set)."
+            )
+        self.split, self.batch_size = split, batch_size
+
+    def on_test_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        data = trainer.datamodule.split(self.split)
+        was_training = module.training
+        module.eval()
+        with torch.inference_mode():
+            raw = torch.cat(
+                [
+                    module.classifier.raw_logits(batch.to(module.device)).float().cpu()
+                    for batch in data.images.split(self.batch_size)
+                ]
+            )
+        module.train(was_training)
+        temperature = fit_temperature(raw, data.labels.cpu())
+        module.classifier.temperature.fill_(temperature)
+        log.info("Temperature fitted on %d %s images: %.3f", len(raw), self.split, temperature)
+        if trainer.ckpt_path and trainer.is_global_zero:
+            store_temperature(trainer.ckpt_path, temperature)
