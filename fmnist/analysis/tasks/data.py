@@ -1,4 +1,4 @@
-"""The data tasks of ``analyze.py``: ``eda``, ``pca``, ``tsne`` (and ``data`` = eda + pca).
+"""The data tasks of ``analyze.py``: ``eda``, ``pca``, ``tsne`` (conf/task/; ``data`` = eda + pca).
 
 Each task loads both official splits (70,000 images) through the same data config as
 training, computes with ``fmnist.analysis.eda``/``pca``, draws with
@@ -22,7 +22,6 @@ from fmnist.analysis import eda
 from fmnist.analysis import pca as pca_lib
 from fmnist.analysis.plots import data_figures as figures
 from fmnist.analysis.report import Report
-from fmnist.analysis.tasks import ALIASES, TASKS
 from fmnist.data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES, load_fashion_mnist
 
 log = logging.getLogger(__name__)
@@ -88,9 +87,11 @@ class Stopwatch:
 # ----- eda ------------------------------------------------------------------------------
 
 
-def eda_task(cfg: DictConfig, report: Report) -> None:
+def eda_task(
+    cfg: DictConfig, report: Report, *, n_random_pixels: int, samples_per_class: int, max_lag: int
+) -> None:
     """Data quality checks and exploratory figures on all 70,000 images."""
-    options, seed = cfg.eda, int(cfg.seed)
+    seed = int(cfg.seed)
     watch = Stopwatch()
     data = load_splits(cfg)
     watch.lap("load")
@@ -179,7 +180,7 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
     )
     watch.lap("histogram")
 
-    pixels = eda.random_pixels((IMAGE_SIZE, IMAGE_SIZE), int(options.n_random_pixels), seed)
+    pixels = eda.random_pixels((IMAGE_SIZE, IMAGE_SIZE), int(n_random_pixels), seed)
     values = eda.pixel_values_by_class(images, labels, pixels, NUM_CLASSES)
     medians = [[float(np.median(v)) for v in per_class] for per_class in values]
     report.text(
@@ -257,7 +258,7 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
         "784x784 pixel correlation matrix",
         "eda/correlation_matrix",
     )
-    by_lag = eda.mean_abs_corr_by_lag(corr, int(options.max_lag))
+    by_lag = eda.mean_abs_corr_by_lag(corr, int(max_lag))
     report.figure(
         figures.correlation_by_lag(by_lag, w),
         "correlation_by_lag",
@@ -267,7 +268,7 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
     watch.lap("correlation figures")
 
     report.heading("Examples")
-    grid = eda.sample_grid(images, labels, int(options.samples_per_class), NUM_CLASSES, seed)
+    grid = eda.sample_grid(images, labels, int(samples_per_class), NUM_CLASSES, seed)
     report.figure(
         figures.sample_grid(grid, CLASS_NAMES),
         "sample_grid",
@@ -281,21 +282,31 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
 # ----- pca ------------------------------------------------------------------------------
 
 
-def _pca_features(cfg: DictConfig, data: Splits) -> dict[str, np.ndarray]:
+def _pca_features(preprocessings: list[str], data: Splits) -> dict[str, np.ndarray]:
     """All 70,000 images under each configured preprocessing, statistics from train."""
     return {
         normalize: pca_lib.preprocess(data.images, normalize, data.train_images)
-        for normalize in cfg.pca.preprocessings
+        for normalize in preprocessings
     }
 
 
-def pca_task(cfg: DictConfig, report: Report) -> None:
+def pca_task(
+    cfg: DictConfig,
+    report: Report,
+    *,
+    preprocessings: list[str],
+    scatter_points: int,
+    n_component_images: int,
+    projector_preprocessing: str,
+    projector_points: int,
+    projector_components: int,
+) -> None:
     """PCA of all 70,000 images under both preprocessings, and a TensorBoard projector."""
-    options, seed = cfg.pca, int(cfg.seed)
+    seed = int(cfg.seed)
     watch = Stopwatch()
     data = load_splits(cfg)
     labels = data.labels
-    features = _pca_features(cfg, data)
+    features = _pca_features(preprocessings, data)
     watch.lap("load + preprocess")
     fits = {normalize: pca_lib.fit_pca(x, seed=seed) for normalize, x in features.items()}
     watch.lap("PCA fits")
@@ -326,7 +337,7 @@ def pca_task(cfg: DictConfig, report: Report) -> None:
         "pca/explained_variance",
     )
 
-    drawn = eda.seeded_subsample(len(labels), int(options.scatter_points), seed)
+    drawn = eda.seeded_subsample(len(labels), int(scatter_points), seed)
     projections = {names[n]: fit.transform(features[n][drawn])[:, :2] for n, fit in fits.items()}
     note = (
         f"{len(drawn):,} of {len(labels):,} images drawn with seed {seed}"
@@ -339,7 +350,7 @@ def pca_task(cfg: DictConfig, report: Report) -> None:
         f"Images on the first two principal components ({note})",
         "pca/projection",
     )
-    count = int(options.n_component_images)
+    count = int(n_component_images)
     components = {names[n]: fit.components_[:count] for n, fit in fits.items()}
     report.figure(
         figures.principal_components(components, ratios, (IMAGE_SIZE, IMAGE_SIZE)),
@@ -349,7 +360,16 @@ def pca_task(cfg: DictConfig, report: Report) -> None:
     )
     watch.lap("PCA figures")
 
-    _embedding_projector(cfg, report, data, features, fits)
+    _embedding_projector(
+        report,
+        data,
+        features,
+        fits,
+        normalize=str(projector_preprocessing),
+        points=int(projector_points),
+        components=int(projector_components),
+        seed=seed,
+    )
     watch.lap("embedding projector")
     report.text(f"PCA computed in {watch.total:.1f} s.")
 
@@ -399,27 +419,29 @@ def _compare_with_original(summaries: dict[str, pca_lib.VarianceSummary]) -> str
 
 
 def _embedding_projector(
-    cfg: DictConfig,
     report: Report,
     data: Splits,
     features: dict[str, np.ndarray],
     fits: dict[str, PCA],
+    *,
+    normalize: str,
+    points: int,
+    components: int,
+    seed: int,
 ) -> None:
     """PCA-k features of a seeded subsample in TensorBoard's projector (sprites + class names).
 
     PCA-k is the first k components of the full fit when there is one (the same
     components, without fitting again)."""
-    options, seed = cfg.pca, int(cfg.seed)
     if report.writer is None:
         return
-    normalize = str(options.projector_preprocessing)
-    chosen = eda.seeded_subsample(len(data.labels), int(options.projector_points), seed)
+    chosen = eda.seeded_subsample(len(data.labels), points, seed)
     if normalize in fits:
         x, fit = features[normalize], fits[normalize]
     else:
         x = pca_lib.preprocess(data.images, normalize, data.train_images)
         fit = pca_lib.fit_pca(x, seed=seed)
-    k = min(int(options.projector_components), fit.n_components_)
+    k = min(components, fit.n_components_)
     reduced = (x[chosen] - fit.mean_) @ fit.components_[:k].T
     sprites = torch.from_numpy(data.images[chosen]).float().div(255.0).unsqueeze(1)
     report.writer.add_embedding(
@@ -438,18 +460,27 @@ def _embedding_projector(
 # ----- tsne -----------------------------------------------------------------------------
 
 
-def tsne_task(cfg: DictConfig, report: Report) -> None:
+def tsne_task(
+    cfg: DictConfig,
+    report: Report,
+    *,
+    n_samples: int,
+    preprocessing: str,
+    pca_components: int,
+    perplexity: float,
+    max_iter: int,
+) -> None:
     """t-SNE map of a seeded subsample's PCA features (slower: its own task)."""
-    options, seed = cfg.tsne, int(cfg.seed)
+    seed = int(cfg.seed)
     watch = Stopwatch()
     data = load_splits(cfg)
-    normalize = str(options.preprocessing)
+    normalize = str(preprocessing)
     x = pca_lib.preprocess(data.images, normalize, data.train_images)
-    chosen = eda.seeded_subsample(len(data.labels), int(options.n_samples), seed)
-    k = min(int(options.pca_components), *x[chosen].shape)
+    chosen = eda.seeded_subsample(len(data.labels), int(n_samples), seed)
+    k = min(int(pca_components), *x[chosen].shape)
     reduced = pca_lib.fit_pca(x, k, seed).transform(x[chosen])
     watch.lap("PCA")
-    points = pca_lib.tsne_map(reduced, seed, float(options.perplexity), int(options.max_iter))
+    points = pca_lib.tsne_map(reduced, seed, float(perplexity), int(max_iter))
     watch.lap("t-SNE")
     title = (
         f"t-SNE of {len(chosen):,} images (seed {seed}; PCA-{k} of "
@@ -457,7 +488,7 @@ def tsne_task(cfg: DictConfig, report: Report) -> None:
     )
     report.heading("t-SNE map")
     report.text(
-        f"t-SNE (scikit-learn, perplexity {min(float(options.perplexity), (len(chosen) - 1) / 3):g}"
+        f"t-SNE (scikit-learn, perplexity {min(float(perplexity), (len(chosen) - 1) / 3):g}"
         f") of {len(chosen):,} images drawn with seed {seed} from all {len(data.labels):,}, "
         f"after PCA to {k} dimensions. Computed in {watch.total:.1f} s."
     )
@@ -467,7 +498,3 @@ def tsne_task(cfg: DictConfig, report: Report) -> None:
         title,
         "tsne/map",
     )
-
-
-TASKS.update(eda=eda_task, pca=pca_task, tsne=tsne_task)
-ALIASES["data"] = ("eda", "pca")
