@@ -195,11 +195,12 @@ def test_eda_task_writes_figures_report_and_tensorboard(tmp_path: Path) -> None:
     write_idx(test_file, test)
 
     output_dir = tmp_path / "run"
-    report = run_task("eda", output_dir, data_dir, "eda.samples_per_class=3").read_text()
+    report = run_task("eda", output_dir, data_dir, "task.samples_per_class=3").read_text()
     assert "1 sets of copies within train (2 redundant images)" in report
     assert "0 within test" in report and "1 test images that also occur in train" in report
     assert "| train | 0, 1, 2 |" in report and "| test / train | 4 / 9 |" in report
     assert "| train | 60 | uint8 28x28 | 0 | 0-9 |" in report
+    assert "*3 random examples per class (seed 0)*" in report  # the default is 10
     for name in EDA_FIGURES:
         assert_png(output_dir / f"{name}.png")
         assert f"]({name}.png)" in report

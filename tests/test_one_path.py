@@ -135,7 +135,7 @@ def test_tta_answers_agree_through_test_analyze_predict_and_export(
     assert not torch.equal(module.classifier.net_logits(test.images), logits)  # TTA counts
 
     data = [o for o in TINY_OVERRIDES if o.startswith("data.")]
-    overrides = [*data, "task=model", f"ckpt={ckpt}", "explain.samples=20", "explain.n_repeats=1"]
+    overrides = [*data, "task=model", f"ckpt={ckpt}", "task.samples=20", "task.n_repeats=1"]
     cfg = compose_config("analyze", overrides, tmp_path / "analysis", fake_data_dir)
     run_analysis(cfg)
     evaluation = strict_json(tmp_path / "analysis" / "evaluation.json")

@@ -6,12 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra.errors import MissingConfigException
 from sklearn.decomposition import PCA
 
 from fmnist.analysis import pca
 from fmnist.data import CLASS_NAMES, load_fashion_mnist
 from fmnist.errors import ConfigError
-from tests.test_eda import assert_png, event_image_tags, run_task, single_thread  # noqa: F401
+from tests.test_eda import (  # noqa: F401
+    EDA_FIGURES,
+    assert_png,
+    event_image_tags,
+    run_task,
+    single_thread,
+)
 
 PCA_FIGURES = ("pca_explained_variance", "pca_projection", "pca_components")
 
@@ -60,7 +67,11 @@ def test_variance_summary_against_cumsum() -> None:
 
 def test_pca_task_report_figures_tensorboard_projector(tmp_path: Path, fake_data_dir: Path, raw):
     output_dir = tmp_path / "run"
-    overrides = ["pca.scatter_points=100", "pca.projector_points=50", "pca.projector_components=8"]
+    overrides = [
+        "task.scatter_points=100",
+        "task.projector_points=50",
+        "task.projector_components=8",
+    ]
     report = run_task("pca", output_dir, fake_data_dir, *overrides).read_text()
     for name in PCA_FIGURES:
         assert_png(output_dir / f"{name}.png")
@@ -89,20 +100,56 @@ def test_pca_task_report_figures_tensorboard_projector(tmp_path: Path, fake_data
 def test_tsne_task_writes_its_map(tmp_path: Path, fake_data_dir: Path) -> None:
     output_dir = tmp_path / "run"
     report = run_task(
-        "tsne", output_dir, fake_data_dir, "tsne.n_samples=80", "tsne.max_iter=250"
+        "tsne", output_dir, fake_data_dir, "task.n_samples=80", "task.max_iter=250"
     ).read_text()
     assert_png(output_dir / "tsne.png")
     assert "](tsne.png)" in report and "80 images drawn with seed 0" in report
     assert event_image_tags(output_dir / "tensorboard") == {"tsne/map"}
 
 
-def test_unknown_task_names_the_choices(tmp_path: Path, fake_data_dir: Path) -> None:
-    with pytest.raises(ConfigError, match=r"use one of .*eda.*pca.*tsne"):
+def test_unknown_task_is_hydras_error_listing_the_tasks(tmp_path: Path, fake_data_dir) -> None:
+    with pytest.raises(MissingConfigException) as error:
         run_task("edaa", tmp_path / "run", fake_data_dir)
+    message = str(error.value)
+    assert "Could not find 'task/edaa'" in message
+    listed = message.split("Available options in 'task':")[1].split()
+    assert {"data", "eda", "pca", "tsne", "model"} <= set(listed)
 
 
-def test_data_alias_runs_eda_then_pca() -> None:
-    from fmnist.analysis.tasks import ALIASES, TASKS
-
-    assert ALIASES["data"] == ("eda", "pca")
-    assert {"eda", "pca", "tsne"} <= set(TASKS)
+def test_data_task_writes_eda_and_pca_into_one_report(tmp_path: Path, fake_data_dir: Path):
+    output_dir = tmp_path / "run"
+    overrides = [
+        "task.eda.samples_per_class=2",
+        "task.pca.scatter_points=60",
+        "task.pca.projector_points=30",
+        "task.pca.projector_components=4",
+    ]
+    report = run_task("data", output_dir, fake_data_dir, *overrides).read_text()
+    assert sorted(p.name for p in output_dir.glob("*.md")) == ["report.md"]
+    headings = [line for line in report.splitlines() if line.startswith("## ")]
+    assert headings == [
+        "## Data quality",
+        "## Class balance",
+        "## Pixel intensities",
+        "## Class mean and standard-deviation images",
+        "## Pixel correlations",
+        "## Examples",
+        "## Principal component analysis",
+    ]
+    assert report.index("EDA computed in") < report.index("PCA computed in")
+    for name in (*EDA_FIGURES, *PCA_FIGURES):
+        assert_png(output_dir / f"{name}.png")
+        assert report.count(f"]({name}.png)") == 1, name
+    tensorboard = output_dir / "tensorboard"
+    assert event_image_tags(tensorboard) == {
+        *(f"eda/{n}" for n in EDA_FIGURES),
+        "pca/explained_variance",
+        "pca/projection",
+        "pca/components",
+    }
+    # Each task's own options, overridden as task.<name>.<option>, reach that task.
+    assert "*2 random examples per class (seed 0)*" in report
+    assert "60 of 380 images drawn with seed 0" in report
+    (projector,) = tensorboard.glob("*/pca4_none")
+    rows = (projector / "tensors.tsv").read_text().strip().splitlines()
+    assert len(rows) == 30 and all(len(row.split("\t")) == 4 for row in rows)

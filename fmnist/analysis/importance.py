@@ -214,9 +214,8 @@ def layer_importance(
     mask_shape = (channels,) + (1,) * (activations.ndim - 2)
     generator = _generator(seed, layer)
     joint_size = max(1, round(share * channels))
-    joint_masks = torch.zeros(n_repeats, channels, dtype=torch.bool)
-    for r in range(n_repeats):
-        joint_masks[r, torch.randperm(channels, generator=generator)[:joint_size]] = True
+    # The masks are drawn before the permutations: the order of the seeded draws is fixed.
+    joint_masks = _joint_masks(channels, joint_size, n_repeats, generator)
     permutations = _random_permutations(channels * n_repeats + n_repeats, n, generator)
     permutations = permutations.to(activations.device)
     single = channel_permuted_predictions(
@@ -239,6 +238,24 @@ def layer_importance(
     baseline_predictions = forward_in_chunks(net, suffix, activations).argmax(1)
     baseline = accuracy_and_macro_f1(baseline_predictions.unsqueeze(0), labels, num_classes)[0]
     drops = (baseline - accuracy_and_macro_f1(predictions, labels, num_classes)).cpu().numpy()
+    result = _layer_result(drops, channels, n_repeats, share, joint_size)
+    result["baseline"] = dict(zip(METRICS, baseline.cpu().tolist(), strict=True))
+    return result
+
+
+def _joint_masks(channels: int, size: int, n_repeats: int, generator: torch.Generator) -> Tensor:
+    """Per repeat, a seeded set of ``size`` channels to permute jointly: (n_repeats, channels)."""
+    masks = torch.zeros(n_repeats, channels, dtype=torch.bool)
+    for r in range(n_repeats):
+        masks[r, torch.randperm(channels, generator=generator)[:size]] = True
+    return masks
+
+
+def _layer_result(
+    drops: np.ndarray, channels: int, n_repeats: int, share: float, joint_size: int
+) -> dict[str, Any]:
+    """``layer_importance``'s result from the drops of every permuted copy, (P, metrics): the
+    channel copies first (channel-major, ``n_repeats`` each), then one joint copy per repeat."""
     result: dict[str, Any] = {"channels": channels, "joint": {"share": share, "size": joint_size}}
     result["summary"] = {}
     for m, metric in enumerate(METRICS):
@@ -258,7 +275,6 @@ def layer_importance(
             "channel_drop_mean": float(means.mean()),
             "channels_that_matter": int(((means - 2 * stds) > 0).sum()),
         }
-    result["baseline"] = dict(zip(METRICS, baseline.cpu().tolist(), strict=True))
     return result
 
 

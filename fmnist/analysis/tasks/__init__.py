@@ -1,46 +1,40 @@
-"""The tasks of ``analyze.py``: each builds a report in the run directory from a config.
+"""The tasks of ``analyze.py``: each builds a report in the run directory.
 
-A task is a function ``(cfg, report) -> None`` registered in ``TASKS``; ``task=data`` style
-aliases run several in one report.
+A task is a function ``(cfg, report, **options) -> None``, and ``conf/task/<name>.yaml`` names
+it in ``_target_`` with ``_partial_: true`` and lists its options: Hydra's ``task=<name>``
+picks the file, ``task.<option>=...`` overrides an option, and ``hydra.utils.instantiate``
+binds the options, leaving the call with the whole config (data, seed, ckpt) and the report.
+Functions rather than classes because a task runs once and keeps nothing. Adding a task is
+one YAML file and one function; there is no registry to fill.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fmnist.analysis.report import Report
-from fmnist.errors import ConfigError
+from fmnist.runs.config import build
 
 log = logging.getLogger(__name__)
-
-Task = Callable[[DictConfig, Report], None]
-
-#: Task name -> function. Filled in by the modules that implement the tasks.
-TASKS: dict[str, Task] = {}
-#: Names that run several tasks into one report.
-ALIASES: dict[str, tuple[str, ...]] = {}
 
 
 def run_analysis(cfg: DictConfig) -> Path:
     """Run ``cfg.task`` and write ``report.md`` (and figures) into the run directory."""
     from torch.utils.tensorboard import SummaryWriter
 
-    names = ALIASES.get(cfg.task, (cfg.task,))
-    unknown = [n for n in names if n not in TASKS]
-    if unknown:
-        choices = ", ".join(sorted([*TASKS, *ALIASES]))
-        raise ConfigError(f"task={cfg.task!r} is not an analysis task: use one of {choices}.")
+    task = build(cfg.task)
+    name = _chosen_task()
     output_dir = Path(cfg.paths.output_dir)
     writer = SummaryWriter(str(output_dir / "tensorboard"))
-    report = Report(output_dir, title=f"Fashion-MNIST analysis: {cfg.task}", writer=writer)
+    title = f"Fashion-MNIST analysis: {name}" if name else "Fashion-MNIST analysis"
+    report = Report(output_dir, title=title, writer=writer)
     try:
-        for name in names:
-            log.info("Task %s", name)
-            TASKS[name](cfg, report)
+        log.info("Task %s", name or cfg.task.get("_target_"))
+        task(cfg, report)
     finally:
         path = report.write()
         writer.close()
@@ -48,5 +42,9 @@ def run_analysis(cfg: DictConfig) -> Path:
     return path
 
 
-# The modules that implement tasks register them on import (at the end: they import TASKS).
-from fmnist.analysis.tasks import data, model  # noqa: E402, F401
+def _chosen_task() -> str | None:
+    """The name given as ``task=``: Hydra records it for a run; a config composed without
+    one (as tests do) has no record."""
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().runtime.choices.get("task")

@@ -1,4 +1,4 @@
-"""The data tasks of ``analyze.py``: ``eda``, ``pca``, ``tsne`` (and ``data`` = eda + pca).
+"""The data tasks of ``analyze.py``: ``eda``, ``pca``, ``tsne`` (conf/task/; ``data`` = eda + pca).
 
 Each task loads both official splits (70,000 images) through the same data config as
 training, computes with ``fmnist.analysis.eda``/``pca``, draws with
@@ -22,7 +22,6 @@ from fmnist.analysis import eda
 from fmnist.analysis import pca as pca_lib
 from fmnist.analysis.plots import data_figures as figures
 from fmnist.analysis.report import Report
-from fmnist.analysis.tasks import ALIASES, TASKS
 from fmnist.data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES, load_fashion_mnist
 
 log = logging.getLogger(__name__)
@@ -48,6 +47,13 @@ class Splits:
     @cached_property
     def labels(self) -> np.ndarray:
         return np.concatenate([self.train_labels, self.test_labels])
+
+    def by_split(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """``(name, images, labels)`` of train, then test: the tables list them in this order."""
+        return [
+            ("train", self.train_images, self.train_labels),
+            ("test", self.test_images, self.test_labels),
+        ]
 
 
 @lru_cache(maxsize=2)
@@ -88,20 +94,37 @@ class Stopwatch:
 # ----- eda ------------------------------------------------------------------------------
 
 
-def eda_task(cfg: DictConfig, report: Report) -> None:
-    """Data quality checks and exploratory figures on all 70,000 images."""
-    options, seed = cfg.eda, int(cfg.seed)
+def eda_task(
+    cfg: DictConfig, report: Report, *, n_random_pixels: int, samples_per_class: int, max_lag: int
+) -> None:
+    """Data quality checks and exploratory figures on all 70,000 images, one section each."""
+    seed = int(cfg.seed)
     watch = Stopwatch()
     data = load_splits(cfg)
     watch.lap("load")
-    splits = {
-        "train": (data.train_images, data.train_labels),
-        "test": (data.test_images, data.test_labels),
-    }
+    _data_quality(report, data)
+    watch.lap("quality + duplicates")
+    _class_balance(report, data)
+    _pixel_intensities(report, data)
+    watch.lap("histogram")
+    _random_pixels(report, data, int(n_random_pixels), seed)
+    watch.lap("random pixels")
+    _class_images(report, data)
+    watch.lap("class images")
+    corr = eda.pixel_correlation(data.images)
+    watch.lap("correlation matrix")
+    _pixel_correlations(report, corr, int(max_lag))
+    watch.lap("correlation figures")
+    _examples(report, data, int(samples_per_class), seed)
+    watch.lap("sample grid")
+    report.text(f"EDA computed in {watch.total:.1f} s.")
 
+
+def _data_quality(report: Report, data: Splits) -> None:
+    """Sizes, types, NaN values and value ranges per split, then exact duplicates."""
     report.heading("Data quality")
     rows = []
-    for split, (images, labels) in splits.items():
+    for split, images, labels in data.by_split():
         low, high = eda.value_range(images)
         label_low, label_high = eda.value_range(labels)
         rows.append(
@@ -116,7 +139,6 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
         )
     report.table(["split", "images", "pixels", "NaN values", "labels", "pixel values"], rows)
     duplicates = eda.find_duplicates(data.train_images, data.test_images)
-    watch.lap("quality + duplicates")
     report.text(
         "Exact duplicates (byte-identical images): "
         f"{len(duplicates.groups_a)} sets of copies within train "
@@ -132,8 +154,11 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
         report.text("First duplicates (indices into the official files):")
         report.table(["where", "indices"], examples)
 
+
+def _class_balance(report: Report, data: Splits) -> None:
+    """Images per class in each split, as a table and a bar chart."""
     report.heading("Class balance")
-    counts = {split: eda.class_counts(labels, NUM_CLASSES) for split, (_, labels) in splits.items()}
+    counts = {split: eda.class_counts(labels, NUM_CLASSES) for split, _, labels in data.by_split()}
     report.table(
         ["class", *counts, "share of train"],
         [
@@ -158,7 +183,10 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
         "eda/class_balance",
     )
 
-    images, labels = data.images, data.labels
+
+def _pixel_intensities(report: Report, data: Splits) -> None:
+    """Share of background (0) and saturated (255) pixels, means, and the histogram."""
+    images = data.images
     report.heading("Pixel intensities")
     histogram = eda.intensity_histogram(images)
     zero = eda.zero_share(images)
@@ -177,9 +205,13 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
         "Histogram of pixel intensities (log scale)",
         "eda/intensity_histogram",
     )
-    watch.lap("histogram")
 
-    pixels = eda.random_pixels((IMAGE_SIZE, IMAGE_SIZE), int(options.n_random_pixels), seed)
+
+def _random_pixels(report: Report, data: Splits, count: int, seed: int) -> None:
+    """Intensities of ``count`` seeded pixel locations per class (still under the
+    intensities heading): one pixel already separates some classes."""
+    images, labels = data.images, data.labels
+    pixels = eda.random_pixels((IMAGE_SIZE, IMAGE_SIZE), count, seed)
     values = eda.pixel_values_by_class(images, labels, pixels, NUM_CLASSES)
     medians = [[float(np.median(v)) for v in per_class] for per_class in values]
     report.text(
@@ -200,10 +232,12 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
         "Intensity distributions of seeded random pixels per class",
         "eda/random_pixels",
     )
-    watch.lap("random pixels")
 
+
+def _class_images(report: Report, data: Splits) -> None:
+    """Mean and standard-deviation image of each class, and which classes stand out."""
     report.heading("Class mean and standard-deviation images")
-    means, stds = eda.class_mean_std(images, labels, NUM_CLASSES)
+    means, stds = eda.class_mean_std(data.images, data.labels, NUM_CLASSES)
     brightest = int(means.mean(axis=(1, 2)).argmax())
     darkest = int(means.mean(axis=(1, 2)).argmin())
     report.text(
@@ -225,11 +259,11 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
         "Per-pixel standard deviation of each class",
         "eda/class_stds",
     )
-    watch.lap("class images")
 
+
+def _pixel_correlations(report: Report, corr: np.ndarray, max_lag: int) -> None:
+    """What the 784x784 correlation matrix shows (neighbours, the 28-pixel rows), and it."""
     report.heading("Pixel correlations")
-    corr = eda.pixel_correlation(images)
-    watch.lap("correlation matrix")
     s = eda.correlation_structure(corr, IMAGE_SIZE)
     w = IMAGE_SIZE
     report.text(
@@ -257,55 +291,81 @@ def eda_task(cfg: DictConfig, report: Report) -> None:
         "784x784 pixel correlation matrix",
         "eda/correlation_matrix",
     )
-    by_lag = eda.mean_abs_corr_by_lag(corr, int(options.max_lag))
     report.figure(
-        figures.correlation_by_lag(by_lag, w),
+        figures.correlation_by_lag(eda.mean_abs_corr_by_lag(corr, max_lag), w),
         "correlation_by_lag",
         "Mean |correlation| of pixel pairs against their distance in the flattened image",
         "eda/correlation_by_lag",
     )
-    watch.lap("correlation figures")
 
+
+def _examples(report: Report, data: Splits, per_class: int, seed: int) -> None:
+    """A seeded grid of ``per_class`` example images of each class."""
     report.heading("Examples")
-    grid = eda.sample_grid(images, labels, int(options.samples_per_class), NUM_CLASSES, seed)
+    grid = eda.sample_grid(data.images, data.labels, per_class, NUM_CLASSES, seed)
     report.figure(
         figures.sample_grid(grid, CLASS_NAMES),
         "sample_grid",
         f"{grid.shape[1]} random examples per class (seed {seed})",
         "eda/sample_grid",
     )
-    watch.lap("sample grid")
-    report.text(f"EDA computed in {watch.total:.1f} s.")
 
 
 # ----- pca ------------------------------------------------------------------------------
 
 
-def _pca_features(cfg: DictConfig, data: Splits) -> dict[str, np.ndarray]:
+def _pca_features(preprocessings: list[str], data: Splits) -> dict[str, np.ndarray]:
     """All 70,000 images under each configured preprocessing, statistics from train."""
     return {
         normalize: pca_lib.preprocess(data.images, normalize, data.train_images)
-        for normalize in cfg.pca.preprocessings
+        for normalize in preprocessings
     }
 
 
-def pca_task(cfg: DictConfig, report: Report) -> None:
+def pca_task(
+    cfg: DictConfig,
+    report: Report,
+    *,
+    preprocessings: list[str],
+    scatter_points: int,
+    n_component_images: int,
+    projector_preprocessing: str,
+    projector_points: int,
+    projector_components: int,
+) -> None:
     """PCA of all 70,000 images under both preprocessings, and a TensorBoard projector."""
-    options, seed = cfg.pca, int(cfg.seed)
+    seed = int(cfg.seed)
     watch = Stopwatch()
     data = load_splits(cfg)
-    labels = data.labels
-    features = _pca_features(cfg, data)
+    features = _pca_features(preprocessings, data)
     watch.lap("load + preprocess")
     fits = {normalize: pca_lib.fit_pca(x, seed=seed) for normalize, x in features.items()}
     watch.lap("PCA fits")
-    names = {normalize: pca_lib.PREPROCESSINGS[normalize] for normalize in fits}
-    ratios = {names[n]: fit.explained_variance_ratio_ for n, fit in fits.items()}
-    summaries = {name: pca_lib.variance_summary(r) for name, r in ratios.items()}
+    ratios = {pca_lib.PREPROCESSINGS[n]: fit.explained_variance_ratio_ for n, fit in fits.items()}
+    _explained_variance(report, len(data.labels), ratios)
+    _projection(report, fits, features, data.labels, ratios, int(scatter_points), seed)
+    _component_images(report, fits, ratios, int(n_component_images))
+    watch.lap("PCA figures")
+    _embedding_projector(
+        report,
+        data,
+        features,
+        fits,
+        normalize=str(projector_preprocessing),
+        points=int(projector_points),
+        components=int(projector_components),
+        seed=seed,
+    )
+    watch.lap("embedding projector")
+    report.text(f"PCA computed in {watch.total:.1f} s.")
 
+
+def _explained_variance(report: Report, n_images: int, ratios: dict[str, np.ndarray]) -> None:
+    """Variance shares per preprocessing beside the original study's, and their curves."""
+    summaries = {name: pca_lib.variance_summary(r) for name, r in ratios.items()}
     report.heading("Principal component analysis")
     report.text(
-        f"scikit-learn PCA of all {len(labels):,} images (train and test), 784 pixels each; "
+        f"scikit-learn PCA of all {n_images:,} images (train and test), 784 pixels each; "
         "`data.normalize=none` scales pixels to 0-1, `data.normalize=per_pixel` also "
         "standardizes each pixel with the training split's mean and std (std floored at 0.01 "
         "for the always-black border), as the data module does for training."
@@ -326,8 +386,22 @@ def pca_task(cfg: DictConfig, report: Report) -> None:
         "pca/explained_variance",
     )
 
-    drawn = eda.seeded_subsample(len(labels), int(options.scatter_points), seed)
-    projections = {names[n]: fit.transform(features[n][drawn])[:, :2] for n, fit in fits.items()}
+
+def _projection(
+    report: Report,
+    fits: dict[str, PCA],
+    features: dict[str, np.ndarray],
+    labels: np.ndarray,
+    ratios: dict[str, np.ndarray],
+    points: int,
+    seed: int,
+) -> None:
+    """A seeded subsample of ``points`` images on the first two components."""
+    drawn = eda.seeded_subsample(len(labels), points, seed)
+    projections = {
+        pca_lib.PREPROCESSINGS[n]: fit.transform(features[n][drawn])[:, :2]
+        for n, fit in fits.items()
+    }
     note = (
         f"{len(drawn):,} of {len(labels):,} images drawn with seed {seed}"
         if len(drawn) < len(labels)
@@ -339,19 +413,19 @@ def pca_task(cfg: DictConfig, report: Report) -> None:
         f"Images on the first two principal components ({note})",
         "pca/projection",
     )
-    count = int(options.n_component_images)
-    components = {names[n]: fit.components_[:count] for n, fit in fits.items()}
+
+
+def _component_images(
+    report: Report, fits: dict[str, PCA], ratios: dict[str, np.ndarray], count: int
+) -> None:
+    """The top ``count`` components of each fit, drawn as 28x28 images."""
+    components = {pca_lib.PREPROCESSINGS[n]: fit.components_[:count] for n, fit in fits.items()}
     report.figure(
         figures.principal_components(components, ratios, (IMAGE_SIZE, IMAGE_SIZE)),
         "pca_components",
         f"The top {count} principal components as images",
         "pca/components",
     )
-    watch.lap("PCA figures")
-
-    _embedding_projector(cfg, report, data, features, fits)
-    watch.lap("embedding projector")
-    report.text(f"PCA computed in {watch.total:.1f} s.")
 
 
 def _compare_with_original(summaries: dict[str, pca_lib.VarianceSummary]) -> str:
@@ -399,27 +473,29 @@ def _compare_with_original(summaries: dict[str, pca_lib.VarianceSummary]) -> str
 
 
 def _embedding_projector(
-    cfg: DictConfig,
     report: Report,
     data: Splits,
     features: dict[str, np.ndarray],
     fits: dict[str, PCA],
+    *,
+    normalize: str,
+    points: int,
+    components: int,
+    seed: int,
 ) -> None:
     """PCA-k features of a seeded subsample in TensorBoard's projector (sprites + class names).
 
     PCA-k is the first k components of the full fit when there is one (the same
     components, without fitting again)."""
-    options, seed = cfg.pca, int(cfg.seed)
     if report.writer is None:
         return
-    normalize = str(options.projector_preprocessing)
-    chosen = eda.seeded_subsample(len(data.labels), int(options.projector_points), seed)
+    chosen = eda.seeded_subsample(len(data.labels), points, seed)
     if normalize in fits:
         x, fit = features[normalize], fits[normalize]
     else:
         x = pca_lib.preprocess(data.images, normalize, data.train_images)
         fit = pca_lib.fit_pca(x, seed=seed)
-    k = min(int(options.projector_components), fit.n_components_)
+    k = min(components, fit.n_components_)
     reduced = (x[chosen] - fit.mean_) @ fit.components_[:k].T
     sprites = torch.from_numpy(data.images[chosen]).float().div(255.0).unsqueeze(1)
     report.writer.add_embedding(
@@ -438,18 +514,27 @@ def _embedding_projector(
 # ----- tsne -----------------------------------------------------------------------------
 
 
-def tsne_task(cfg: DictConfig, report: Report) -> None:
+def tsne_task(
+    cfg: DictConfig,
+    report: Report,
+    *,
+    n_samples: int,
+    preprocessing: str,
+    pca_components: int,
+    perplexity: float,
+    max_iter: int,
+) -> None:
     """t-SNE map of a seeded subsample's PCA features (slower: its own task)."""
-    options, seed = cfg.tsne, int(cfg.seed)
+    seed = int(cfg.seed)
     watch = Stopwatch()
     data = load_splits(cfg)
-    normalize = str(options.preprocessing)
+    normalize = str(preprocessing)
     x = pca_lib.preprocess(data.images, normalize, data.train_images)
-    chosen = eda.seeded_subsample(len(data.labels), int(options.n_samples), seed)
-    k = min(int(options.pca_components), *x[chosen].shape)
+    chosen = eda.seeded_subsample(len(data.labels), int(n_samples), seed)
+    k = min(int(pca_components), *x[chosen].shape)
     reduced = pca_lib.fit_pca(x, k, seed).transform(x[chosen])
     watch.lap("PCA")
-    points = pca_lib.tsne_map(reduced, seed, float(options.perplexity), int(options.max_iter))
+    points = pca_lib.tsne_map(reduced, seed, float(perplexity), int(max_iter))
     watch.lap("t-SNE")
     title = (
         f"t-SNE of {len(chosen):,} images (seed {seed}; PCA-{k} of "
@@ -457,7 +542,7 @@ def tsne_task(cfg: DictConfig, report: Report) -> None:
     )
     report.heading("t-SNE map")
     report.text(
-        f"t-SNE (scikit-learn, perplexity {min(float(options.perplexity), (len(chosen) - 1) / 3):g}"
+        f"t-SNE (scikit-learn, perplexity {min(float(perplexity), (len(chosen) - 1) / 3):g}"
         f") of {len(chosen):,} images drawn with seed {seed} from all {len(data.labels):,}, "
         f"after PCA to {k} dimensions. Computed in {watch.total:.1f} s."
     )
@@ -467,7 +552,3 @@ def tsne_task(cfg: DictConfig, report: Report) -> None:
         title,
         "tsne/map",
     )
-
-
-TASKS.update(eda=eda_task, pca=pca_task, tsne=tsne_task)
-ALIASES["data"] = ("eda", "pca")

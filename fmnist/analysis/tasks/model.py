@@ -25,33 +25,14 @@ from fmnist.analysis.importance import (
 )
 from fmnist.analysis.plots import model_figures as figures
 from fmnist.analysis.report import Report
-from fmnist.analysis.tasks import TASKS
 from fmnist.callbacks.outputs import model_inputs
 from fmnist.data import CLASS_NAMES, FashionMNISTDataModule
 from fmnist.data.pixels import to_unit_range
-from fmnist.errors import CheckpointError, ConfigError
+from fmnist.errors import CheckpointError
 from fmnist.inference.checkpoint import load_classifier
 from fmnist.runs.files import write_json
 
 log = logging.getLogger(__name__)
-
-
-def _options(cfg: DictConfig) -> dict[str, Any]:
-    defaults = {
-        "split": "test",
-        "samples": 500,
-        "n_repeats": 3,
-        "share": 0.25,
-        "seed": 0,
-        "patch": 4,
-        "top_k": 8,
-        "mistakes": 24,
-    }
-    given = dict(cfg.get("explain") or {})
-    unknown = set(given) - set(defaults)
-    if unknown:
-        raise ConfigError(f"Unknown explain options {sorted(unknown)}: use {sorted(defaults)}.")
-    return {**defaults, **given}
 
 
 def load_data(cfg: DictConfig, settings: dict[str, Any]) -> Any:
@@ -65,38 +46,39 @@ def load_data(cfg: DictConfig, settings: dict[str, Any]) -> Any:
     return datamodule
 
 
-def explain_model(cfg: DictConfig, report: Report) -> None:
-    """The ``model`` task (see the module docstring)."""
-    options = _options(cfg)
+def explain_model(
+    cfg: DictConfig,
+    report: Report,
+    *,
+    split: str,
+    samples: int | None,
+    n_repeats: int,
+    share: float,
+    patch: int,
+    top_k: int,
+    mistakes: int,
+) -> None:
+    """The ``model`` task (see the module docstring); ``cfg.seed`` seeds every subsample and
+    permutation."""
     if not cfg.get("ckpt"):
         raise CheckpointError("task=model needs a checkpoint: pass ckpt=PATH/TO/FILE.ckpt.")
+    seed = int(cfg.seed)
     module, settings = load_classifier(cfg.ckpt)
-    split = load_data(cfg, settings).split(options["split"])
+    data = load_data(cfg, settings).split(split)
     report.heading(f"Model: {cfg.ckpt}")
     report.text(
         f"`{module.net.__class__.__name__}` from {module.hparams.net}; split "
-        f"`{options['split']}`; flip TTA {'on' if module.hparams.tta_flip else 'off'}."
+        f"`{split}`; flip TTA {'on' if module.hparams.tta_flip else 'off'}."
     )
-    probabilities = module.predict_proba(split.images)  # the same path as the run's test
-    report_predictions(report, split, probabilities, options["mistakes"])
-    inputs = model_inputs(module, split.images)
-    index = evaluation_subset(len(split.labels), options["samples"], options["seed"])
-    result = report_importance(report, module.net, inputs[index], split.labels[index], options)
-    report_activations(report, module.net, inputs, split.labels, result, options)
-    regions = region_importance(
-        module.net,
-        inputs[index],
-        split.labels[index],
-        options["patch"],
-        options["n_repeats"],
-        options["seed"],
+    probabilities = module.predict_proba(data.images)  # the same path as the run's test
+    report_predictions(report, data, probabilities, mistakes)
+    inputs, labels = model_inputs(module, data.images), data.labels
+    index = evaluation_subset(len(labels), samples, seed)
+    result = report_importance(
+        report, module.net, inputs[index], labels[index], n_repeats, share, seed
     )
-    report.heading("Input-region importance", 3)
-    report.figure(
-        figures.region_heatmaps(regions, CLASS_NAMES),
-        "region_importance",
-        f"Recall drop per class when each {options['patch']}x{options['patch']} patch is permuted",
-    )
+    report_activations(report, module.net, inputs, labels, result, top_k, seed)
+    report_regions(report, module.net, inputs[index], labels[index], patch, n_repeats, seed)
 
 
 def report_predictions(report: Report, split: Any, probabilities: Tensor, mistakes: int) -> None:
@@ -138,22 +120,23 @@ def report_predictions(report: Report, split: Any, probabilities: Tensor, mistak
 
 
 def report_importance(
-    report: Report, net: Any, inputs: Tensor, labels: Tensor, options: dict[str, Any]
+    report: Report,
+    net: Any,
+    inputs: Tensor,
+    labels: Tensor,
+    n_repeats: int,
+    share: float,
+    seed: int,
 ) -> dict[str, Any]:
     """Permutation importance of layers and channels, as a table, a figure and JSON."""
     start = time.perf_counter()
     result = permutation_importance(
-        net,
-        inputs,
-        labels,
-        n_repeats=options["n_repeats"],
-        share=options["share"],
-        seed=options["seed"],
+        net, inputs, labels, n_repeats=n_repeats, share=share, seed=seed
     )
     seconds = time.perf_counter() - start
     report.heading("Layer and channel permutation importance", 3)
     report.text(
-        f"{len(labels)} images, {options['n_repeats']} repeats, seed {options['seed']}, "
+        f"{len(labels)} images, {n_repeats} repeats, seed {seed}, "
         f"{seconds:.1f} s. Drops are in percentage points from the unpermuted accuracy "
         f"{100 * result['baseline']['accuracy']:.2f}% (macro F1 "
         f"{100 * result['baseline']['f1_macro']:.2f}%). A channel matters when its mean drop "
@@ -171,10 +154,11 @@ def report_activations(
     inputs: Tensor,
     labels: Tensor,
     result: dict[str, Any],
-    options: dict[str, Any],
+    top_k: int,
+    seed: int,
 ) -> None:
     """Feature maps of one image per class, and each layer's top channels beside their maps."""
-    shown = one_per_class(labels, 1, options["seed"])
+    shown = one_per_class(labels, 1, seed)
     activations = capture_activations(net, inputs[shown], list(result["layers"]))
     report.heading("Activations", 3)
     stat_rows = []
@@ -191,7 +175,7 @@ def report_activations(
             f"activations_{safe}",
             f"Feature maps of {layer}, one image per class",
         )
-        channels = top_channels(result["layers"][layer], options["top_k"])
+        channels = top_channels(result["layers"][layer], top_k)
         report.figure(
             figures.top_channels_figure(
                 inputs[shown[:4]], output[:4], result["layers"][layer], channels, layer
@@ -202,4 +186,20 @@ def report_activations(
     report.table(["layer", "channels", "zero outputs %", "dead channels"], stat_rows)
 
 
-TASKS["model"] = explain_model
+def report_regions(
+    report: Report,
+    net: Any,
+    inputs: Tensor,
+    labels: Tensor,
+    patch: int,
+    n_repeats: int,
+    seed: int,
+) -> None:
+    """Recall drop per class when each input patch is permuted, as one heatmap per class."""
+    regions = region_importance(net, inputs, labels, patch, n_repeats, seed)
+    report.heading("Input-region importance", 3)
+    report.figure(
+        figures.region_heatmaps(regions, CLASS_NAMES),
+        "region_importance",
+        f"Recall drop per class when each {patch}x{patch} patch is permuted",
+    )
