@@ -1,4 +1,5 @@
-"""The benchmark harness in tiny mode: every part runs and the results file is well-formed."""
+"""The benchmark harness in tiny mode: every part runs and the results file is well-formed;
+the CPU precision resolver."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import compose_config
+from omegaconf import OmegaConf
+from omegaconf.errors import UnsupportedInterpolationType
 
+import fmnist.runs.hardware as hardware  # registers fmnist.cpu_precision (as fmnist/ will)
 from bench.parts import PARTS
 from bench.run import main
 
@@ -48,3 +53,38 @@ def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
     # A second run of one part keeps the others.
     main(["--tiny", "--parts", "data", "--out", str(tmp_path)])
     assert set(json.loads((tmp_path / "results.json").read_text())["parts"]) == set(PARTS)
+
+
+def _fake_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: str) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Fake CPU\nflags\t\t: fpu sse2 {flags}\n")
+    monkeypatch.setattr(hardware, "CPUINFO", cpuinfo)
+
+
+def test_cpu_precision_is_bf16_with_amx_and_trainer_gpu_keeps_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def precision(*overrides: str) -> str:
+        return compose_config("train", list(overrides), tmp_path).trainer.precision
+
+    _fake_cpu(monkeypatch, tmp_path, "avx2 avx512f amx_bf16 amx_tile")
+    assert hardware.cpu_model() == "Fake CPU" and hardware.has_amx_bf16()
+    assert precision("experiment=speedrun") == "bf16-mixed"
+    assert precision() == "32-true"  # only presets that choose trainer cpu_fast
+
+    _fake_cpu(monkeypatch, tmp_path, "avx2 avx512f avx512_bf16")  # bf16 without AMX: no
+    assert hardware.cpu_precision() == "32-true" and precision("experiment=speedrun") == "32-true"
+    # trainer=gpu replaces the preset's trainer: the gpu config's bf16-mixed, not fp32
+    cfg = compose_config("train", ["experiment=speedrun", "trainer=gpu"], tmp_path)
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.accelerator == "gpu"
+    assert cfg.trainer.max_steps == 430  # the preset's other trainer settings stay
+
+
+def test_without_the_resolver_registered_the_error_names_it(tmp_path: Path) -> None:
+    cfg = compose_config("train", ["experiment=speedrun"], tmp_path)
+    OmegaConf.clear_resolver(hardware.RESOLVER)
+    try:
+        with pytest.raises(UnsupportedInterpolationType, match="fmnist.cpu_precision"):
+            _ = cfg.trainer.precision
+    finally:
+        OmegaConf.register_new_resolver(hardware.RESOLVER, hardware.cpu_precision)
