@@ -58,7 +58,8 @@ class Context:
 
 
 def train_timed(cfg: DictConfig) -> dict[str, Any]:
-    """``train(cfg)`` with a loop timer: loop time (no data loading, no test) and wall time."""
+    """``train(cfg)`` with a loop timer: loop time (no data loading, no test), wall time and
+    the images trained."""
     timer_file = Path(cfg.paths.output_dir) / "fit_loop.json"
     with open_dict(cfg):
         if not cfg.get("callbacks"):
@@ -71,6 +72,7 @@ def train_timed(cfg: DictConfig) -> dict[str, Any]:
     return {
         "loop_s": round(loop["loop_s"], 3),
         "steps": loop["steps"],
+        "images": loop["images"],
         "fit_s": metrics["train_time_s"],
         "wall_s": round(wall, 3),
         "test_acc": metrics.get("test", {}).get("acc"),

@@ -1,10 +1,11 @@
 """Benchmark: `python -m bench.run [--tiny] [--parts speedrun overhead data callbacks full]`.
 
 Writes ``bench/results.json`` and the Markdown table ``bench/results.md`` that the README
-shows. Run it alone on the machine: the numbers are wall-clock times. ``--tiny`` runs every
-part on a small synthetic dataset in seconds (the test suite does), checking the harness,
-not the speed. Parts named with ``--parts`` replace theirs in an existing results file, so
-the slow part can be run on its own.
+shows. Run it alone on the machine: the numbers are wall-clock times, and each part records
+the load average around it (a part that starts on a busy machine is repeated once; see
+``bench.timing.LoadGuard``). ``--tiny`` runs every part on a small synthetic dataset in
+seconds (the test suite does), checking the harness, not the speed. Parts named with
+``--parts`` replace theirs in an existing results file, so the slow part can be run on its own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import lightning as L
 import torch
 
 from bench.parts import DEFAULT_PARTS, PARTS, TARGET_ACC, Context
+from bench.timing import LoadGuard, load_average
 from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -50,7 +52,7 @@ def machine() -> dict[str, Any]:
         "lightning": L.__version__,
         "python": platform.python_version(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "load_average_at_start": load_average(),
     }
 
 
@@ -180,9 +182,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         seeds = args.seeds or ([0] if args.tiny else [0, 1, 2])
         ctx = Context(workdir=workdir / "runs", tiny=args.tiny, base_overrides=base, seeds=seeds)
         parts = dict(keep)
+        guard = LoadGuard(max_wait_s=0, repeat=False) if args.tiny else LoadGuard()
         for name in args.parts:
             print(f"== bench part: {name}", flush=True)
-            parts[name] = PARTS[name](ctx)
+            parts[name], load = guard.run(lambda name=name: PARTS[name](ctx))
+            parts[name]["load"] = load
     results = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),

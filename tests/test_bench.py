@@ -1,9 +1,11 @@
 """The benchmark harness in tiny mode: every part runs and the results file is well-formed;
-the CPU precision resolver."""
+the load guard and the CPU precision resolver."""
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from omegaconf.errors import UnsupportedInterpolationType
 import fmnist.runs.hardware as hardware  # registers fmnist.cpu_precision (as fmnist/ will)
 from bench.parts import PARTS
 from bench.run import main
+from bench.timing import LoadGuard
 
 
 def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
@@ -25,7 +28,7 @@ def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
 
     speedrun = results["parts"]["speedrun"]
     (run,) = speedrun["runs"]
-    assert 0.0 <= run["test_acc"] <= 1.0 and run["steps"] == 3
+    assert 0.0 <= run["test_acc"] <= 1.0 and run["steps"] == 3 and run["images"] == 3 * 32
     assert 0 < run["loop_s"] <= run["fit_s"] <= run["wall_s"]
     assert speedrun["all_reached_target"] == (run["test_acc"] >= speedrun["target_acc"])
 
@@ -46,6 +49,10 @@ def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
     assert default["added_share_of_default_run"] == pytest.approx(default["added_s"] / base_run)
     assert set(results["parts"]["full"]["runs"]) == {"default", "seed"}
 
+    for part in results["parts"].values():  # the load around every part; tiny never repeats
+        load = part["load"]
+        assert len(load["before"]) == len(load["after"]) == 3 and load["repeated"] is False
+
     table = (tmp_path / "results.md").read_text()
     assert table.count("| speedrun |") == 3 and "| overhead |" in table and "tiny mode" in table
     assert table.count("| callbacks |") == len(callbacks) - 1  # each against none
@@ -53,6 +60,49 @@ def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
     # A second run of one part keeps the others.
     main(["--tiny", "--parts", "data", "--out", str(tmp_path)])
     assert set(json.loads((tmp_path / "results.json").read_text())["parts"]) == set(PARTS)
+
+
+def _fake_load(monkeypatch: pytest.MonkeyPatch, state: dict[str, float]) -> list[float]:
+    """The 1-minute load average reads ``state["load"]``; sleeping is recorded, not done."""
+    monkeypatch.setattr(os, "getloadavg", lambda: (state["load"], 1.0, 1.0))
+    sleeps: list[float] = []
+    monkeypatch.setattr(time, "sleep", sleeps.append)
+    return sleeps
+
+
+def test_load_guard_waits_then_repeats_a_piece_that_started_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = {"load": 3.0}
+    sleeps = _fake_load(monkeypatch, state)
+    starts: list[float] = []
+
+    def piece() -> int:
+        starts.append(state["load"])
+        state["load"] = 0.5  # the other process finished during the first attempt
+        return len(starts)
+
+    result, record = LoadGuard(limit=1.5, max_wait_s=10, poll_s=5).run(piece)
+    assert result == 2 and starts == [3.0, 0.5] and sleeps == [5, 5]  # waited 10 s, in vain
+    assert record["repeated"] is True and record["before"][0] == 0.5 and record["waited_s"] == 0
+    assert record["first_attempt"]["before"][0] == 3.0 and record["first_attempt"]["waited_s"] == 10
+
+
+def test_load_guard_runs_once_when_quiet_and_repeats_only_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = {"load": 0.4}
+    sleeps = _fake_load(monkeypatch, state)
+    result, record = LoadGuard(max_wait_s=60).run(lambda: "ran")
+    assert result == "ran" and sleeps == [] and record["repeated"] is False
+    assert record["before"] == [0.4, 1.0, 1.0] and "first_attempt" not in record
+
+    state["load"] = 9.0  # busy throughout: two attempts, then the result is kept anyway
+    calls: list[int] = []
+    _, record = LoadGuard(max_wait_s=0).run(lambda: calls.append(1))
+    assert len(calls) == 2 and record["repeated"] is True and record["before"][0] == 9.0
+    _, record = LoadGuard(repeat=False).run(lambda: calls.append(1))  # as in --tiny
+    assert len(calls) == 3 and record["repeated"] is False
 
 
 def _fake_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: str) -> None:
