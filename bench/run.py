@@ -24,7 +24,9 @@ from typing import Any
 import lightning as L
 import torch
 
-from bench.parts import DEFAULT_PARTS, PARTS, TARGET_ACC, Context
+from bench.context import Context
+from bench.parts import DEFAULT_PARTS, PARTS
+from bench.report import markdown
 from bench.timing import LoadGuard, load_average
 from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
 
@@ -54,103 +56,6 @@ def machine() -> dict[str, Any]:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "load_average_at_start": load_average(),
     }
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}%"
-
-
-def markdown(results: dict[str, Any]) -> str:
-    """The results as the Markdown table the README shows."""
-    m, parts = results["machine"], results["parts"]
-    lines = [
-        f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores"
-        + (f", {m['gpu']}" if m["gpu"] else ", no GPU")
-        + f"), torch {m['torch']}, Lightning {m['lightning']}"
-        + (" — **tiny mode: synthetic data, timings meaningless**" if results["tiny"] else "")
-        + f". Command: `{results['command']}`.",
-        "",
-        "| Part | Measure | Result | Target |",
-        "|---|---|---|---|",
-    ]
-
-    def row(part: str, measure: str, value: str, target: str = "") -> None:
-        lines.append(f"| {part} | {measure} | {value} | {target} |")
-
-    if "speedrun" in parts:
-        s = parts["speedrun"]
-        seeds = ", ".join(_pct(r["test_acc"]) for r in s["runs"])
-        row(
-            "speedrun",
-            f"test accuracy, seeds {[r['seed'] for r in s['runs']]}",
-            seeds,
-            f">= {_pct(TARGET_ACC)}",
-        )
-        slowest = max(s["runs"], key=lambda r: r["fit_s"])
-        row(
-            "speedrun",
-            "training time (loop; with data loading): mean, and slowest (the first seed: "
-            "cold caches)",
-            f"{s['loop_s_mean']:.1f} s; {s['fit_s_mean']:.1f} s. "
-            f"Slowest {slowest['loop_s']:.1f} s; {slowest['fit_s']:.1f} s",
-            f"<= {s['target_s']:.0f} s",
-        )
-        row("speedrun", "every seed reached the target", "yes" if s["all_reached_target"] else "no")
-    if "overhead" in parts:
-        o = parts["overhead"]
-        row(
-            "overhead",
-            f"train() vs plain PyTorch loop, {o['steps']} steps",
-            f"{o['ratio']:.3f}x ({sum(o['lightning_loop_s']):.1f} s vs "
-            f"{sum(o['plain_loop_s']):.1f} s)",
-            f"<= {o['target_ratio']}x",
-        )
-    if "data" in parts:
-        d = parts["data"]
-        row(
-            "data",
-            f"batches/s, batch {d['batch_size']}, {d['augmentation']}: DataLoader",
-            f"{d['dataloader_batches_per_s']:.0f}",
-        )
-        row(
-            "data",
-            "batches/s, same, device-resident batches",
-            f"{d['device_batches_batches_per_s']:.0f}",
-        )
-        row("data", "model steps/s (with that data)", f"{d['model_steps_per_s']:.1f}")
-        row("data", "data share of a training step", _pct(d["data_share_of_step"]), "small")
-    if "callbacks" in parts:
-        c = parts["callbacks"]
-        for name, r in c["runs"].items():
-            if name == "none":
-                continue
-            row(
-                "callbacks",
-                f"callbacks={name} vs none: added time (1 epoch of the default model; "
-                f"share of a {c['default_epochs']}-epoch default run)",
-                f"+{r['added_s']:.1f} s ({_pct(r['added_share_of_default_run'])})",
-                f"<= {_pct(c['target_share'])}",
-            )
-    if "full" in parts:
-        for name, r in parts["full"]["runs"].items():
-            row(
-                "full",
-                f"`{r['command'].strip()}` ({r['epochs']} epochs): test acc, time (in all: "
-                "data, fit, test, analysis callbacks)",
-                f"{_pct(r['test_acc'])}, {r['fit_s']:.0f} s fit, {r['wall_s']:.0f} s in all",
-                ">= 93.0% in 10 min" if name == "default" else ">= 91.0%",
-            )
-            if "importance" in r:
-                i = r["importance"]
-                row(
-                    "full",
-                    f"`{r['command'].strip()}`: permutation importance after fitting ("
-                    f"{i['n_samples']} {i['split']} images, every conv channel and the dense "
-                    f"layer, {i['n_repeats']} repeats)",
-                    f"{i['seconds']:.1f} s",
-                    "< 60 s",
-                )
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

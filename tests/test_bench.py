@@ -1,5 +1,5 @@
 """The benchmark harness in tiny mode: every part runs and the results file is well-formed;
-the load guard and the CPU precision resolver."""
+the metrics accessor, the load guard and the CPU precision resolver."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import UnsupportedInterpolationType
 
 import fmnist.runs.hardware as hardware  # registers fmnist.cpu_precision (as fmnist/ will)
+from bench.context import metric
 from bench.parts import PARTS
 from bench.run import main
 from bench.timing import LoadGuard
@@ -54,12 +55,21 @@ def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
         assert len(load["before"]) == len(load["after"]) == 3 and load["repeated"] is False
 
     table = (tmp_path / "results.md").read_text()
-    assert table.count("| speedrun |") == 3 and "| overhead |" in table and "tiny mode" in table
-    assert table.count("| callbacks |") == len(callbacks) - 1  # each against none
+    assert table.count("| speedrun |") == 3 + 1 and "| overhead |" in table  # + its load row
+    assert "tiny mode" in table and "| load average (1 min) at start -> end |" in table
+    assert table.count("| callbacks | callbacks=") == len(callbacks) - 1  # each against none
 
     # A second run of one part keeps the others.
     main(["--tiny", "--parts", "data", "--out", str(tmp_path)])
     assert set(json.loads((tmp_path / "results.json").read_text())["parts"]) == set(PARTS)
+
+
+def test_metric_accessor_reads_logged_names_in_the_flat_and_the_older_forms() -> None:
+    flat = {"test/acc": 0.91, "val/acc_best": 0.92, "train_time_s": 3.0}
+    older = {"test": {"acc": 0.91}, "val_acc_best": 0.92, "train_time_s": 3.0}
+    for metrics in (flat, older):
+        assert metric(metrics, "test/acc") == 0.91 and metric(metrics, "val/acc_best") == 0.92
+        assert metric(metrics, "train_time_s") == 3.0 and metric(metrics, "test/f1") is None
 
 
 def _fake_load(monkeypatch: pytest.MonkeyPatch, state: dict[str, float]) -> list[float]:
