@@ -29,23 +29,17 @@ from bench.parts import DEFAULT_PARTS, PARTS
 from bench.report import markdown
 from bench.timing import LoadGuard, load_average
 from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
+from fmnist.runs.hardware import SPEED_FLAGS, cpu_flags, cpu_model
 
 BENCH_DIR = Path(__file__).resolve().parent
 
 
 def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [
-            ln.split(":", 1)[1].strip()
-            for ln in cpuinfo.read_text().splitlines()
-            if ln.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
+    """What the numbers were measured on: the CPU and the flags its speed depends on."""
+    flags = cpu_flags()
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
+        "cpu_flags": [flag for flag in SPEED_FLAGS if flag in flags],
         "cores": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),

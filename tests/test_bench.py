@@ -1,5 +1,5 @@
 """The benchmark harness in tiny mode: every part runs and the results file is well-formed;
-the metrics accessor, the load guard and the CPU precision resolver."""
+the FLOP count, the metrics accessor, the load guard and the CPU precision resolver."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import compose_config
 from omegaconf import OmegaConf
 from omegaconf.errors import UnsupportedInterpolationType
 
 import fmnist.runs.hardware as hardware  # registers fmnist.cpu_precision (as fmnist/ will)
 from bench.context import metric
+from bench.flops import training_flops_per_image
 from bench.parts import PARTS
 from bench.run import main
 from bench.timing import LoadGuard
+from fmnist.models import CNN
 
 
 def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
@@ -26,6 +29,7 @@ def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
     assert results["tiny"] is True
     assert set(results["parts"]) == set(PARTS)
     assert results["machine"]["cores"] >= 1 and results["machine"]["torch"]
+    assert set(results["machine"]["cpu_flags"]) <= set(hardware.SPEED_FLAGS)
 
     speedrun = results["parts"]["speedrun"]
     (run,) = speedrun["runs"]
@@ -62,6 +66,19 @@ def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
     # A second run of one part keeps the others.
     main(["--tiny", "--parts", "data", "--out", str(tmp_path)])
     assert set(json.loads((tmp_path / "results.json").read_text())["parts"]) == set(PARTS)
+
+
+def test_training_flops_of_a_tiny_conv_net_match_a_hand_count() -> None:
+    # conv 1->2 channels, 3x3, same padding, 28x28 (no bias: not counted), 2x2 max pool,
+    # linear 2*14*14=392 -> 10. A multiply-add is 2 FLOPs.
+    net = CNN(filters=[2], kernel_size=3, batch_norm=False, dropout=0.0, hidden=0)
+    conv = 2 * (28 * 28) * 2 * (1 * 3 * 3)  # 28,224 per image
+    linear = 2 * 392 * 10  # 7,840
+    # Backward: the conv's weight gradient only (the input needs none), the linear layer's
+    # input and weight gradients.
+    assert training_flops_per_image(net, batch_size=4) == 2 * conv + 3 * linear == 79_968
+    with torch.device("meta"):  # counted from shapes alone, as for the presets
+        assert training_flops_per_image(CNN(filters=[2], batch_norm=False, hidden=0), 4) == 79_968
 
 
 def test_metric_accessor_reads_logged_names_in_the_flat_and_the_older_forms() -> None:
