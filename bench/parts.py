@@ -18,28 +18,27 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench.context import CONF_DIR, Context, train_timed
 from bench.plain import build_parts, plain_training_loop
+from bench.targets import PRESETS
 from bench.timing import synchronize
 
-#: The original study's test accuracy: the speedrun's target.
-TARGET_ACC = 0.9103
-TARGET_SPEEDRUN_S = 30.0
 TARGET_OVERHEAD = 1.05
 
 
 def speedrun(ctx: Context) -> dict[str, Any]:
     """(1) Time to accuracy: the fixed ``experiment=speedrun`` recipe, one run per seed."""
     extra = [f"trainer.max_steps={ctx.steps(430)}"] if ctx.tiny else []
+    target = PRESETS["speedrun"]
     runs = []
     for seed in ctx.seeds:
-        result = train_timed(ctx.compose("experiment=speedrun", f"seed={seed}", *extra))
+        result = train_timed(ctx.compose(*target.overrides, f"seed={seed}", *extra))
         result["seed"] = seed
-        result["reached_target"] = bool(result["test_acc"] >= TARGET_ACC)
+        result["reached_target"] = bool(result["test_acc"] >= target.min_acc)
         runs.append(result)
     accs, loops = [r["test_acc"] for r in runs], [r["loop_s"] for r in runs]
     return {
-        "command": "python train.py experiment=speedrun seed=S",
-        "target_acc": TARGET_ACC,
-        "target_s": TARGET_SPEEDRUN_S,
+        "command": target.command,
+        "target_acc": target.min_acc,
+        "target_s": target.max_s,
         "runs": runs,
         "test_acc_mean": statistics.mean(accs),
         "test_acc_min": min(accs),

@@ -19,6 +19,7 @@ from bench.context import metric
 from bench.flops import training_flops_per_image
 from bench.parts import PARTS
 from bench.run import main
+from bench.targets import PRESETS
 from bench.timing import LoadGuard
 from fmnist.models import CNN
 
@@ -36,6 +37,7 @@ def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
     assert 0.0 <= run["test_acc"] <= 1.0 and run["steps"] == 3 and run["images"] == 3 * 32
     assert 0 < run["loop_s"] <= run["fit_s"] <= run["wall_s"]
     assert speedrun["all_reached_target"] == (run["test_acc"] >= speedrun["target_acc"])
+    assert speedrun["target_s"] == PRESETS["speedrun"].max_s
 
     overhead = results["parts"]["overhead"]
     assert len(overhead["plain_loop_s"]) == len(overhead["lightning_loop_s"]) == 3
