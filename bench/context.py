@@ -14,6 +14,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
+import fmnist.runs.hardware  # noqa: F401  (registers the fmnist.cpu_precision resolver)
+from bench.timing import LoadGuard
 from fmnist.training.run import train
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -26,7 +28,11 @@ class Context:
     workdir: Path
     tiny: bool
     base_overrides: list[str] = field(default_factory=list)  # data location, trainer
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0])  # the speedrun part's
+    presets: dict[str, list[int] | None] = field(default_factory=dict)  # frontier; {}: all
+    out: Path = Path(".")  # where results (and the frontier figure) go
+    previous: dict[str, Any] = field(default_factory=dict)  # parts kept from the last results
+    guard: LoadGuard = field(default_factory=LoadGuard)
     runs: int = 0
 
     def compose(self, *overrides: str) -> DictConfig:
@@ -61,7 +67,7 @@ def metric(metrics: Mapping[str, Any], name: str) -> Any:
 
 def train_timed(cfg: DictConfig) -> dict[str, Any]:
     """``train(cfg)`` with a loop timer: loop time (no data loading, no test), fit time (as
-    ``train()`` reports it), wall time and the images trained."""
+    ``train()`` reports it), wall time of the call and the images trained."""
     timer_file = Path(cfg.paths.output_dir) / "fit_loop.json"
     with open_dict(cfg):
         if not cfg.get("callbacks"):

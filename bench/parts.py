@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bench.context import CONF_DIR, Context, train_timed
+from bench.frontier import frontier
 from bench.plain import build_parts, plain_training_loop
 from bench.targets import PRESETS
 from bench.timing import synchronize
@@ -157,8 +158,11 @@ PARTS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "data": data_pipeline,
     "callbacks": callbacks_cost,
     "full": full_runs,
+    "frontier": frontier,
 }
-#: Parts run when none are named: all but the slow one.
+#: Parts run when none are named: all but the slow ones.
 DEFAULT_PARTS = ("speedrun", "overhead", "data", "callbacks")
+#: Parts that run their own pieces under the load guard, so are not repeated whole.
+REPEATS_INSIDE = frozenset({"frontier"})
 
-__all__ = ["DEFAULT_PARTS", "PARTS"]
+__all__ = ["DEFAULT_PARTS", "PARTS", "REPEATS_INSIDE"]

@@ -135,10 +135,78 @@ def header(results: dict[str, Any]) -> str:
     )
 
 
+def _seconds(t: dict[str, float]) -> str:
+    return f"{t['median']:.1f} s [{t['min']:.1f}-{t['max']:.1f}]"
+
+
+def _target(t: dict[str, Any]) -> str:
+    acc = f">= {pct(t['min_acc'])} each"
+    if t["min_mean_acc"] is not None:
+        acc = f">= {pct(t['min_mean_acc'])} mean, {acc}"
+    stretch = f" (stretch {t['stretch_s']:.0f} s)" if t["stretch_s"] else ""
+    measure = "training" if t["time"] == "fit_s" else "whole command"
+    return f"{acc}; <= {t['max_s']:.0f} s{stretch} of {measure}"
+
+
+def _met(p: dict[str, Any]) -> str:
+    if p["met"]:
+        return "**yes**" + (", stretch too" if p["stretch_met"] else "")
+    return "no: " + ", ".join(
+        k for k, ok in (("accuracy", p["acc_met"]), ("time", p["time_met"])) if not ok
+    )
+
+
+def frontier_row(name: str, p: dict[str, Any]) -> str:
+    """One preset: seeds, accuracy, times, target and verdict, FLOPs and share of peak."""
+    std = "" if p["acc_std"] is None else f" ± {100 * p['acc_std']:.2f}"
+    load = p.get("load") or {}
+    start = "-" if load.get("before") is None else f"{load['before'][0]:.2f}"
+    start += " (repeated)" if load.get("repeated") else ""
+    cells = [
+        f"`{p['command']}`",
+        ", ".join(map(str, p["seeds"])),
+        f"{100 * p['acc_mean']:.2f}%{std} ({pct(p['acc_min'])})",
+        _seconds(p["fit_s"]),
+        _seconds(p["wall_s"]),
+        _target(p["target"]),
+        _met(p),
+        f"{p['flops_per_image'] / 1e6:.1f} M",
+        f"{p['gflops']:.1f} ({pct(p['peak_share'])}, {p['precision']})",
+        start,
+    ]
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def frontier_table(f: dict[str, Any]) -> list[str]:
+    """The frontier: one row per preset, the machine's peak and the figure."""
+    peak, ref = f["peak_gflops"], f["reference"]
+    bf16 = f", bf16 {peak['bf16']:.1f}" if peak["bf16"] else " (no AMX: bf16 not used)"
+    return [
+        "",
+        "The CPU frontier (`python -m bench.run --parts frontier`). Matmul peak of this machine, "
+        f"measured in the same run (best of {peak['n']}x{peak['n']} matmuls): fp32 "
+        f"{peak['fp32']:.1f} GFLOP/s{bf16}. Achieved GFLOP/s: training FLOPs per image "
+        "(forward + backward, counted by `FlopCounterMode`) x images trained / time of the "
+        "training loop (fit without its setup and after-fit analysis), median over seeds. "
+        f"Reference: {ref['label']}, {pct(ref['acc'])} after {ref['time_s']:.0f} s on "
+        f"{ref['cpu']}.",
+        "",
+        f"![Test accuracy against training time]({f['figure']})",
+        "",
+        "| Preset | Command | Seeds | Test accuracy: mean ± std (min) | Training (fit) time: "
+        "median [min-max] | Whole command | Target | Met? | Training FLOPs/image | GFLOP/s "
+        "(% of peak, precision) | Load at start |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *(frontier_row(name, p) for name, p in f["presets"].items()),
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as the Markdown tables the README shows."""
     lines = [header(results), "", "| Part | Measure | Result | Target |", "|---|---|---|---|"]
     for name, part in results["parts"].items():
         rows = ROW_WRITERS.get(name, lambda _: [])(part) + load_row(part.get("load"))
         lines += [f"| {name} | {measure} | {value} | {target} |" for measure, value, target in rows]
+    if "frontier" in results["parts"]:
+        lines += frontier_table(results["parts"]["frontier"])
     return "\n".join(lines) + "\n"

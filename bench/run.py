@@ -1,11 +1,13 @@
-"""Benchmark: `python -m bench.run [--tiny] [--parts speedrun overhead data callbacks full]`.
+"""Benchmark: `python -m bench.run [--tiny] [--parts speedrun overhead data callbacks full
+frontier] [--presets NAME[:SEEDS] ...]`.
 
-Writes ``bench/results.json`` and the Markdown table ``bench/results.md`` that the README
-shows. Run it alone on the machine: the numbers are wall-clock times, and each part records
-the load average around it (a part that starts on a busy machine is repeated once; see
-``bench.timing.LoadGuard``). ``--tiny`` runs every part on a small synthetic dataset in
-seconds (the test suite does), checking the harness, not the speed. Parts named with
-``--parts`` replace theirs in an existing results file, so the slow part can be run on its own.
+Writes ``bench/results.json`` and the Markdown tables ``bench/results.md`` that the README
+shows (and ``bench/frontier.png`` with the frontier part). Run it alone on the machine: the
+numbers are wall-clock times, and each part records the load average around it (a part that
+starts on a busy machine is repeated once). ``--tiny`` runs every part on a small synthetic
+dataset in seconds (the test suite does), checking the harness, not the speed. Parts named
+with ``--parts`` (and presets named with ``--presets``) replace theirs in an existing results
+file, so a slow one can be run on its own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import platform
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +28,9 @@ import lightning as L
 import torch
 
 from bench.context import Context
-from bench.parts import DEFAULT_PARTS, PARTS
+from bench.parts import DEFAULT_PARTS, PARTS, REPEATS_INSIDE
 from bench.report import markdown
+from bench.targets import PRESETS
 from bench.timing import LoadGuard, load_average
 from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
 from fmnist.runs.hardware import SPEED_FLAGS, cpu_flags, cpu_model
@@ -52,7 +56,18 @@ def machine() -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def preset_and_seeds(text: str) -> tuple[str, list[int] | None]:
+    """``NAME`` or ``NAME:SEED,SEED``: a frontier preset of bench/targets.py and its seeds."""
+    name, _, seeds = text.partition(":")
+    if name not in PRESETS:
+        raise argparse.ArgumentTypeError(f"unknown preset {name!r}: one of {list(PRESETS)}")
+    try:
+        return name, [int(s) for s in seeds.split(",")] if seeds else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds of {name!r} must be integers: {seeds!r}") from None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -61,11 +76,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--seeds", nargs="+", type=int, default=None, help="speedrun seeds (default 0 1 2; tiny: 0)"
     )
-    parser.add_argument("--trainer", default="cpu", help="trainer config, e.g. gpu")
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        type=preset_and_seeds,
+        default=None,
+        metavar="NAME[:SEEDS]",
+        help=f"frontier presets, e.g. `quick` or `speedrun:0,1` (default: all of {list(PRESETS)}"
+        " with their seeds; tiny: the first seed)",
+    )
+    parser.add_argument(
+        "--trainer",
+        default=None,
+        help="trainer config for every run, e.g. gpu (default: each preset's own, as train.py)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="folder for results.json/.md")
-    args = parser.parse_args(argv)
-    logging.getLogger("lightning").setLevel(logging.WARNING)
+    return parser.parse_args(argv)
 
+
+def run_parts(ctx: Context, names: list[str]) -> dict[str, Any]:
+    """Each named part under the load guard, with its load record; the frontier repeats its
+    presets itself (a whole frontier is over an hour)."""
+    measured = {}
+    for name in names:
+        print(f"== bench part: {name}", flush=True)
+        guard = replace(ctx.guard, repeat=False) if name in REPEATS_INSIDE else ctx.guard
+        measured[name], load = guard.run(lambda name=name: PARTS[name](ctx))
+        measured[name]["load"] = load
+    return measured
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    logging.getLogger("lightning").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "results.json"
     previous = json.loads(json_path.read_text()) if json_path.is_file() else {}
@@ -74,18 +117,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     measured_on = machine()  # before the runs: the load average says if the machine was idle
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as tmp:
         workdir = Path(tmp)
-        base = [f"trainer={args.trainer}"]
+        base = [f"trainer={args.trainer}"] if args.trainer else []
         if args.tiny:
             data_dir = write_synthetic_dataset(workdir / "data", 24, 8)
             base += [f"data.root={data_dir}", *SYNTHETIC_DATA_OVERRIDES]
-        seeds = args.seeds or ([0] if args.tiny else [0, 1, 2])
-        ctx = Context(workdir=workdir / "runs", tiny=args.tiny, base_overrides=base, seeds=seeds)
-        parts = dict(keep)
-        guard = LoadGuard(max_wait_s=0, repeat=False) if args.tiny else LoadGuard()
-        for name in args.parts:
-            print(f"== bench part: {name}", flush=True)
-            parts[name], load = guard.run(lambda name=name: PARTS[name](ctx))
-            parts[name]["load"] = load
+        ctx = Context(
+            workdir=workdir / "runs",
+            tiny=args.tiny,
+            base_overrides=base,
+            seeds=args.seeds or ([0] if args.tiny else [0, 1, 2]),
+            presets=dict(args.presets) if args.presets else {},
+            out=args.out,
+            previous=keep,
+            guard=LoadGuard(max_wait_s=0, repeat=False) if args.tiny else LoadGuard(),
+        )
+        parts = {**keep, **run_parts(ctx, args.parts)}
     results = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),

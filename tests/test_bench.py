@@ -1,16 +1,21 @@
 """The benchmark harness in tiny mode: every part runs and the results file is well-formed;
-the FLOP count, the metrics accessor, the load guard and the CPU precision resolver."""
+the frontier's statistics, the FLOP count, the metrics accessor, the load guard and the CPU
+precision resolver."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from conftest import compose_config
+from matplotlib.image import imread
 from omegaconf import OmegaConf
 from omegaconf.errors import UnsupportedInterpolationType
 
@@ -23,10 +28,20 @@ from bench.targets import PRESETS
 from bench.timing import LoadGuard
 from fmnist.models import CNN
 
+#: Two speedrun seeds (a spread and a std), the first seed of every other preset.
+TINY_PRESETS = ["speedrun:0,1", *(name for name in PRESETS if name != "speedrun")]
 
-def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
-    main(["--tiny", "--parts", *PARTS, "--out", str(tmp_path)])
-    results = json.loads((tmp_path / "results.json").read_text())
+
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """One tiny run of every part (the slow step of this file), shared by its tests."""
+    out = tmp_path_factory.mktemp("bench")
+    main(["--tiny", "--parts", *PARTS, "--presets", *TINY_PRESETS, "--out", str(out)])
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_tiny_benchmark_writes_well_formed_results(tiny_bench: tuple[Path, dict]) -> None:
+    out, results = tiny_bench
     assert results["tiny"] is True
     assert set(results["parts"]) == set(PARTS)
     assert results["machine"]["cores"] >= 1 and results["machine"]["torch"]
@@ -60,14 +75,88 @@ def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
         load = part["load"]
         assert len(load["before"]) == len(load["after"]) == 3 and load["repeated"] is False
 
-    table = (tmp_path / "results.md").read_text()
-    assert table.count("| speedrun |") == 3 + 1 and "| overhead |" in table  # + its load row
+    table = (out / "results.md").read_text()
+    assert table.count("| speedrun |") == 3 + 1 + 1  # its rows, its load row, its frontier row
+    assert "| overhead |" in table
     assert "tiny mode" in table and "| load average (1 min) at start -> end |" in table
     assert table.count("| callbacks | callbacks=") == len(callbacks) - 1  # each against none
 
-    # A second run of one part keeps the others.
-    main(["--tiny", "--parts", "data", "--out", str(tmp_path)])
-    assert set(json.loads((tmp_path / "results.json").read_text())["parts"]) == set(PARTS)
+
+def _check_preset(name: str, p: dict[str, Any], peak: dict[str, Any]) -> None:
+    """One preset's record: values in range and its summary consistent with its runs."""
+    target = PRESETS[name]
+    assert [r["seed"] for r in p["runs"]] == p["seeds"]
+    accs = [r["test_acc"] for r in p["runs"]]
+    assert all(0.0 <= a <= 1.0 for a in accs)
+    assert p["acc_mean"] == pytest.approx(statistics.mean(accs)) and p["acc_min"] == min(accs)
+    assert p["acc_std"] == (pytest.approx(statistics.stdev(accs)) if len(accs) > 1 else None)
+    for run in p["runs"]:
+        assert run["steps"] == 3 and run["images"] == 3 * 32
+        assert 0 < run["loop_s"] <= run["fit_s"] <= run["wall_s"]
+        expected = p["flops_per_image"] * run["images"] / run["loop_s"] / 1e9
+        assert run["gflops"] == pytest.approx(expected)
+    for key in ("fit_s", "wall_s"):
+        times = [r[key] for r in p["runs"]]
+        assert p[key] == {"median": statistics.median(times), "min": min(times), "max": max(times)}
+    assert p["every_seed_reached_acc"] == (min(accs) >= target.min_acc)
+    mean_met = p["acc_mean"] >= (target.min_mean_acc or 0)
+    assert p["acc_met"] == (p["every_seed_reached_acc"] and mean_met)
+    assert p["time_met"] == (p[target.time]["median"] <= target.max_s)
+    assert p["met"] == (p["acc_met"] and p["time_met"])
+    assert p["flops_per_image"] > 1e6  # every preset's net: millions of FLOPs per image
+    used = peak["bf16"] if "bf16" in p["precision"] else peak["fp32"]
+    assert p["peak_gflops"] == used and p["peak_share"] == pytest.approx(p["gflops"] / used)
+    assert p["load"]["repeated"] is False and len(p["load"]["before"]) == 3
+
+
+def test_tiny_frontier_records_every_preset_and_draws_the_figure(
+    tiny_bench: tuple[Path, dict],
+) -> None:
+    out, results = tiny_bench
+    frontier = results["parts"]["frontier"]
+    assert list(frontier["presets"]) == list(PRESETS)
+    assert frontier["presets"]["speedrun"]["seeds"] == [0, 1]
+    assert all(
+        frontier["presets"][n]["seeds"] == [PRESETS[n].seeds[0]] for n in PRESETS if n != "speedrun"
+    )
+    peak = frontier["peak_gflops"]
+    assert peak["fp32"] > 0 and (peak["bf16"] is None) == (not hardware.has_amx_bf16())
+    for name, preset in frontier["presets"].items():
+        _check_preset(name, preset, peak)
+    # The cnn FLOPs scale as the nets do: cpu_best has two convs per block of the default's.
+    flops = {n: p["flops_per_image"] for n, p in frontier["presets"].items()}
+    assert flops["speedrun"] == flops["quick"] < flops["default"] < flops["cpu_best"]
+    assert frontier["reference"]["time_s"] == (134.0 if hardware.has_amx_bf16() else 320.0)
+
+    figure = out / frontier["figure"]
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = imread(figure)
+    assert pixels.shape[0] > 300 and pixels.shape[1] > 500 and pixels.std() > 0  # not blank
+
+    table = (out / "results.md").read_text()
+    for name, preset in PRESETS.items():
+        assert f"| {name} | `{preset.command}` |" in table
+    assert "frontier.png" in table and "GFLOP/s" in table
+
+
+def test_a_second_run_of_one_preset_keeps_the_other_parts_and_presets(
+    tiny_bench: tuple[Path, dict], tmp_path: Path
+) -> None:
+    out, first = tiny_bench
+    shutil.copy(out / "results.json", tmp_path / "results.json")
+    main(["--tiny", "--parts", "frontier", "--presets", "quick:1", "--out", str(tmp_path)])
+    second = json.loads((tmp_path / "results.json").read_text())
+    assert set(second["parts"]) == set(PARTS)
+    presets = second["parts"]["frontier"]["presets"]
+    assert list(presets) == list(PRESETS) and presets["quick"]["seeds"] == [1]
+    assert presets["speedrun"] == first["parts"]["frontier"]["presets"]["speedrun"]
+
+
+def test_presets_option_rejects_an_unknown_preset_or_seed(capsys: pytest.CaptureFixture) -> None:
+    for bad, message in (("quik", "unknown preset 'quik'"), ("quick:a", "must be integers")):
+        with pytest.raises(SystemExit):
+            main(["--tiny", "--parts", "frontier", "--presets", bad])
+        assert message in capsys.readouterr().err
 
 
 def test_training_flops_of_a_tiny_conv_net_match_a_hand_count() -> None:
