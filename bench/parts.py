@@ -10,87 +10,36 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
+from bench.context import CONF_DIR, Context, train_timed
+from bench.frontier import frontier
 from bench.plain import build_parts, plain_training_loop
+from bench.targets import PRESETS
 from bench.timing import synchronize
-from fmnist.training.run import train
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-#: The original study's test accuracy: the speedrun's target.
-TARGET_ACC = 0.9103
-TARGET_SPEEDRUN_S = 30.0
 TARGET_OVERHEAD = 1.05
-
-
-@dataclass
-class Context:
-    """What every part needs: where runs write, the overrides of the mode and trainer."""
-
-    workdir: Path
-    tiny: bool
-    base_overrides: list[str] = field(default_factory=list)  # data location, trainer
-    seeds: list[int] = field(default_factory=lambda: [0])
-    runs: int = 0
-
-    def compose(self, *overrides: str) -> DictConfig:
-        """A run config as ``train.py OVERRIDES`` composes it, writing under ``workdir``."""
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=[*self.base_overrides, *overrides])
-        GlobalHydra.instance().clear()
-        self.runs += 1
-        out = self.workdir / f"run{self.runs:03d}"
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(out)
-            cfg.paths.log_dir = str(out / "logs")
-        return cfg
-
-    def steps(self, full: int) -> int:
-        return 3 if self.tiny else full
-
-
-def train_timed(cfg: DictConfig) -> dict[str, Any]:
-    """``train(cfg)`` with a loop timer: loop time (no data loading, no test) and wall time."""
-    timer_file = Path(cfg.paths.output_dir) / "fit_loop.json"
-    with open_dict(cfg):
-        if not cfg.get("callbacks"):
-            cfg.callbacks = {}
-        cfg.callbacks.bench_timer = {"_target_": "bench.timing.FitTimer", "path": str(timer_file)}
-    start = time.perf_counter()
-    metrics = train(cfg)
-    wall = time.perf_counter() - start
-    loop = json.loads(timer_file.read_text())
-    return {
-        "loop_s": round(loop["loop_s"], 3),
-        "steps": loop["steps"],
-        "fit_s": metrics["train_time_s"],
-        "wall_s": round(wall, 3),
-        "test_acc": metrics.get("test/acc"),
-    }
 
 
 def speedrun(ctx: Context) -> dict[str, Any]:
     """(1) Time to accuracy: the fixed ``experiment=speedrun`` recipe, one run per seed."""
     extra = [f"trainer.max_steps={ctx.steps(430)}"] if ctx.tiny else []
+    target = PRESETS["speedrun"]
     runs = []
     for seed in ctx.seeds:
-        result = train_timed(ctx.compose("experiment=speedrun", f"seed={seed}", *extra))
+        result = train_timed(ctx.compose(*target.overrides, f"seed={seed}", *extra))
         result["seed"] = seed
-        result["reached_target"] = bool(result["test_acc"] >= TARGET_ACC)
+        result["reached_target"] = bool(result["test_acc"] >= target.min_acc)
         runs.append(result)
     accs, loops = [r["test_acc"] for r in runs], [r["loop_s"] for r in runs]
     return {
-        "command": "python train.py experiment=speedrun seed=S",
-        "target_acc": TARGET_ACC,
-        "target_s": TARGET_SPEEDRUN_S,
+        "command": target.command,
+        "target_acc": target.min_acc,
+        "target_s": target.max_s,
         "runs": runs,
         "test_acc_mean": statistics.mean(accs),
         "test_acc_min": min(accs),
@@ -209,8 +158,11 @@ PARTS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "data": data_pipeline,
     "callbacks": callbacks_cost,
     "full": full_runs,
+    "frontier": frontier,
 }
-#: Parts run when none are named: all but the slow one.
+#: Parts run when none are named: all but the slow ones.
 DEFAULT_PARTS = ("speedrun", "overhead", "data", "callbacks")
+#: Parts that run their own pieces under the load guard, so are not repeated whole.
+REPEATS_INSIDE = frozenset({"frontier"})
 
-__all__ = ["DEFAULT_PARTS", "PARTS", "Context"]
+__all__ = ["DEFAULT_PARTS", "PARTS", "REPEATS_INSIDE"]

@@ -1,10 +1,13 @@
-"""Benchmark: `python -m bench.run [--tiny] [--parts speedrun overhead data callbacks full]`.
+"""Benchmark: `python -m bench.run [--tiny] [--parts speedrun overhead data callbacks full
+frontier] [--presets NAME[:SEEDS] ...]`.
 
-Writes ``bench/results.json`` and the Markdown table ``bench/results.md`` that the README
-shows. Run it alone on the machine: the numbers are wall-clock times. ``--tiny`` runs every
-part on a small synthetic dataset in seconds (the test suite does), checking the harness,
-not the speed. Parts named with ``--parts`` replace theirs in an existing results file, so
-the slow part can be run on its own.
+Writes ``bench/results.json`` and the Markdown tables ``bench/results.md`` that the README
+shows (and ``bench/frontier.png`` with the frontier part). Run it alone on the machine: the
+numbers are wall-clock times, and each part records the load average around it (a part that
+starts on a busy machine is repeated once). ``--tiny`` runs every part on a small synthetic
+dataset in seconds (the test suite does), checking the harness, not the speed. Parts named
+with ``--parts`` (and presets named with ``--presets``) replace theirs in an existing results
+file, so a slow one can be run on its own.
 """
 
 from __future__ import annotations
@@ -17,31 +20,30 @@ import os
 import platform
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
-from bench.parts import DEFAULT_PARTS, PARTS, TARGET_ACC, Context
+from bench.context import Context
+from bench.parts import DEFAULT_PARTS, PARTS, REPEATS_INSIDE
+from bench.report import markdown
+from bench.targets import PRESETS
+from bench.timing import LoadGuard, load_average
 from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
+from fmnist.runs.hardware import SPEED_FLAGS, cpu_flags, cpu_model
 
 BENCH_DIR = Path(__file__).resolve().parent
 
 
 def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [
-            ln.split(":", 1)[1].strip()
-            for ln in cpuinfo.read_text().splitlines()
-            if ln.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
+    """What the numbers were measured on: the CPU and the flags its speed depends on."""
+    flags = cpu_flags()
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
+        "cpu_flags": [flag for flag in SPEED_FLAGS if flag in flags],
         "cores": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
@@ -50,108 +52,22 @@ def machine() -> dict[str, Any]:
         "lightning": L.__version__,
         "python": platform.python_version(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "load_average_at_start": load_average(),
     }
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}%"
+def preset_and_seeds(text: str) -> tuple[str, list[int] | None]:
+    """``NAME`` or ``NAME:SEED,SEED``: a frontier preset of bench/targets.py and its seeds."""
+    name, _, seeds = text.partition(":")
+    if name not in PRESETS:
+        raise argparse.ArgumentTypeError(f"unknown preset {name!r}: one of {list(PRESETS)}")
+    try:
+        return name, [int(s) for s in seeds.split(",")] if seeds else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds of {name!r} must be integers: {seeds!r}") from None
 
 
-def markdown(results: dict[str, Any]) -> str:
-    """The results as the Markdown table the README shows."""
-    m, parts = results["machine"], results["parts"]
-    lines = [
-        f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores"
-        + (f", {m['gpu']}" if m["gpu"] else ", no GPU")
-        + f"), torch {m['torch']}, Lightning {m['lightning']}"
-        + (" — **tiny mode: synthetic data, timings meaningless**" if results["tiny"] else "")
-        + f". Command: `{results['command']}`.",
-        "",
-        "| Part | Measure | Result | Target |",
-        "|---|---|---|---|",
-    ]
-
-    def row(part: str, measure: str, value: str, target: str = "") -> None:
-        lines.append(f"| {part} | {measure} | {value} | {target} |")
-
-    if "speedrun" in parts:
-        s = parts["speedrun"]
-        seeds = ", ".join(_pct(r["test_acc"]) for r in s["runs"])
-        row(
-            "speedrun",
-            f"test accuracy, seeds {[r['seed'] for r in s['runs']]}",
-            seeds,
-            f">= {_pct(TARGET_ACC)}",
-        )
-        slowest = max(s["runs"], key=lambda r: r["fit_s"])
-        row(
-            "speedrun",
-            "training time (loop; with data loading): mean, and slowest (the first seed: "
-            "cold caches)",
-            f"{s['loop_s_mean']:.1f} s; {s['fit_s_mean']:.1f} s. "
-            f"Slowest {slowest['loop_s']:.1f} s; {slowest['fit_s']:.1f} s",
-            f"<= {s['target_s']:.0f} s",
-        )
-        row("speedrun", "every seed reached the target", "yes" if s["all_reached_target"] else "no")
-    if "overhead" in parts:
-        o = parts["overhead"]
-        row(
-            "overhead",
-            f"train() vs plain PyTorch loop, {o['steps']} steps",
-            f"{o['ratio']:.3f}x ({sum(o['lightning_loop_s']):.1f} s vs "
-            f"{sum(o['plain_loop_s']):.1f} s)",
-            f"<= {o['target_ratio']}x",
-        )
-    if "data" in parts:
-        d = parts["data"]
-        row(
-            "data",
-            f"batches/s, batch {d['batch_size']}, {d['augmentation']}: DataLoader",
-            f"{d['dataloader_batches_per_s']:.0f}",
-        )
-        row(
-            "data",
-            "batches/s, same, device-resident batches",
-            f"{d['device_batches_batches_per_s']:.0f}",
-        )
-        row("data", "model steps/s (with that data)", f"{d['model_steps_per_s']:.1f}")
-        row("data", "data share of a training step", _pct(d["data_share_of_step"]), "small")
-    if "callbacks" in parts:
-        c = parts["callbacks"]
-        for name, r in c["runs"].items():
-            if name == "none":
-                continue
-            row(
-                "callbacks",
-                f"callbacks={name} vs none: added time (1 epoch of the default model; "
-                f"share of a {c['default_epochs']}-epoch default run)",
-                f"+{r['added_s']:.1f} s ({_pct(r['added_share_of_default_run'])})",
-                f"<= {_pct(c['target_share'])}",
-            )
-    if "full" in parts:
-        for name, r in parts["full"]["runs"].items():
-            row(
-                "full",
-                f"`{r['command'].strip()}` ({r['epochs']} epochs): test acc, time (in all: "
-                "data, fit, test, analysis callbacks)",
-                f"{_pct(r['test_acc'])}, {r['fit_s']:.0f} s fit, {r['wall_s']:.0f} s in all",
-                ">= 93.0% in 10 min" if name == "default" else ">= 91.0%",
-            )
-            if "importance" in r:
-                i = r["importance"]
-                row(
-                    "full",
-                    f"`{r['command'].strip()}`: permutation importance after fitting ("
-                    f"{i['n_samples']} {i['split']} images, every conv channel and the dense "
-                    f"layer, {i['n_repeats']} repeats)",
-                    f"{i['seconds']:.1f} s",
-                    "< 60 s",
-                )
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -160,11 +76,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--seeds", nargs="+", type=int, default=None, help="speedrun seeds (default 0 1 2; tiny: 0)"
     )
-    parser.add_argument("--trainer", default="cpu", help="trainer config, e.g. gpu")
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        type=preset_and_seeds,
+        default=None,
+        metavar="NAME[:SEEDS]",
+        help=f"frontier presets, e.g. `quick` or `speedrun:0,1` (default: all of {list(PRESETS)}"
+        " with their seeds; tiny: the first seed)",
+    )
+    parser.add_argument(
+        "--trainer",
+        default=None,
+        help="trainer config for every run, e.g. gpu (default: each preset's own, as train.py)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="folder for results.json/.md")
-    args = parser.parse_args(argv)
-    logging.getLogger("lightning").setLevel(logging.WARNING)
+    return parser.parse_args(argv)
 
+
+def run_parts(ctx: Context, names: list[str]) -> dict[str, Any]:
+    """Each named part under the load guard, with its load record; the frontier repeats its
+    presets itself (a whole frontier is over an hour)."""
+    measured = {}
+    for name in names:
+        print(f"== bench part: {name}", flush=True)
+        guard = replace(ctx.guard, repeat=False) if name in REPEATS_INSIDE else ctx.guard
+        measured[name], load = guard.run(lambda name=name: PARTS[name](ctx))
+        measured[name]["load"] = load
+    return measured
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    logging.getLogger("lightning").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "results.json"
     previous = json.loads(json_path.read_text()) if json_path.is_file() else {}
@@ -173,16 +117,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     measured_on = machine()  # before the runs: the load average says if the machine was idle
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as tmp:
         workdir = Path(tmp)
-        base = [f"trainer={args.trainer}"]
+        base = [f"trainer={args.trainer}"] if args.trainer else []
         if args.tiny:
             data_dir = write_synthetic_dataset(workdir / "data", 24, 8)
             base += [f"data.root={data_dir}", *SYNTHETIC_DATA_OVERRIDES]
-        seeds = args.seeds or ([0] if args.tiny else [0, 1, 2])
-        ctx = Context(workdir=workdir / "runs", tiny=args.tiny, base_overrides=base, seeds=seeds)
-        parts = dict(keep)
-        for name in args.parts:
-            print(f"== bench part: {name}", flush=True)
-            parts[name] = PARTS[name](ctx)
+        ctx = Context(
+            workdir=workdir / "runs",
+            tiny=args.tiny,
+            base_overrides=base,
+            seeds=args.seeds or ([0] if args.tiny else [0, 1, 2]),
+            presets=dict(args.presets) if args.presets else {},
+            out=args.out,
+            previous=keep,
+            guard=LoadGuard(max_wait_s=0, repeat=False) if args.tiny else LoadGuard(),
+        )
+        parts = {**keep, **run_parts(ctx, args.parts)}
     results = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),

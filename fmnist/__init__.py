@@ -5,10 +5,12 @@ Reading order: ``data`` -> ``models`` -> ``training`` (the LightningModule and a
 export); ``runs`` holds what wraps a run as a process (entry points, sweeps, resuming).
 """
 
+from fmnist.runs import hardware  # noqa: F401  (registers fmnist.cpu_precision)
 from fmnist.training.metrics import register_resolvers
 
 __version__ = "0.1.0"
 
-# Configs name metric modes through resolvers (conf/callbacks/default.yaml): register them
-# whenever the package is imported, before any config is composed.
+# Configs name metric modes and the CPU's precision through resolvers
+# (conf/callbacks/default.yaml, conf/trainer/cpu_fast.yaml): registered whenever the package
+# is imported, before any config is composed.
 register_resolvers()

@@ -1,28 +1,58 @@
-"""The benchmark harness in tiny mode: every part runs and the results file is well-formed."""
+"""The benchmark harness in tiny mode: every part runs and the results file is well-formed;
+the frontier's statistics, the FLOP count, the metrics accessor, the load guard and the CPU
+precision resolver."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import statistics
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
+from conftest import compose_config
+from matplotlib.image import imread
+from omegaconf import OmegaConf
+from omegaconf.errors import UnsupportedInterpolationType
 
+import fmnist.runs.hardware as hardware  # registers fmnist.cpu_precision (as fmnist/ will)
+from bench.context import metric
+from bench.flops import training_flops_per_image
 from bench.parts import PARTS
 from bench.run import main
+from bench.targets import PRESETS
+from bench.timing import LoadGuard
+from fmnist.models import CNN
+
+#: Two speedrun seeds (a spread and a std), the first seed of every other preset.
+TINY_PRESETS = ["speedrun:0,1", *(name for name in PRESETS if name != "speedrun")]
 
 
-def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
-    main(["--tiny", "--parts", *PARTS, "--out", str(tmp_path)])
-    results = json.loads((tmp_path / "results.json").read_text())
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """One tiny run of every part (the slow step of this file), shared by its tests."""
+    out = tmp_path_factory.mktemp("bench")
+    main(["--tiny", "--parts", *PARTS, "--presets", *TINY_PRESETS, "--out", str(out)])
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_tiny_benchmark_writes_well_formed_results(tiny_bench: tuple[Path, dict]) -> None:
+    out, results = tiny_bench
     assert results["tiny"] is True
     assert set(results["parts"]) == set(PARTS)
     assert results["machine"]["cores"] >= 1 and results["machine"]["torch"]
+    assert set(results["machine"]["cpu_flags"]) <= set(hardware.SPEED_FLAGS)
 
     speedrun = results["parts"]["speedrun"]
     (run,) = speedrun["runs"]
-    assert 0.0 <= run["test_acc"] <= 1.0 and run["steps"] == 3
+    assert 0.0 <= run["test_acc"] <= 1.0 and run["steps"] == 3 and run["images"] == 3 * 32
     assert 0 < run["loop_s"] <= run["fit_s"] <= run["wall_s"]
     assert speedrun["all_reached_target"] == (run["test_acc"] >= speedrun["target_acc"])
+    assert speedrun["target_s"] == PRESETS["speedrun"].max_s
 
     overhead = results["parts"]["overhead"]
     assert len(overhead["plain_loop_s"]) == len(overhead["lightning_loop_s"]) == 3
@@ -41,10 +71,188 @@ def test_tiny_benchmark_writes_well_formed_results(tmp_path: Path) -> None:
     assert default["added_share_of_default_run"] == pytest.approx(default["added_s"] / base_run)
     assert set(results["parts"]["full"]["runs"]) == {"default", "seed"}
 
-    table = (tmp_path / "results.md").read_text()
-    assert table.count("| speedrun |") == 3 and "| overhead |" in table and "tiny mode" in table
-    assert table.count("| callbacks |") == len(callbacks) - 1  # each against none
+    for part in results["parts"].values():  # the load around every part; tiny never repeats
+        load = part["load"]
+        assert len(load["before"]) == len(load["after"]) == 3 and load["repeated"] is False
 
-    # A second run of one part keeps the others.
-    main(["--tiny", "--parts", "data", "--out", str(tmp_path)])
-    assert set(json.loads((tmp_path / "results.json").read_text())["parts"]) == set(PARTS)
+    table = (out / "results.md").read_text()
+    assert table.count("| speedrun |") == 3 + 1 + 1  # its rows, its load row, its frontier row
+    assert "| overhead |" in table
+    assert "tiny mode" in table and "| load average (1 min) at start -> end |" in table
+    assert table.count("| callbacks | callbacks=") == len(callbacks) - 1  # each against none
+
+
+def _check_preset(name: str, p: dict[str, Any], peak: dict[str, Any]) -> None:
+    """One preset's record: values in range and its summary consistent with its runs."""
+    target = PRESETS[name]
+    assert [r["seed"] for r in p["runs"]] == p["seeds"]
+    accs = [r["test_acc"] for r in p["runs"]]
+    assert all(0.0 <= a <= 1.0 for a in accs)
+    assert p["acc_mean"] == pytest.approx(statistics.mean(accs)) and p["acc_min"] == min(accs)
+    assert p["acc_std"] == (pytest.approx(statistics.stdev(accs)) if len(accs) > 1 else None)
+    for run in p["runs"]:
+        assert run["steps"] == 3 and run["images"] == 3 * 32
+        assert 0 < run["loop_s"] <= run["fit_s"] <= run["wall_s"]
+        expected = p["flops_per_image"] * run["images"] / run["loop_s"] / 1e9
+        assert run["gflops"] == pytest.approx(expected)
+    for key in ("fit_s", "wall_s"):
+        times = [r[key] for r in p["runs"]]
+        assert p[key] == {"median": statistics.median(times), "min": min(times), "max": max(times)}
+    assert p["every_seed_reached_acc"] == (min(accs) >= target.min_acc)
+    mean_met = p["acc_mean"] >= (target.min_mean_acc or 0)
+    assert p["acc_met"] == (p["every_seed_reached_acc"] and mean_met)
+    assert p["time_met"] == (p[target.time]["median"] <= target.max_s)
+    assert p["met"] == (p["acc_met"] and p["time_met"])
+    assert p["flops_per_image"] > 1e6  # every preset's net: millions of FLOPs per image
+    used = peak["bf16"] if "bf16" in p["precision"] else peak["fp32"]
+    assert p["peak_gflops"] == used and p["peak_share"] == pytest.approx(p["gflops"] / used)
+    assert p["load"]["repeated"] is False and len(p["load"]["before"]) == 3
+
+
+def test_tiny_frontier_records_every_preset_and_draws_the_figure(
+    tiny_bench: tuple[Path, dict],
+) -> None:
+    out, results = tiny_bench
+    frontier = results["parts"]["frontier"]
+    assert list(frontier["presets"]) == list(PRESETS)
+    assert frontier["presets"]["speedrun"]["seeds"] == [0, 1]
+    assert all(
+        frontier["presets"][n]["seeds"] == [PRESETS[n].seeds[0]] for n in PRESETS if n != "speedrun"
+    )
+    peak = frontier["peak_gflops"]
+    assert peak["fp32"] > 0 and (peak["bf16"] is None) == (not hardware.has_amx_bf16())
+    for name, preset in frontier["presets"].items():
+        _check_preset(name, preset, peak)
+    # The cnn FLOPs scale as the nets do: cpu_best has two convs per block of the default's.
+    flops = {n: p["flops_per_image"] for n, p in frontier["presets"].items()}
+    assert flops["speedrun"] == flops["quick"] < flops["default"] < flops["cpu_best"]
+    assert frontier["reference"]["time_s"] == (134.0 if hardware.has_amx_bf16() else 320.0)
+
+    figure = out / frontier["figure"]
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = imread(figure)
+    assert pixels.shape[0] > 300 and pixels.shape[1] > 500 and pixels.std() > 0  # not blank
+
+    table = (out / "results.md").read_text()
+    for name, preset in PRESETS.items():
+        assert f"| {name} | `{preset.command}` |" in table
+    assert "frontier.png" in table and "GFLOP/s" in table
+
+
+def test_a_second_run_of_one_preset_keeps_the_other_parts_and_presets(
+    tiny_bench: tuple[Path, dict], tmp_path: Path
+) -> None:
+    out, first = tiny_bench
+    shutil.copy(out / "results.json", tmp_path / "results.json")
+    main(["--tiny", "--parts", "frontier", "--presets", "quick:1", "--out", str(tmp_path)])
+    second = json.loads((tmp_path / "results.json").read_text())
+    assert set(second["parts"]) == set(PARTS)
+    presets = second["parts"]["frontier"]["presets"]
+    assert list(presets) == list(PRESETS) and presets["quick"]["seeds"] == [1]
+    assert presets["speedrun"] == first["parts"]["frontier"]["presets"]["speedrun"]
+
+
+def test_presets_option_rejects_an_unknown_preset_or_seed(capsys: pytest.CaptureFixture) -> None:
+    for bad, message in (("quik", "unknown preset 'quik'"), ("quick:a", "must be integers")):
+        with pytest.raises(SystemExit):
+            main(["--tiny", "--parts", "frontier", "--presets", bad])
+        assert message in capsys.readouterr().err
+
+
+def test_training_flops_of_a_tiny_conv_net_match_a_hand_count() -> None:
+    # conv 1->2 channels, 3x3, same padding, 28x28 (no bias: not counted), 2x2 max pool,
+    # linear 2*14*14=392 -> 10. A multiply-add is 2 FLOPs.
+    net = CNN(filters=[2], kernel_size=3, batch_norm=False, dropout=0.0, hidden=0)
+    conv = 2 * (28 * 28) * 2 * (1 * 3 * 3)  # 28,224 per image
+    linear = 2 * 392 * 10  # 7,840
+    # Backward: the conv's weight gradient only (the input needs none), the linear layer's
+    # input and weight gradients.
+    assert training_flops_per_image(net, batch_size=4) == 2 * conv + 3 * linear == 79_968
+    with torch.device("meta"):  # counted from shapes alone, as for the presets
+        assert training_flops_per_image(CNN(filters=[2], batch_norm=False, hidden=0), 4) == 79_968
+
+
+def test_metric_accessor_reads_logged_names_in_the_flat_and_the_older_forms() -> None:
+    flat = {"test/acc": 0.91, "val/acc_best": 0.92, "train_time_s": 3.0}
+    older = {"test": {"acc": 0.91}, "val_acc_best": 0.92, "train_time_s": 3.0}
+    for metrics in (flat, older):
+        assert metric(metrics, "test/acc") == 0.91 and metric(metrics, "val/acc_best") == 0.92
+        assert metric(metrics, "train_time_s") == 3.0 and metric(metrics, "test/f1") is None
+
+
+def _fake_load(monkeypatch: pytest.MonkeyPatch, state: dict[str, float]) -> list[float]:
+    """The 1-minute load average reads ``state["load"]``; sleeping is recorded, not done."""
+    monkeypatch.setattr(os, "getloadavg", lambda: (state["load"], 1.0, 1.0))
+    sleeps: list[float] = []
+    monkeypatch.setattr(time, "sleep", sleeps.append)
+    return sleeps
+
+
+def test_load_guard_waits_then_repeats_a_piece_that_started_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = {"load": 3.0}
+    sleeps = _fake_load(monkeypatch, state)
+    starts: list[float] = []
+
+    def piece() -> int:
+        starts.append(state["load"])
+        state["load"] = 0.5  # the other process finished during the first attempt
+        return len(starts)
+
+    result, record = LoadGuard(limit=1.5, max_wait_s=10, poll_s=5).run(piece)
+    assert result == 2 and starts == [3.0, 0.5] and sleeps == [5, 5]  # waited 10 s, in vain
+    assert record["repeated"] is True and record["before"][0] == 0.5 and record["waited_s"] == 0
+    assert record["first_attempt"]["before"][0] == 3.0 and record["first_attempt"]["waited_s"] == 10
+
+
+def test_load_guard_runs_once_when_quiet_and_repeats_only_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = {"load": 0.4}
+    sleeps = _fake_load(monkeypatch, state)
+    result, record = LoadGuard(max_wait_s=60).run(lambda: "ran")
+    assert result == "ran" and sleeps == [] and record["repeated"] is False
+    assert record["before"] == [0.4, 1.0, 1.0] and "first_attempt" not in record
+
+    state["load"] = 9.0  # busy throughout: two attempts, then the result is kept anyway
+    calls: list[int] = []
+    _, record = LoadGuard(max_wait_s=0).run(lambda: calls.append(1))
+    assert len(calls) == 2 and record["repeated"] is True and record["before"][0] == 9.0
+    _, record = LoadGuard(repeat=False).run(lambda: calls.append(1))  # as in --tiny
+    assert len(calls) == 3 and record["repeated"] is False
+
+
+def _fake_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: str) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Fake CPU\nflags\t\t: fpu sse2 {flags}\n")
+    monkeypatch.setattr(hardware, "CPUINFO", cpuinfo)
+
+
+def test_cpu_precision_is_bf16_with_amx_and_trainer_gpu_keeps_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def precision(*overrides: str) -> str:
+        return compose_config("train", list(overrides), tmp_path).trainer.precision
+
+    _fake_cpu(monkeypatch, tmp_path, "avx2 avx512f amx_bf16 amx_tile")
+    assert hardware.cpu_model() == "Fake CPU" and hardware.has_amx_bf16()
+    assert precision("experiment=speedrun") == "bf16-mixed"
+    assert precision() == "32-true"  # only presets that choose trainer cpu_fast
+
+    _fake_cpu(monkeypatch, tmp_path, "avx2 avx512f avx512_bf16")  # bf16 without AMX: no
+    assert hardware.cpu_precision() == "32-true" and precision("experiment=speedrun") == "32-true"
+    # trainer=gpu replaces the preset's trainer: the gpu config's bf16-mixed, not fp32
+    cfg = compose_config("train", ["experiment=speedrun", "trainer=gpu"], tmp_path)
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.accelerator == "gpu"
+    assert cfg.trainer.max_steps == 430  # the preset's other trainer settings stay
+
+
+def test_without_the_resolver_registered_the_error_names_it(tmp_path: Path) -> None:
+    cfg = compose_config("train", ["experiment=speedrun"], tmp_path)
+    OmegaConf.clear_resolver(hardware.RESOLVER)
+    try:
+        with pytest.raises(UnsupportedInterpolationType, match="fmnist.cpu_precision"):
+            _ = cfg.trainer.precision
+    finally:
+        OmegaConf.register_new_resolver(hardware.RESOLVER, hardware.cpu_precision)

@@ -1,0 +1,79 @@
+"""What every benchmark part shares: the :class:`Context` that composes run configs for the
+mode (tiny or real), and :func:`train_timed`, one ``train(cfg)`` with its times."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+import fmnist.runs.hardware  # noqa: F401  (registers the fmnist.cpu_precision resolver)
+from bench.timing import LoadGuard
+from fmnist.training.run import train
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+@dataclass
+class Context:
+    """What every part needs: where runs write, the overrides of the mode and trainer."""
+
+    workdir: Path
+    tiny: bool
+    base_overrides: list[str] = field(default_factory=list)  # data location, trainer
+    seeds: list[int] = field(default_factory=lambda: [0])  # the speedrun part's
+    presets: dict[str, list[int] | None] = field(default_factory=dict)  # frontier; {}: all
+    out: Path = Path(".")  # where results (and the frontier figure) go
+    previous: dict[str, Any] = field(default_factory=dict)  # parts kept from the last results
+    guard: LoadGuard = field(default_factory=LoadGuard)
+    runs: int = 0
+
+    def compose(self, *overrides: str) -> DictConfig:
+        """A run config as ``train.py OVERRIDES`` composes it, writing under ``workdir``."""
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[*self.base_overrides, *overrides])
+        GlobalHydra.instance().clear()
+        self.runs += 1
+        out = self.workdir / f"run{self.runs:03d}"
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(out)
+            cfg.paths.log_dir = str(out / "logs")
+        return cfg
+
+    def steps(self, full: int) -> int:
+        return 3 if self.tiny else full
+
+
+def metric(metrics: Mapping[str, Any], name: str) -> Any:
+    """A value of ``train()``'s result by its logged name (``test/acc``); None when absent."""
+    return metrics.get(name)
+
+
+def train_timed(cfg: DictConfig) -> dict[str, Any]:
+    """``train(cfg)`` with a loop timer: loop time (no data loading, no test), fit time (as
+    ``train()`` reports it), wall time of the call and the images trained."""
+    timer_file = Path(cfg.paths.output_dir) / "fit_loop.json"
+    with open_dict(cfg):
+        if not cfg.get("callbacks"):
+            cfg.callbacks = {}
+        cfg.callbacks.bench_timer = {"_target_": "bench.timing.FitTimer", "path": str(timer_file)}
+    start = time.perf_counter()
+    metrics = train(cfg)
+    wall = time.perf_counter() - start
+    loop = json.loads(timer_file.read_text())
+    return {
+        "loop_s": round(loop["loop_s"], 3),
+        "steps": loop["steps"],
+        "images": loop["images"],
+        "fit_s": metric(metrics, "train_time_s"),
+        "wall_s": round(wall, 3),
+        "test_acc": metric(metrics, "test/acc"),
+    }

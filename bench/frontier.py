@@ -1,0 +1,129 @@
+"""(6) The CPU frontier: every preset of ``bench/targets.py`` over its seeds, against its target.
+
+Per run: test accuracy, fit time (``train()``'s), loop time, the whole command's wall time
+(compose + fit + test + callbacks, in this process: Python's start-up and imports, a few
+seconds, are not in it) and the images trained. Per preset: mean +- std and min accuracy,
+median time with its min-max spread, whether the targets are met, training FLOPs per image
+and the achieved GFLOP/s (over the training loop's time) as a share of this machine's matmul
+peak, measured in the same run.
+Each preset runs under the load guard (repeated once if it started on a busy machine).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from bench.context import Context, train_timed
+from bench.figure import frontier_figure
+from bench.flops import matmul_peak_gflops, preset_flops_per_image
+from bench.targets import KERAS_REFERENCE, PRESETS, Preset
+from fmnist.runs.hardware import has_amx_bf16
+
+#: --tiny: three steps of every preset, one epoch with validation where it has one; without
+#: the analysis callbacks and logger (the callbacks and full parts run those in tiny mode).
+TINY_OVERRIDES = [
+    "trainer.max_epochs=1",
+    "++trainer.max_steps=-1",
+    "++trainer.limit_train_batches=3",
+    "callbacks=none",
+    "logger=none",
+]
+FIGURE = "frontier.png"
+
+
+def machine_peak(tiny: bool) -> dict[str, float | None]:
+    """fp32 matmul peak GFLOP/s, and bf16's where the CPU has AMX (elsewhere bf16 is not used)."""
+    n, repeats = (512, 2) if tiny else (2048, 5)
+    bf16 = matmul_peak_gflops(torch.bfloat16, n, repeats) if has_amx_bf16() else None
+    return {"fp32": matmul_peak_gflops(torch.float32, n, repeats), "bf16": bf16, "n": n}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def one_run(ctx: Context, preset: Preset, seed: int) -> tuple[dict[str, Any], DictConfig]:
+    """One seed of a preset as ``train.py`` runs it; wall time includes composing."""
+    start = time.perf_counter()
+    cfg = ctx.compose(*preset.overrides, f"seed={seed}", *(TINY_OVERRIDES if ctx.tiny else []))
+    run = {"seed": seed, **train_timed(cfg)}
+    run["wall_s"] = round(time.perf_counter() - start, 3)
+    return run, cfg
+
+
+def summarize(preset: Preset, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy and time over the seeds, judged against the preset's targets."""
+    accs = [r["test_acc"] for r in runs]
+    mean = statistics.mean(accs)
+    every_seed = min(accs) >= preset.min_acc
+    acc_met = every_seed and mean >= (preset.min_mean_acc or 0.0)
+    times = {key: spread([r[key] for r in runs]) for key in ("fit_s", "wall_s", "loop_s")}
+    median = times[preset.time]["median"]
+    return {
+        "acc_mean": mean,
+        "acc_std": statistics.stdev(accs) if len(accs) > 1 else None,
+        "acc_min": min(accs),
+        **times,
+        "every_seed_reached_acc": every_seed,
+        "acc_met": acc_met,
+        "time_met": median <= preset.max_s,
+        "stretch_met": None if preset.stretch_s is None else median <= preset.stretch_s,
+        "met": acc_met and median <= preset.max_s,
+    }
+
+
+def run_preset(ctx: Context, name: str, seeds: list[int], peak: dict) -> dict[str, Any]:
+    """Every seed of one preset, summarized, with its FLOPs and share of the machine's peak."""
+    preset = PRESETS[name]
+    runs, cfg = [], None
+    for seed in seeds:
+        run, cfg = one_run(ctx, preset, seed)
+        runs.append(run)
+    precision = str(cfg.trainer.precision)
+    flops = preset_flops_per_image(cfg)
+    for run in runs:  # over the loop: fit's setup and after-fit analysis callbacks train nothing
+        run["gflops"] = flops * run["images"] / run["loop_s"] / 1e9
+    peak_used = peak["bf16"] if "bf16" in precision and peak["bf16"] else peak["fp32"]
+    gflops = statistics.median(r["gflops"] for r in runs)
+    return {
+        "command": preset.command,
+        "seeds": seeds,
+        "target": {k: v for k, v in asdict(preset).items() if k not in ("overrides", "seeds")},
+        "precision": precision,
+        "runs": runs,
+        **summarize(preset, runs),
+        "flops_per_image": flops,
+        "gflops": gflops,
+        "peak_gflops": peak_used,
+        "peak_share": gflops / peak_used,
+    }
+
+
+def frontier(ctx: Context) -> dict[str, Any]:
+    """Every preset (or those of ``--presets``), merged with presets measured earlier."""
+    chosen = ctx.presets or dict.fromkeys(PRESETS)
+    peak = machine_peak(ctx.tiny)
+    measured = {}
+    for name, seeds in chosen.items():
+        print(f"== frontier preset: {name}", flush=True)
+        seeds = seeds or list(PRESETS[name].seeds[:1] if ctx.tiny else PRESETS[name].seeds)
+        result, load = ctx.guard.run(
+            lambda name=name, seeds=seeds: run_preset(ctx, name, seeds, peak)
+        )
+        measured[name] = {**result, "load": load}
+    earlier = ctx.previous.get("frontier", {}).get("presets", {})
+    presets = {n: measured.get(n) or earlier[n] for n in PRESETS if n in measured or n in earlier}
+    reference = KERAS_REFERENCE[has_amx_bf16()]
+    frontier_figure(presets, reference, ctx.out / FIGURE)
+    return {
+        "peak_gflops": peak,
+        "reference": asdict(reference),
+        "presets": presets,
+        "figure": FIGURE,
+    }

@@ -1,0 +1,212 @@
+"""The results as the Markdown the README shows: one row writer per part, then the tables.
+
+Each writer takes its part's results and returns rows of (measure, result, target); a part
+without a writer gets none. Every part also gets a row with the load average around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Row = tuple[str, str, str]
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def speedrun_rows(s: dict[str, Any]) -> list[Row]:
+    seeds = ", ".join(pct(r["test_acc"]) for r in s["runs"])
+    slowest = max(s["runs"], key=lambda r: r["fit_s"])
+    return [
+        (
+            f"test accuracy, seeds {[r['seed'] for r in s['runs']]}",
+            seeds,
+            f">= {pct(s['target_acc'])}",
+        ),
+        (
+            "training time (loop; with data loading): mean, and slowest (the first seed: "
+            "cold caches)",
+            f"{s['loop_s_mean']:.1f} s; {s['fit_s_mean']:.1f} s. "
+            f"Slowest {slowest['loop_s']:.1f} s; {slowest['fit_s']:.1f} s",
+            f"<= {s['target_s']:.0f} s",
+        ),
+        ("every seed reached the target", "yes" if s["all_reached_target"] else "no", ""),
+    ]
+
+
+def overhead_rows(o: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"train() vs plain PyTorch loop, {o['steps']} steps",
+            f"{o['ratio']:.3f}x ({sum(o['lightning_loop_s']):.1f} s vs "
+            f"{sum(o['plain_loop_s']):.1f} s)",
+            f"<= {o['target_ratio']}x",
+        )
+    ]
+
+
+def data_rows(d: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"batches/s, batch {d['batch_size']}, {d['augmentation']}: DataLoader",
+            f"{d['dataloader_batches_per_s']:.0f}",
+            "",
+        ),
+        (
+            "batches/s, same, device-resident batches",
+            f"{d['device_batches_batches_per_s']:.0f}",
+            "",
+        ),
+        ("model steps/s (with that data)", f"{d['model_steps_per_s']:.1f}", ""),
+        ("data share of a training step", pct(d["data_share_of_step"]), "small"),
+    ]
+
+
+def callbacks_rows(c: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"callbacks={name} vs none: added time (1 epoch of the default model; "
+            f"share of a {c['default_epochs']}-epoch default run)",
+            f"+{r['added_s']:.1f} s ({pct(r['added_share_of_default_run'])})",
+            f"<= {pct(c['target_share'])}",
+        )
+        for name, r in c["runs"].items()
+        if name != "none"
+    ]
+
+
+def full_rows(f: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name, r in f["runs"].items():
+        command = r["command"].strip()
+        rows.append(
+            (
+                f"`{command}` ({r['epochs']} epochs): test acc, time (in all: data, fit, test, "
+                "analysis callbacks)",
+                f"{pct(r['test_acc'])}, {r['fit_s']:.0f} s fit, {r['wall_s']:.0f} s in all",
+                ">= 93.0% in 10 min" if name == "default" else ">= 91.0%",
+            )
+        )
+        if "importance" in r:
+            i = r["importance"]
+            rows.append(
+                (
+                    f"`{command}`: permutation importance after fitting ({i['n_samples']} "
+                    f"{i['split']} images, every conv channel and the dense layer, "
+                    f"{i['n_repeats']} repeats)",
+                    f"{i['seconds']:.1f} s",
+                    "< 60 s",
+                )
+            )
+    return rows
+
+
+def load_row(load: dict[str, Any] | None) -> list[Row]:
+    """The 1-minute load average before and after a piece, and whether it was repeated."""
+    if not load or load.get("before") is None:
+        return []
+    text = f"{load['before'][0]:.2f} -> {load['after'][0]:.2f}"
+    if load.get("waited_s"):
+        text += f" (waited {load['waited_s']:.0f} s)"
+    if load["repeated"]:
+        text += f"; repeated: {load['first_attempt']['before'][0]:.2f} at the first start"
+    return [("load average (1 min) at start -> end", text, f"<= {load['limit']} at start")]
+
+
+ROW_WRITERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "speedrun": speedrun_rows,
+    "overhead": overhead_rows,
+    "data": data_rows,
+    "callbacks": callbacks_rows,
+    "full": full_rows,
+}
+
+
+def header(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    return (
+        f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores"
+        + (f", {m['gpu']}" if m["gpu"] else ", no GPU")
+        + f"), torch {m['torch']}, Lightning {m['lightning']}"
+        + (" — **tiny mode: synthetic data, timings meaningless**" if results["tiny"] else "")
+        + f". Command: `{results['command']}`."
+    )
+
+
+def _seconds(t: dict[str, float]) -> str:
+    return f"{t['median']:.1f} s [{t['min']:.1f}-{t['max']:.1f}]"
+
+
+def _target(t: dict[str, Any]) -> str:
+    acc = f">= {pct(t['min_acc'])} each"
+    if t["min_mean_acc"] is not None:
+        acc = f">= {pct(t['min_mean_acc'])} mean, {acc}"
+    stretch = f" (stretch {t['stretch_s']:.0f} s)" if t["stretch_s"] else ""
+    measure = "training" if t["time"] == "fit_s" else "whole command"
+    return f"{acc}; <= {t['max_s']:.0f} s{stretch} of {measure}"
+
+
+def _met(p: dict[str, Any]) -> str:
+    if p["met"]:
+        return "**yes**" + (", stretch too" if p["stretch_met"] else "")
+    return "no: " + ", ".join(
+        k for k, ok in (("accuracy", p["acc_met"]), ("time", p["time_met"])) if not ok
+    )
+
+
+def frontier_row(name: str, p: dict[str, Any]) -> str:
+    """One preset: seeds, accuracy, times, target and verdict, FLOPs and share of peak."""
+    std = "" if p["acc_std"] is None else f" ± {100 * p['acc_std']:.2f}"
+    load = p.get("load") or {}
+    start = "-" if load.get("before") is None else f"{load['before'][0]:.2f}"
+    start += " (repeated)" if load.get("repeated") else ""
+    cells = [
+        f"`{p['command']}`",
+        ", ".join(map(str, p["seeds"])),
+        f"{100 * p['acc_mean']:.2f}%{std} ({pct(p['acc_min'])})",
+        _seconds(p["fit_s"]),
+        _seconds(p["wall_s"]),
+        _target(p["target"]),
+        _met(p),
+        f"{p['flops_per_image'] / 1e6:.1f} M",
+        f"{p['gflops']:.1f} ({pct(p['peak_share'])}, {p['precision']})",
+        start,
+    ]
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def frontier_table(f: dict[str, Any]) -> list[str]:
+    """The frontier: one row per preset, the machine's peak and the figure."""
+    peak, ref = f["peak_gflops"], f["reference"]
+    bf16 = f", bf16 {peak['bf16']:.1f}" if peak["bf16"] else " (no AMX: bf16 not used)"
+    return [
+        "",
+        "The CPU frontier (`python -m bench.run --parts frontier`). Matmul peak of this machine, "
+        f"measured in the same run (best of {peak['n']}x{peak['n']} matmuls): fp32 "
+        f"{peak['fp32']:.1f} GFLOP/s{bf16}. Achieved GFLOP/s: training FLOPs per image "
+        "(forward + backward, counted by `FlopCounterMode`) x images trained / time of the "
+        "training loop (fit without its setup and after-fit analysis), median over seeds. "
+        f"Reference: {ref['label']}, {pct(ref['acc'])} after {ref['time_s']:.0f} s on "
+        f"{ref['cpu']}.",
+        "",
+        f"![Test accuracy against training time]({f['figure']})",
+        "",
+        "| Preset | Command | Seeds | Test accuracy: mean ± std (min) | Training (fit) time: "
+        "median [min-max] | Whole command | Target | Met? | Training FLOPs/image | GFLOP/s "
+        "(% of peak, precision) | Load at start |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *(frontier_row(name, p) for name, p in f["presets"].items()),
+    ]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as the Markdown tables the README shows."""
+    lines = [header(results), "", "| Part | Measure | Result | Target |", "|---|---|---|---|"]
+    for name, part in results["parts"].items():
+        rows = ROW_WRITERS.get(name, lambda _: [])(part) + load_row(part.get("load"))
+        lines += [f"| {name} | {measure} | {value} | {target} |" for measure, value, target in rows]
+    if "frontier" in results["parts"]:
+        lines += frontier_table(results["parts"]["frontier"])
+    return "\n".join(lines) + "\n"
