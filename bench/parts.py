@@ -21,9 +21,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench.plain import build_parts, plain_training_loop
 from bench.timing import synchronize
+from fmnist.runs.config import CONF_DIR
 from fmnist.training.run import train
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 #: The original study's test accuracy: the speedrun's target.
 TARGET_ACC = 0.9103
 TARGET_SPEEDRUN_S = 30.0

@@ -10,8 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
-
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+from fmnist.runs.config import CONF_DIR
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +34,7 @@ def compose_config(
 ) -> DictConfig:
     """Compose a config like the command line would, with outputs under ``output_dir``."""
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=overrides)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
