@@ -1,10 +1,11 @@
-# `make train` and `make test` each create .venv and install the project when needed.
+# `make train` and `make test` each create .venv and install the project when needed, and get
+# the dataset when it is missing (`make data`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-fast lint format bench clean
+.PHONY: install data train test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,10 +15,19 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-train: $(STAMP)
+# Fashion-MNIST where runs look for it, got when missing: Debian's package as root, else
+# torchvision's download (fmnist/data/fetch.py). The data.* overrides in ARGS say where, as for
+# train.py. Without the data `make train` stops with how to get it; `make test` goes on and
+# skips the tests that need it.
+data: $(STAMP)
+	$(BIN)/python -m fmnist.data.fetch $(FETCH_FLAGS) \
+		$(filter data.root=% data.download=% data.search_system=%,$(ARGS))
+
+train: $(STAMP) data
 	$(BIN)/python train.py $(ARGS)
 
-test: $(STAMP)
+test: FETCH_FLAGS = --optional
+test: $(STAMP) data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

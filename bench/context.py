@@ -14,11 +14,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-import fmnist.runs.hardware  # noqa: F401  (registers the fmnist.cpu_precision resolver)
 from bench.timing import LoadGuard
+from fmnist.runs.config import CONF_DIR
 from fmnist.training.run import train
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny synthetic Fashion-MNIST files and composed Hydra configs."""
+"""Shared fixtures: tiny synthetic Fashion-MNIST files and composed Hydra configs; the tests
+marked real_data are skipped, saying why, when the real dataset is missing."""
 
 from __future__ import annotations
 
@@ -9,9 +10,29 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
+from fmnist.data.fetch import data_settings, find_dataset
+from fmnist.data.files import SYSTEM_DATA_DIR
 from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
+from fmnist.runs.config import CONF_DIR
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+@pytest.fixture(scope="session")
+def real_data_root() -> Path:
+    """Where ``make data`` puts the real dataset: a default run's ``data.root`` (the tests also
+    search Debian's folder)."""
+    return Path(data_settings().root)
+
+
+@pytest.hookimpl(trylast=True)  # after -m has deselected what it deselects
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the real_data tests when the dataset is nowhere a default run looks."""
+    needing = [item for item in items if item.get_closest_marker("real_data")]
+    root = data_settings().root if needing else None
+    if needing and find_dataset(root) is None:
+        where = f"Fashion-MNIST is in neither {root} nor {SYSTEM_DATA_DIR}"
+        why = f"{where}: `make data` gets it or says how"
+        for item in needing:
+            item.add_marker(pytest.mark.skip(reason=why))
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +56,7 @@ def compose_config(
 ) -> DictConfig:
     """Compose a config like the command line would, with outputs under ``output_dir``."""
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=overrides)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)

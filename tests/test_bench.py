@@ -20,7 +20,6 @@ from omegaconf import OmegaConf
 from omegaconf.errors import UnsupportedInterpolationType
 
 import fmnist.runs.hardware as hardware  # registers fmnist.cpu_precision (as fmnist/ will)
-from bench.context import metric
 from bench.flops import training_flops_per_image
 from bench.parts import PARTS
 from bench.run import main
@@ -170,14 +169,6 @@ def test_training_flops_of_a_tiny_conv_net_match_a_hand_count() -> None:
     assert training_flops_per_image(net, batch_size=4) == 2 * conv + 3 * linear == 79_968
     with torch.device("meta"):  # counted from shapes alone, as for the presets
         assert training_flops_per_image(CNN(filters=[2], batch_norm=False, hidden=0), 4) == 79_968
-
-
-def test_metric_accessor_reads_logged_names_in_the_flat_and_the_older_forms() -> None:
-    flat = {"test/acc": 0.91, "val/acc_best": 0.92, "train_time_s": 3.0}
-    older = {"test": {"acc": 0.91}, "val_acc_best": 0.92, "train_time_s": 3.0}
-    for metrics in (flat, older):
-        assert metric(metrics, "test/acc") == 0.91 and metric(metrics, "val/acc_best") == 0.92
-        assert metric(metrics, "train_time_s") == 3.0 and metric(metrics, "test/f1") is None
 
 
 def _fake_load(monkeypatch: pytest.MonkeyPatch, state: dict[str, float]) -> list[float]:

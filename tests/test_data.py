@@ -152,16 +152,16 @@ def test_loader_batches_cover_the_split_once(fake_data_dir: Path) -> None:
 
 
 @pytest.mark.real_data
-def test_real_dataset_sizes_and_balance() -> None:
-    raw = load_fashion_mnist(root=None, download=False, strict=True)
+def test_real_dataset_sizes_and_balance(real_data_root: Path) -> None:
+    raw = load_fashion_mnist(root=real_data_root, download=False, strict=True)
     assert raw.train_images.shape == (60_000, 28, 28) and raw.test_images.shape == (10_000, 28, 28)
     assert torch.bincount(raw.train_labels).tolist() == [6000] * 10
     assert torch.bincount(raw.test_labels).tolist() == [1000] * 10
 
 
 @pytest.mark.real_data
-def test_real_datamodule_default_split() -> None:
-    dm = FashionMNISTDataModule(root=None, download=False)
+def test_real_datamodule_default_split(real_data_root: Path) -> None:
+    dm = FashionMNISTDataModule(root=real_data_root, download=False)
     dm.setup()
     assert [len(dm.split(s)) for s in ("train", "val", "test")] == [55_000, 5_000, 10_000]
     assert torch.bincount(dm.split("val").labels).tolist() == [500] * 10

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONF_DIR, TINY_OVERRIDES
+from conftest import TINY_OVERRIDES
 from omegaconf import OmegaConf
 
+from fmnist.runs.config import CONF_DIR
 from fmnist.runs.sweep import read_sweep, seed_groups, varying_keys, write_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,11 +181,12 @@ def test_optuna_search_tiny_budget(tmp_path: Path, fake_data_dir: Path, hydra_sw
     from fmnist.runs.cli import run_reporting_errors
     from fmnist.training.run import train
 
-    def task(cfg):  # what train.py's main does
+    def task(cfg):  # what fmnist.runs.cli.train_main does
         return run_reporting_errors(train, cfg)["monitor"]["best"]
 
     sweep = tmp_path / "optuna"
-    with hydra_sweep_runner(str(ROOT / "train.py"), None, task, "conf", "train", overrides, sweep):
+    conf = str(CONF_DIR)
+    with hydra_sweep_runner(str(ROOT / "train.py"), None, task, conf, "train", overrides, sweep):
         # (read inside the with: the runner deletes its directory on exit)
         jobs = read_sweep(sweep)
         results = OmegaConf.load(sweep / "optimization_results.yaml")
@@ -204,7 +206,7 @@ def test_launcher_and_search_configs_compose() -> None:
         reason="the slurm extra is not installed (pip install -e .[slurm]; make test installs it)",
     )
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(
             "train",
             ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"],
@@ -212,6 +214,7 @@ def test_launcher_and_search_configs_compose() -> None:
         )
         assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
         assert (cfg.hydra.launcher.nodes, cfg.hydra.launcher.tasks_per_node) == (2, 4)
+        assert cfg.hydra.launcher.name == "train"  # the SLURM job: task_name, not the module
         assert cfg.trainer.strategy == "ddp"
         cfg = compose("train", ["trainer=ddp_cpu"])
         assert (cfg.trainer.accelerator, cfg.trainer.devices) == ("cpu", 2)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
@@ -20,7 +19,6 @@ from fmnist.data import IMAGE_SIZE
 from fmnist.errors import ConfigError
 from fmnist.inference.checkpoint import load_classifier
 from fmnist.models.preprocess import Classifier
-from fmnist.runs.cli import run_reporting_errors
 from fmnist.runs.files import ensure_writable_dir
 
 log = logging.getLogger(__name__)
@@ -79,10 +77,7 @@ def export(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
-def main(cfg: DictConfig) -> None:
-    run_reporting_errors(export, cfg)
+if __name__ == "__main__":  # python -m fmnist.inference.export, the same as fmnist-export
+    from fmnist.runs.cli import export_main
 
-
-if __name__ == "__main__":
-    main()
+    export_main()

@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -25,7 +24,6 @@ from fmnist.inference.images import (
     to_predictions,
     write_csv,
 )
-from fmnist.runs.cli import run_reporting_errors
 from fmnist.runs.files import ensure_writable_dir
 
 log = logging.getLogger(__name__)
@@ -73,10 +71,7 @@ def predict(cfg: DictConfig) -> list[Prediction]:
     return predictions
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
-def main(cfg: DictConfig) -> None:
-    run_reporting_errors(predict, cfg)
+if __name__ == "__main__":  # python -m fmnist.inference.predict, the same as fmnist-predict
+    from fmnist.runs.cli import predict_main
 
-
-if __name__ == "__main__":
-    main()
+    predict_main()

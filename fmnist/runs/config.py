@@ -1,13 +1,30 @@
-"""Building objects from Hydra configs, with the user's errors kept readable."""
+"""Where the Hydra configs are, and building objects from them with the user's errors kept
+readable."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from fmnist.errors import FmnistError
+
+
+def _conf_dir() -> Path:
+    """The configs that belong to this copy of the code: a wheel carries them inside the
+    package (``fmnist/conf``, from setup.py); a source checkout (editable install, or the
+    repository on PYTHONPATH) has them beside it in the top-level ``conf/``. Found by path,
+    not imported as ``fmnist.conf``, so that a checkout never reads another one's configs
+    through an editable install's import hook."""
+    package = Path(__file__).resolve().parents[1]
+    candidates = (package / "conf", package.parent / "conf")
+    return next((c for c in candidates if (c / "train.yaml").is_file()), candidates[0])
+
+
+#: The Hydra config directory of the entry points, the tests and the benchmark.
+CONF_DIR = _conf_dir()
 
 
 def build(config: Any, **kwargs: Any) -> Any:
