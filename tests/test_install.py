@@ -109,7 +109,7 @@ def test_wheel_install_runs_from_any_directory(tmp_path: Path, fake_data_dir: Pa
     run_dir = only_run_dir(work / "logs" / "train" / "runs")
     assert (run_dir / "train.log").is_file()  # the log is named after the task, as before
     assert OmegaConf.load(run_dir / "config.yaml").data.root == str(fake_data_dir)
-    assert 0.0 <= json.loads((run_dir / "metrics.json").read_text())["test"]["acc"] <= 1.0
+    assert 0.0 <= json.loads((run_dir / "metrics.json").read_text())["test/acc"] <= 1.0
 
     run([bin_dir / "fmnist-analyze", "task=eda", "eda.n_random_pixels=1", *data], work)
     assert (only_run_dir(work / "logs" / "analyze" / "runs") / "report.md").is_file()
