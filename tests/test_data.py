@@ -58,6 +58,45 @@ def test_truncated_gzip_is_reported(tmp_path: Path) -> None:
         read_idx(path)
 
 
+def idx_header(shape: tuple[int, ...]) -> bytes:
+    """A uint8 IDX header claiming ``shape``: magic, then one big-endian size per axis."""
+    magic = (0x0800 | len(shape)).to_bytes(4, "big")
+    return magic + b"".join(n.to_bytes(4, "big") for n in shape)
+
+
+@pytest.mark.parametrize(
+    ("shape", "words"),
+    [
+        ((0, 28, 28), r"claims shape \(0, 28, 28\): no images"),
+        ((2**31, 2**31, 4), "more than the limit"),  # 2**64 bytes: wraps to 0 in int64
+        ((2**32 - 1,) * 3, "more than the limit"),
+    ],
+)
+def test_idx_header_claiming_no_images_or_too_many_is_reported(
+    tmp_path: Path, shape: tuple[int, ...], words: str
+) -> None:
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(idx_header(shape))
+    with pytest.raises(CorruptDatasetError, match=words) as error:
+        read_idx(path)
+    assert str(path) in str(error.value) and "get it again" in str(error.value)
+
+
+def test_idx_limit_is_checked_on_the_header_before_reading(tmp_path: Path) -> None:
+    path = write_idx(tmp_path / "x.gz", torch.zeros(10, 28, 28, dtype=torch.uint8))
+    assert read_idx(path, max_bytes=7840).shape == (10, 28, 28)
+    with pytest.raises(CorruptDatasetError, match="7840 bytes, more than the limit of 7839"):
+        read_idx(path, max_bytes=7839)
+
+
+def test_idx_longer_than_its_header_claims_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "x-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:  # claims 2 images, holds 3
+        f.write(idx_header((2, 28, 28)) + bytes(3 * 784))
+    with pytest.raises(CorruptDatasetError, match="more than the 1568 bytes its header"):
+        read_idx(path)
+
+
 def test_missing_dataset_says_how_to_get_it(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError) as error:
         load_fashion_mnist(tmp_path / "nowhere", download=False, search_system=False)
