@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from fmnist.data import (
     FILES,
     FashionMNISTDataModule,
     load_fashion_mnist,
+    locate_data,
     read_idx,
     write_idx,
 )
@@ -104,6 +106,23 @@ def test_missing_dataset_says_how_to_get_it(tmp_path: Path) -> None:
     assert "apt-get install -y dataset-fashion-mnist" in message
     assert "data.root" in message and "data.download=true" in message
     assert str(tmp_path / "nowhere") in message
+
+
+def test_incomplete_data_root_warns_naming_the_missing_files(tmp_path, monkeypatch, caplog) -> None:
+    root = write_synthetic_dataset(tmp_path / "root")
+    for stem in FILES["test"]:
+        (root / f"{stem}.gz").unlink()
+    system = write_synthetic_dataset(tmp_path / "system")
+    monkeypatch.setattr("fmnist.data.files.SYSTEM_DATA_DIR", system)
+    with caplog.at_level(logging.INFO, logger="fmnist.data.files"):
+        files = locate_data(root, download=False)
+    assert set(files.values()) == {
+        system / f"{stem}.gz" for pair in FILES.values() for stem in pair
+    }
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and f"data.root={root}" in warnings[0]
+    assert "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte" in warnings[0]
+    assert any(str(system) in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
 
 
 def test_labels_out_of_range_are_rejected(tmp_path: Path) -> None:
