@@ -10,9 +10,14 @@ with background).
 from __future__ import annotations
 
 import csv
+import math
+import os
+import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -26,6 +31,11 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 ARRAY_SUFFIXES = {".npy"}
 IDX_SUFFIXES = {".idx", ".ubyte", ".gz", ".idx3-ubyte"}
 INVERT_CHOICES = ("auto", True, False)
+
+#: The most bytes of pixels one .npy or IDX input may claim (the real train images are 47 MB).
+MAX_INPUT_BYTES = 100_000_000
+#: The most pixels decoded for one image: the header's size is checked before decoding.
+MAX_PIXELS = 32_000_000
 
 
 @dataclass
@@ -93,30 +103,88 @@ def _image_stack(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _read_npy(path: Path) -> np.ndarray:
+    """Check the header's dtype and shape before loading: a header claiming 10^9 images
+    would otherwise be allocated (and fail with a MemoryError) before a byte is read."""
+    with path.open("rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(f)
+        if dtype.hasobject:
+            raise ValueError(f"array of {dtype}: give uint8 0-255 or floats in [0, 1]")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > MAX_INPUT_BYTES:
+            raise ValueError(
+                f"its header claims shape {shape} of {dtype}, {nbytes} bytes, more than the "
+                f"limit of {MAX_INPUT_BYTES}: split it into smaller files"
+            )
+        if nbytes == 0:
+            raise ValueError(f"its header claims shape {shape}: it holds no images")
+        if os.fstat(f.fileno()).st_size - f.tell() < nbytes:
+            raise ValueError(f"shorter than the {nbytes} bytes its header claims: truncated")
+        f.seek(0)
+        return np.load(f, allow_pickle=False)  # never unpickle objects from a .npy
+
+
+def _too_many_pixels(pixels: int) -> ValueError:
+    return ValueError(
+        f"{pixels} pixels, more than the {MAX_PIXELS // 10**6}-megapixel limit: resize it"
+    )
+
+
+def _open_image(f: BinaryIO) -> Image.Image:
+    """Open (header only) with a pixel cap: PIL refuses bombs above its own global limit
+    itself; the rest are refused here, before anything is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(f)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        claimed = re.search(r"(\d+) pixels", str(exc))
+        raise _too_many_pixels(int(claimed.group(1))) if claimed else ValueError(str(exc)) from exc
+    except UnidentifiedImageError as exc:
+        raise ValueError("not an image PIL can read") from exc
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise _too_many_pixels(width * height)
+    return image
+
+
+def _read_image(path: Path) -> np.ndarray:
+    with path.open("rb") as f, _open_image(f) as image:
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "P"):  # transparency: composite on white
+            image = image.convert("RGBA")
+            white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(white, image)
+        return np.asarray(image.convert("L"), dtype=np.uint8)[None]
+
+
 def read_file(path: Path) -> np.ndarray:
-    """A file's images as uint8 (N, H, W); raises ValueError/OSError for unusable files."""
+    """A file's images as uint8 (N, H, W); raises for unusable files (any exception type)."""
     suffix = path.suffix.lower()
     if suffix in ARRAY_SUFFIXES:
-        array = np.load(path, allow_pickle=False)  # never unpickle objects from a .npy
-        return _image_stack(_as_uint8(np.asarray(array), path))
+        return _image_stack(_as_uint8(np.asarray(_read_npy(path)), path))
     if suffix not in IMAGE_SUFFIXES and (suffix in IDX_SUFFIXES or "idx" in path.name):
         try:
-            tensor = read_idx(path)
+            tensor = read_idx(path, max_bytes=MAX_INPUT_BYTES)
         except CorruptDatasetError as exc:
             raise ValueError(str(exc).split(". ")[0]) from exc
         if tensor.ndim != 3:
             raise ValueError(f"IDX file of shape {tuple(tensor.shape)} holds no images (labels?)")
         return tensor.numpy()
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "P"):  # transparency: composite on white
-                image = image.convert("RGBA")
-                white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(white, image)
-            return np.asarray(image.convert("L"), dtype=np.uint8)[None]
-    except UnidentifiedImageError as exc:
-        raise ValueError("not an image PIL can read") from exc
+    return _read_image(path)
+
+
+def _reason(exc: Exception) -> str:
+    """Why a file was skipped: the message, named by its type unless it is a plain one."""
+    if isinstance(exc, ValueError | OSError) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -151,8 +219,8 @@ def load_inputs(
         try:
             stack = read_file(path)
             converted = [to_fashion_mnist(np.asarray(image), invert) for image in stack]
-        except (ValueError, OSError) as exc:
-            inputs.skipped.append((str(path), str(exc) or type(exc).__name__))
+        except Exception as exc:  # one hostile file must not cost the batch: skip it, say why
+            inputs.skipped.append((str(path), _reason(exc)))
             continue
         inputs.images += converted
         many = len(converted) > 1 or path.suffix.lower() in ARRAY_SUFFIXES | IDX_SUFFIXES
