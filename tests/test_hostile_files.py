@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from fmnist.inference.images import load_inputs
@@ -73,3 +78,94 @@ def test_any_error_while_reading_one_file_skips_only_that_file(tmp_path, monkeyp
     inputs = load_inputs([tmp_path])
     assert inputs.sources == [str(ok)]
     assert inputs.skipped == [(str(tmp_path / "a.npy"), "RuntimeError: the disk said no")]
+
+
+def write_gzip_bomb(path: Path, head: bytes, inflated: int) -> Path:
+    """``head`` then ``inflated`` zero bytes, gzip-compressed: about 1 kB on disk per MB."""
+    zeros = gzip.compress(bytes(1 << 20), compresslevel=9)
+    with path.open("wb") as f:
+        f.write(gzip.compress(head))
+        for _ in range(inflated >> 20):
+            f.write(zeros)  # gzip members concatenate into one stream
+    return path
+
+
+def idx_header(shape: tuple[int, ...]) -> bytes:
+    return (0x0800 | len(shape)).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in shape)
+
+
+#: Imports once, then reads each file in a forked child, which starts with its peak resident
+#: memory (ru_maxrss) at its resident memory, and prints how far reading raised that peak.
+MEASURE = """
+import json, os, resource, sys
+from fmnist.inference.images import load_inputs
+
+def resident_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+def measure(path):
+    with open("/proc/self/statm") as f:  # a safety net: a regression fails, not the machine
+        size = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (size + 3 * 2**30, resource.RLIM_INFINITY))
+    before = resident_mb()
+    inputs = load_inputs([path])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return [peak - before, inputs.sources, inputs.skipped]
+
+results = {}
+for path in sys.argv[1:]:
+    read, write = os.pipe()
+    if os.fork() == 0:
+        os.close(read)
+        with os.fdopen(write, "w") as out:
+            json.dump(measure(path), out)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        results[path] = json.loads(answer.read() or "null")
+    os.wait()
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.slow
+def test_bombs_are_skipped_within_a_memory_ceiling(tmp_path) -> None:
+    photo = np.full((6000, 6000), 230, np.uint8)  # a dark item on white, 36 megapixels
+    photo[1000:5000, 2000:4000] = 30
+    files = {
+        "bomb.png": (write_png(tmp_path / "bomb.png", 40_000, 40_000, rows=10), 100),
+        "wide.png": (write_png(tmp_path / "wide.png", 12_000, 12_000), 100),
+        "liar": (
+            write_gzip_bomb(tmp_path / "liar-idx3-ubyte.gz", idx_header((100, 28, 28)), 2**30),
+            100,
+        ),
+        "huge": (
+            write_gzip_bomb(
+                tmp_path / "huge-idx3-ubyte.gz", idx_header((1_300_000, 28, 28)), 2**30
+            ),
+            100,
+        ),
+        "photo.jpg": (tmp_path / "photo.jpg", 30),  # decoded reduced
+    }
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=90)
+    assert (tmp_path / "wide.png").stat().st_size < 500_000
+    assert (tmp_path / "liar-idx3-ubyte.gz").stat().st_size < 2_000_000
+    paths = [str(path) for path, _ in files.values()]
+    run = subprocess.run(
+        [sys.executable, "-c", MEASURE, *paths], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads(run.stdout.splitlines()[-1])
+    growth = {name: results[str(path)][0] for name, (path, _) in files.items()}
+    print("peak memory growth (MB):", {k: round(v, 1) for k, v in growth.items()})
+    for name, (_, ceiling) in files.items():
+        assert growth[name] < ceiling, (name, growth[name])
+    skipped = {
+        name: dict(results[str(path)][2]).get(str(path), "") for name, (path, _) in files.items()
+    }
+    assert "1600000000 pixels, more than the 32-megapixel limit" in skipped["bomb.png"]
+    assert "144000000 pixels, more than the 32-megapixel limit" in skipped["wide.png"]
+    assert "holds more than the 78400 bytes its header" in skipped["liar"]
+    assert "1019200000 bytes, more than the limit of 100000000" in skipped["huge"]
+    assert results[str(tmp_path / "photo.jpg")][1] == [str(tmp_path / "photo.jpg")]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from fmnist.data import CLASS_NAMES, IMAGE_SIZE, read_idx
@@ -34,8 +34,23 @@ INVERT_CHOICES = ("auto", True, False)
 
 #: The most bytes of pixels one .npy or IDX input may claim (the real train images are 47 MB).
 MAX_INPUT_BYTES = 100_000_000
-#: The most pixels decoded for one image: the header's size is checked before decoding.
+#: The most pixels decoded for one image: the header's size (JPEG: at its reduced decoding
+#: scale) is checked before decoding.
 MAX_PIXELS = 32_000_000
+#: Images are decoded, or reduced right after decoding, to at most this longest side before
+#: any conversion: a 36-megapixel photo then costs one decoded copy, not five.
+WORK_SIDE = 1024
+#: EXIF orientation -> the transpose that undoes it (ImageOps.exif_transpose's table; it is
+#: applied to the reduced image, where exif_transpose would copy the full-size one).
+_EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 @dataclass
@@ -136,32 +151,53 @@ def _too_many_pixels(pixels: int) -> ValueError:
     )
 
 
+def _check_pixels(image: Image.Image) -> None:
+    """Refuse an image, or frame, before it is decoded (even PNG's getexif decodes)."""
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise _too_many_pixels(width * height)
+
+
 def _open_image(f: BinaryIO) -> Image.Image:
-    """Open (header only) with a pixel cap: PIL refuses bombs above its own global limit
-    itself; the rest are refused here, before anything is decoded."""
+    """Open (header only) and cap the size to decode. PIL refuses bombs above twice its global
+    limit itself; below that, :data:`MAX_PIXELS` applies, after JPEG's reduced-scale draft."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(f)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         claimed = re.search(r"(\d+) pixels", str(exc))
         raise _too_many_pixels(int(claimed.group(1))) if claimed else ValueError(str(exc)) from exc
     except UnidentifiedImageError as exc:
         raise ValueError("not an image PIL can read") from exc
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise _too_many_pixels(width * height)
+    image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG: grey at 1/2-1/8 scale; others: no-op
+    _check_pixels(image)
     return image
+
+
+def _to_gray(image: Image.Image, transpose: Image.Transpose | None) -> np.ndarray:
+    """The current frame as uint8 grey, transparency on white, longest side <= WORK_SIDE.
+    Reduced before any other full-size copy is made."""
+    _check_pixels(image)
+    frame = image
+    if frame.mode == "1" or (frame.mode == "P" and "transparency" not in frame.info):
+        frame = frame.convert("L")  # reduce() takes no palette or bilevel images
+    elif frame.mode in ("P", "PA"):
+        frame = frame.convert("RGBA")
+    factor = math.ceil(max(frame.size) / WORK_SIDE)
+    if factor > 1:
+        frame = frame.reduce(factor)  # box average; premultiplied for RGBA and LA
+    if frame.mode in ("RGBA", "LA"):  # transparency: composite on white
+        frame = frame.convert("RGBA")
+        frame = Image.alpha_composite(Image.new("RGBA", frame.size, "white"), frame)
+    frame = frame.convert("L")
+    return np.asarray(frame.transpose(transpose) if transpose else frame, dtype=np.uint8)
 
 
 def _read_image(path: Path) -> np.ndarray:
     with path.open("rb") as f, _open_image(f) as image:
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("RGBA", "LA", "P"):  # transparency: composite on white
-            image = image.convert("RGBA")
-            white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(white, image)
-        return np.asarray(image.convert("L"), dtype=np.uint8)[None]
+        orientation = image.getexif().get(ExifTags.Base.Orientation)
+        return _to_gray(image, _EXIF_TRANSPOSE.get(orientation))[None]
 
 
 def read_file(path: Path) -> np.ndarray:
