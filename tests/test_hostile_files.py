@@ -169,3 +169,16 @@ def test_bombs_are_skipped_within_a_memory_ceiling(tmp_path) -> None:
     assert "holds more than the 78400 bytes its header" in skipped["liar"]
     assert "1019200000 bytes, more than the limit of 100000000" in skipped["huge"]
     assert results[str(tmp_path / "photo.jpg")][1] == [str(tmp_path / "photo.jpg")]
+
+
+def test_16_bit_png_keeps_its_grey_levels(tmp_path) -> None:
+    levels = np.linspace(0, 65535, 28 * 28).round().astype(np.uint16).reshape(28, 28)
+    Image.fromarray(levels).save(tmp_path / "deep.png")  # 16-bit grey PNG
+    wide = np.tile(np.linspace(0, 65535, 2048).round().astype(np.uint16), (2048, 1))
+    Image.fromarray(wide).save(tmp_path / "wide.png")  # reduced after decoding
+    inputs = load_inputs([tmp_path / "deep.png", tmp_path / "wide.png"], invert=False)
+    assert inputs.skipped == []
+    gray = inputs.images[0]
+    assert np.abs(gray.astype(int) - np.round(levels / 257)).max() <= 1
+    assert len(np.unique(gray)) > 200  # was 5 levels: all above 255 clipped to 255
+    assert inputs.images[1][14, 0] < 10 and inputs.images[1][14, -1] > 245

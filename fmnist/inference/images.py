@@ -180,7 +180,9 @@ def _to_gray(image: Image.Image, transpose: Image.Transpose | None) -> np.ndarra
     Reduced before any other full-size copy is made."""
     _check_pixels(image)
     frame = image
-    if frame.mode == "1" or (frame.mode == "P" and "transparency" not in frame.info):
+    if frame.mode.startswith("I;16"):  # 16-bit grey: the high byte; convert("L") clips at 255
+        frame = Image.fromarray((np.asarray(frame) >> 8).astype(np.uint8))
+    elif frame.mode == "1" or (frame.mode == "P" and "transparency" not in frame.info):
         frame = frame.convert("L")  # reduce() takes no palette or bilevel images
     elif frame.mode in ("P", "PA"):
         frame = frame.convert("RGBA")
