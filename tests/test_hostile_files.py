@@ -182,3 +182,27 @@ def test_16_bit_png_keeps_its_grey_levels(tmp_path) -> None:
     assert np.abs(gray.astype(int) - np.round(levels / 257)).max() <= 1
     assert len(np.unique(gray)) > 200  # was 5 levels: all above 255 clipped to 255
     assert inputs.images[1][14, 0] < 10 and inputs.images[1][14, -1] > 245
+
+
+def save_frames(path: Path, frames: list[np.ndarray]) -> Path:
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:])
+    return path
+
+
+def test_every_frame_of_an_animated_gif_and_a_multipage_tiff_is_read(tmp_path) -> None:
+    save_frames(tmp_path / "a.gif", [np.full((28, 28), v, np.uint8) for v in (30, 120, 200)])
+    save_frames(
+        tmp_path / "b.tif", [np.full((28, 28), 90, np.uint8), np.full((40, 20), 160, np.uint8)]
+    )
+    save_frames(tmp_path / "c.gif", [np.full((8, 8), 2 * k, np.uint8) for k in range(105)])
+    inputs = load_inputs([tmp_path], invert=False)
+    names = [source.removeprefix(f"{tmp_path}/") for source in inputs.sources]
+    assert names == ["a.gif#0", "a.gif#1", "a.gif#2", "b.tif#0", "b.tif#1"] + [
+        f"c.gif#{k}" for k in range(100)
+    ]
+    assert [int(image.mean()) for image in inputs.images[:5]] == [30, 120, 200, 90, 160]
+    assert [int(image.max()) for image in inputs.images[5:]] == [2 * k for k in range(100)]
+    assert inputs.skipped == [
+        (str(tmp_path / "c.gif"), "more than 100 frames: only #0-#99 were read")
+    ]

@@ -37,6 +37,8 @@ MAX_INPUT_BYTES = 100_000_000
 #: The most pixels decoded for one image: the header's size (JPEG: at its reduced decoding
 #: scale) is checked before decoding.
 MAX_PIXELS = 32_000_000
+#: The most frames read from one animated or multi-page image; the rest are reported.
+MAX_FRAMES = 100
 #: Images are decoded, or reduced right after decoding, to at most this longest side before
 #: any conversion: a 36-megapixel photo then costs one decoded copy, not five.
 WORK_SIDE = 1024
@@ -58,7 +60,7 @@ class Inputs:
     """Images ready for the model, where each came from, and the files that were skipped."""
 
     images: list[np.ndarray] = field(default_factory=list)  # uint8 (28, 28), dark background
-    sources: list[str] = field(default_factory=list)  # "file" or "file[i]" for arrays
+    sources: list[str] = field(default_factory=list)  # as in FileImages
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
 
 
@@ -196,26 +198,57 @@ def _to_gray(image: Image.Image, transpose: Image.Transpose | None) -> np.ndarra
     return np.asarray(frame.transpose(transpose) if transpose else frame, dtype=np.uint8)
 
 
-def _read_image(path: Path) -> np.ndarray:
+@dataclass
+class FileImages:
+    """One file's images and their sources: ``file``, ``file[i]`` in an array or IDX file,
+    ``file#k`` for the frames of an animated or multi-page image."""
+
+    images: Sequence[np.ndarray]  # uint8 (H, W) each
+    sources: list[str]
+    left_out: str = ""  # why some of the file's images were not read
+
+
+def _read_frames(path: Path) -> FileImages:
+    """Every frame of an animated GIF/PNG/WebP or multi-page TIFF, at most MAX_FRAMES."""
     with path.open("rb") as f, _open_image(f) as image:
-        orientation = image.getexif().get(ExifTags.Base.Orientation)
-        return _to_gray(image, _EXIF_TRANSPOSE.get(orientation))[None]
+        transpose = _EXIF_TRANSPOSE.get(image.getexif().get(ExifTags.Base.Orientation))
+        frames = [_to_gray(image, transpose)]
+        left_out = ""
+        # MPO: a camera JPEG whose extra frames are previews or other views of one photo.
+        while image.format != "MPO" and not left_out:
+            try:
+                image.seek(len(frames))
+            except EOFError:
+                break
+            if len(frames) == MAX_FRAMES:
+                left_out = f"more than {MAX_FRAMES} frames: only #0-#{MAX_FRAMES - 1} were read"
+            else:
+                frames.append(_to_gray(image, transpose))
+    sources = [f"{path}#{k}" for k in range(len(frames))] if len(frames) > 1 else [str(path)]
+    return FileImages(frames, sources, left_out)
 
 
-def read_file(path: Path) -> np.ndarray:
-    """A file's images as uint8 (N, H, W); raises for unusable files (any exception type)."""
-    suffix = path.suffix.lower()
-    if suffix in ARRAY_SUFFIXES:
+def _read_stack(path: Path) -> np.ndarray:
+    """A .npy or IDX file's images as uint8 (N, H, W)."""
+    if path.suffix.lower() in ARRAY_SUFFIXES:
         return _image_stack(_as_uint8(np.asarray(_read_npy(path)), path))
-    if suffix not in IMAGE_SUFFIXES and (suffix in IDX_SUFFIXES or "idx" in path.name):
-        try:
-            tensor = read_idx(path, max_bytes=MAX_INPUT_BYTES)
-        except CorruptDatasetError as exc:
-            raise ValueError(str(exc).split(". ")[0]) from exc
-        if tensor.ndim != 3:
-            raise ValueError(f"IDX file of shape {tuple(tensor.shape)} holds no images (labels?)")
-        return tensor.numpy()
-    return _read_image(path)
+    try:
+        tensor = read_idx(path, max_bytes=MAX_INPUT_BYTES)
+    except CorruptDatasetError as exc:
+        raise ValueError(str(exc).split(". ")[0]) from exc
+    if tensor.ndim != 3:
+        raise ValueError(f"IDX file of shape {tuple(tensor.shape)} holds no images (labels?)")
+    return tensor.numpy()
+
+
+def read_file(path: Path) -> FileImages:
+    """A file's images, at the size found; raises for unusable files (any exception type)."""
+    suffix = path.suffix.lower()
+    is_idx = suffix not in IMAGE_SUFFIXES and (suffix in IDX_SUFFIXES or "idx" in path.name)
+    if suffix in ARRAY_SUFFIXES or is_idx:
+        stack = _read_stack(path)
+        return FileImages(stack, [f"{path}[{i}]" for i in range(len(stack))])
+    return _read_frames(path)
 
 
 def _reason(exc: Exception) -> str:
@@ -255,14 +288,15 @@ def load_inputs(
             inputs.skipped.append((str(path), "does not exist"))
             continue
         try:
-            stack = read_file(path)
-            converted = [to_fashion_mnist(np.asarray(image), invert) for image in stack]
+            read = read_file(path)
+            converted = [to_fashion_mnist(np.asarray(image), invert) for image in read.images]
         except Exception as exc:  # one hostile file must not cost the batch: skip it, say why
             inputs.skipped.append((str(path), _reason(exc)))
             continue
         inputs.images += converted
-        many = len(converted) > 1 or path.suffix.lower() in ARRAY_SUFFIXES | IDX_SUFFIXES
-        inputs.sources += [f"{path}[{i}]" if many else str(path) for i in range(len(converted))]
+        inputs.sources += read.sources
+        if read.left_out:
+            inputs.skipped.append((str(path), read.left_out))
     return inputs
 
 
