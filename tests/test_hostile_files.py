@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -12,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from fmnist.inference.images import load_inputs
+from fmnist.inference.images import load_inputs, to_predictions, write_csv
 
 
 def write_png(path: Path, width: int, height: int, rows: int | None = None) -> Path:
@@ -206,3 +209,14 @@ def test_every_frame_of_an_animated_gif_and_a_multipage_tiff_is_read(tmp_path) -
     assert inputs.skipped == [
         (str(tmp_path / "c.gif"), "more than 100 frames: only #0-#99 were read")
     ]
+
+
+def test_a_file_name_that_is_not_utf8_reaches_the_csv(tmp_path) -> None:
+    save_gray(tmp_path / os.fsdecode(b"caf\xe9.png"))  # Latin-1 bytes, as old cameras write
+    gone = tmp_path / os.fsdecode(b"gone\xff.png")
+    inputs = load_inputs([tmp_path, gone])
+    assert inputs.sources == [f"{tmp_path}/caf\\xe9.png"]
+    assert inputs.skipped == [(f"{tmp_path}/gone\\xff.png", "does not exist")]
+    predictions = to_predictions(inputs.sources, torch.full((1, 10), 0.1))
+    rows = list(csv.DictReader(write_csv(predictions, tmp_path / "p.csv").open(encoding="utf-8")))
+    assert rows[0]["source"] == f"{tmp_path}/caf\\xe9.png"

@@ -13,6 +13,7 @@ import csv
 import math
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -198,6 +199,13 @@ def _to_gray(image: Image.Image, transpose: Image.Transpose | None) -> np.ndarra
     return np.asarray(frame.transpose(transpose) if transpose else frame, dtype=np.uint8)
 
 
+def source_name(path: Path) -> str:
+    """``path`` as text that any CSV, log or terminal takes: bytes that are not valid in the
+    file system's encoding (a Latin-1 name on a UTF-8 system) become ``\\xe9`` escapes
+    instead of lone surrogates, which fail when written after all the work is done."""
+    return os.fsencode(path).decode(sys.getfilesystemencoding(), "backslashreplace")
+
+
 @dataclass
 class FileImages:
     """One file's images and their sources: ``file``, ``file[i]`` in an array or IDX file,
@@ -208,7 +216,7 @@ class FileImages:
     left_out: str = ""  # why some of the file's images were not read
 
 
-def _read_frames(path: Path) -> FileImages:
+def _read_frames(path: Path, name: str) -> FileImages:
     """Every frame of an animated GIF/PNG/WebP or multi-page TIFF, at most MAX_FRAMES."""
     with path.open("rb") as f, _open_image(f) as image:
         transpose = _EXIF_TRANSPOSE.get(image.getexif().get(ExifTags.Base.Orientation))
@@ -224,7 +232,7 @@ def _read_frames(path: Path) -> FileImages:
                 left_out = f"more than {MAX_FRAMES} frames: only #0-#{MAX_FRAMES - 1} were read"
             else:
                 frames.append(_to_gray(image, transpose))
-    sources = [f"{path}#{k}" for k in range(len(frames))] if len(frames) > 1 else [str(path)]
+    sources = [f"{name}#{k}" for k in range(len(frames))] if len(frames) > 1 else [name]
     return FileImages(frames, sources, left_out)
 
 
@@ -247,8 +255,8 @@ def read_file(path: Path) -> FileImages:
     is_idx = suffix not in IMAGE_SUFFIXES and (suffix in IDX_SUFFIXES or "idx" in path.name)
     if suffix in ARRAY_SUFFIXES or is_idx:
         stack = _read_stack(path)
-        return FileImages(stack, [f"{path}[{i}]" for i in range(len(stack))])
-    return _read_frames(path)
+        return FileImages(stack, [f"{source_name(path)}[{i}]" for i in range(len(stack))])
+    return _read_frames(path, source_name(path))
 
 
 def _reason(exc: Exception) -> str:
@@ -285,18 +293,18 @@ def load_inputs(
         iterator = track(files, description="Reading images", transient=True)
     for path in iterator:
         if not path.exists():
-            inputs.skipped.append((str(path), "does not exist"))
+            inputs.skipped.append((source_name(path), "does not exist"))
             continue
         try:
             read = read_file(path)
             converted = [to_fashion_mnist(np.asarray(image), invert) for image in read.images]
         except Exception as exc:  # one hostile file must not cost the batch: skip it, say why
-            inputs.skipped.append((str(path), _reason(exc)))
+            inputs.skipped.append((source_name(path), _reason(exc)))
             continue
         inputs.images += converted
         inputs.sources += read.sources
         if read.left_out:
-            inputs.skipped.append((str(path), read.left_out))
+            inputs.skipped.append((source_name(path), read.left_out))
     return inputs
 
 
