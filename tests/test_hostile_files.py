@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
@@ -9,6 +10,8 @@ import os
 import struct
 import subprocess
 import sys
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -220,3 +223,32 @@ def test_a_file_name_that_is_not_utf8_reaches_the_csv(tmp_path) -> None:
     predictions = to_predictions(inputs.sources, torch.full((1, 10), 0.1))
     rows = list(csv.DictReader(write_csv(predictions, tmp_path / "p.csv").open(encoding="utf-8")))
     assert rows[0]["source"] == f"{tmp_path}/caf\\xe9.png"
+
+
+def unblock_a_reader_later(fifo: Path, seconds: float = 3.0) -> None:
+    """Opens ``fifo`` for writing after ``seconds`` and closes it, so that a reader blocked on
+    it gets end-of-file: the test then fails instead of hanging."""
+
+    def open_and_close() -> None:
+        time.sleep(seconds)
+        with contextlib.suppress(OSError):  # ENXIO: nobody is reading, as it should be
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    threading.Thread(target=open_and_close, daemon=True).start()
+
+
+def test_a_fifo_or_device_is_skipped_not_waited_for(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    ok = save_gray(folder / "ok.png")
+    for fifo in (tmp_path / "pipe.png", folder / "inner.png"):
+        os.mkfifo(fifo)
+        unblock_a_reader_later(fifo)
+    (folder / "zero.npy").symlink_to("/dev/zero")  # endless, if it were read
+    inputs = load_inputs([tmp_path / "pipe.png", folder])
+    assert inputs.sources == [str(ok)]
+    reasons = dict(inputs.skipped)
+    assert set(reasons) == {
+        str(p) for p in (tmp_path / "pipe.png", folder / "inner.png", folder / "zero.npy")
+    }
+    assert all(reason.startswith("not a regular file") for reason in reasons.values())

@@ -13,6 +13,7 @@ import csv
 import math
 import os
 import re
+import stat
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
@@ -249,8 +250,20 @@ def _read_stack(path: Path) -> np.ndarray:
     return tensor.numpy()
 
 
+def _check_regular(path: Path) -> None:
+    """Refuse what is not a regular file before opening it: opening a FIFO waits for a
+    writer forever, and a device such as /dev/zero never ends."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ValueError("does not exist") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError("not a regular file (a pipe, socket or device): give image files")
+
+
 def read_file(path: Path) -> FileImages:
     """A file's images, at the size found; raises for unusable files (any exception type)."""
+    _check_regular(path)
     suffix = path.suffix.lower()
     is_idx = suffix not in IMAGE_SUFFIXES and (suffix in IDX_SUFFIXES or "idx" in path.name)
     if suffix in ARRAY_SUFFIXES or is_idx:
@@ -267,13 +280,14 @@ def _reason(exc: Exception) -> str:
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders as their files (recursively, sorted)."""
+    """Files as given, folders as everything in them but folders (recursively, sorted): what
+    is not a regular file is listed too, so that it is reported, not silently left out."""
     files: list[Path] = []
     for entry in paths:
         path = Path(entry).expanduser()
         if path.is_dir():
             files += sorted(
-                p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                p for p in path.rglob("*") if not p.is_dir() and not p.name.startswith(".")
             )
         else:
             files.append(path)
@@ -292,9 +306,6 @@ def load_inputs(
 
         iterator = track(files, description="Reading images", transient=True)
     for path in iterator:
-        if not path.exists():
-            inputs.skipped.append((source_name(path), "does not exist"))
-            continue
         try:
             read = read_file(path)
             converted = [to_fashion_mnist(np.asarray(image), invert) for image in read.images]
