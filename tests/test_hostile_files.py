@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fmnist.errors import ConfigError
 from fmnist.inference.images import load_inputs, to_predictions, write_csv
 
 
@@ -252,3 +253,11 @@ def test_a_fifo_or_device_is_skipped_not_waited_for(tmp_path) -> None:
         str(p) for p in (tmp_path / "pipe.png", folder / "inner.png", folder / "zero.npy")
     }
     assert all(reason.startswith("not a regular file") for reason in reasons.values())
+
+
+@pytest.mark.parametrize("invert", ["maybe", 1])
+def test_an_invalid_invert_is_one_config_error_before_any_file_is_read(tmp_path, invert) -> None:
+    save_gray(tmp_path / "ok.png")
+    with pytest.raises(ConfigError) as error:
+        load_inputs([tmp_path, tmp_path / "missing.png"], invert=invert)
+    assert str(error.value) == f"invert={invert!r} must be auto, true or false."

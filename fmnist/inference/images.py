@@ -75,13 +75,19 @@ def has_light_background(gray: np.ndarray, threshold: float = 127.0) -> bool:
     return float(_border(gray).mean()) > threshold
 
 
+def check_invert(invert: object) -> None:
+    """One ConfigError for a bad ``invert``, before any file is read (not one per image).
+    ``1 in INVERT_CHOICES`` holds (1 == True), hence the type check."""
+    if not isinstance(invert, bool | str) or invert not in INVERT_CHOICES:
+        raise ConfigError(f"invert={invert!r} must be auto, true or false.")
+
+
 def to_fashion_mnist(gray: np.ndarray, invert: bool | str = "auto") -> np.ndarray:
     """A uint8 grayscale image of any size -> uint8 (28, 28), light item on black.
 
     ``invert``: ``"auto"`` inverts light-background images, True/False force it.
     """
-    if invert not in INVERT_CHOICES:
-        raise ConfigError(f"invert={invert!r} must be auto, true or false.")
+    check_invert(invert)
     if invert is True or (invert == "auto" and has_light_background(gray)):
         gray = 255 - gray
     if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
@@ -298,6 +304,7 @@ def load_inputs(
     paths: Iterable[str | Path], invert: bool | str = "auto", progress: bool = False
 ) -> Inputs:
     """Read every file; unreadable ones are skipped with the reason, the rest are kept."""
+    check_invert(invert)
     files = expand_paths(paths)
     inputs = Inputs()
     iterator: Iterable[Path] = files
