@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
+import io
 import json
 import os
 import struct
@@ -19,9 +20,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from rich.console import Console
 
 from fmnist.errors import ConfigError
 from fmnist.inference.images import load_inputs, to_predictions, write_csv
+from fmnist.inference.predict import print_predictions
 
 
 def write_png(path: Path, width: int, height: int, rows: int | None = None) -> Path:
@@ -261,3 +264,11 @@ def test_an_invalid_invert_is_one_config_error_before_any_file_is_read(tmp_path,
     with pytest.raises(ConfigError) as error:
         load_inputs([tmp_path, tmp_path / "missing.png"], invert=invert)
     assert str(error.value) == f"invert={invert!r} must be auto, true or false."
+
+
+def test_a_file_name_with_rich_markup_is_printed_as_it_is() -> None:
+    console = Console(file=io.StringIO(), width=200)
+    sources = ["[/x].png", "[bold]y.png"]  # a closing tag alone was a MarkupError
+    print_predictions(to_predictions(sources, torch.full((2, 10), 0.1)), 5, console)
+    printed = console.file.getvalue()
+    assert "[/x].png" in printed and "[bold]y.png" in printed
