@@ -5,6 +5,10 @@ Fashion-MNIST items are light on a black background, centred and filling a 28x28
 Photos are usually dark items on a light background, so :func:`to_fashion_mnist` converts to
 grayscale, inverts when the border is light, and resizes keeping the aspect ratio (padding
 with background).
+
+Files come from anywhere, so each is sized from its header before anything is decoded
+(pixels, bytes, frames, capped below), large images are decoded reduced, and any failure
+reading one file skips that file with its reason while the others are still read.
 """
 
 from __future__ import annotations
