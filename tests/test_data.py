@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import idx_header
 
 from fmnist.data import (
     FILES,
@@ -58,12 +59,6 @@ def test_truncated_gzip_is_reported(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.raises(CorruptDatasetError, match="get it again"):
         read_idx(path)
-
-
-def idx_header(shape: tuple[int, ...]) -> bytes:
-    """A uint8 IDX header claiming ``shape``: magic, then one big-endian size per axis."""
-    magic = (0x0800 | len(shape)).to_bytes(4, "big")
-    return magic + b"".join(n.to_bytes(4, "big") for n in shape)
 
 
 @pytest.mark.parametrize(

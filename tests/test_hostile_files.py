@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import idx_header
 from PIL import Image
 from rich.console import Console
 
@@ -98,10 +99,6 @@ def write_gzip_bomb(path: Path, head: bytes, inflated: int) -> Path:
         for _ in range(inflated >> 20):
             f.write(zeros)  # gzip members concatenate into one stream
     return path
-
-
-def idx_header(shape: tuple[int, ...]) -> bytes:
-    return (0x0800 | len(shape)).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in shape)
 
 
 #: Imports once, then reads each file in a forked child, which starts with its peak resident
