@@ -40,6 +40,12 @@ def fake_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic_dataset(tmp_path_factory.mktemp("fake_fmnist"))
 
 
+def idx_header(shape: tuple[int, ...]) -> bytes:
+    """A uint8 IDX header claiming ``shape``: magic, then one big-endian size per axis."""
+    magic = (0x0800 | len(shape)).to_bytes(4, "big")
+    return magic + b"".join(n.to_bytes(4, "big") for n in shape)
+
+
 #: Overrides that point a run at the tiny data and keep it to a few seconds.
 TINY_OVERRIDES = [
     *SYNTHETIC_DATA_OVERRIDES,

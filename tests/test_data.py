@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import gzip
+import logging
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import idx_header
 
 from fmnist.data import (
     FILES,
     FashionMNISTDataModule,
     load_fashion_mnist,
+    locate_data,
     read_idx,
     write_idx,
 )
@@ -58,6 +61,39 @@ def test_truncated_gzip_is_reported(tmp_path: Path) -> None:
         read_idx(path)
 
 
+@pytest.mark.parametrize(
+    ("shape", "words"),
+    [
+        ((0, 28, 28), r"claims shape \(0, 28, 28\): no images"),
+        ((2**31, 2**31, 4), "more than the limit"),  # 2**64 bytes: wraps to 0 in int64
+        ((2**32 - 1,) * 3, "more than the limit"),
+    ],
+)
+def test_idx_header_claiming_no_images_or_too_many_is_reported(
+    tmp_path: Path, shape: tuple[int, ...], words: str
+) -> None:
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(idx_header(shape))
+    with pytest.raises(CorruptDatasetError, match=words) as error:
+        read_idx(path)
+    assert str(path) in str(error.value) and "get it again" in str(error.value)
+
+
+def test_idx_limit_is_checked_on_the_header_before_reading(tmp_path: Path) -> None:
+    path = write_idx(tmp_path / "x.gz", torch.zeros(10, 28, 28, dtype=torch.uint8))
+    assert read_idx(path, max_bytes=7840).shape == (10, 28, 28)
+    with pytest.raises(CorruptDatasetError, match="7840 bytes, more than the limit of 7839"):
+        read_idx(path, max_bytes=7839)
+
+
+def test_idx_longer_than_its_header_claims_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "x-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:  # claims 2 images, holds 3
+        f.write(idx_header((2, 28, 28)) + bytes(3 * 784))
+    with pytest.raises(CorruptDatasetError, match="more than the 1568 bytes its header"):
+        read_idx(path)
+
+
 def test_missing_dataset_says_how_to_get_it(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError) as error:
         load_fashion_mnist(tmp_path / "nowhere", download=False, search_system=False)
@@ -65,6 +101,23 @@ def test_missing_dataset_says_how_to_get_it(tmp_path: Path) -> None:
     assert "apt-get install -y dataset-fashion-mnist" in message
     assert "data.root" in message and "data.download=true" in message
     assert str(tmp_path / "nowhere") in message
+
+
+def test_incomplete_data_root_warns_naming_the_missing_files(tmp_path, monkeypatch, caplog) -> None:
+    root = write_synthetic_dataset(tmp_path / "root")
+    for stem in FILES["test"]:
+        (root / f"{stem}.gz").unlink()
+    system = write_synthetic_dataset(tmp_path / "system")
+    monkeypatch.setattr("fmnist.data.files.SYSTEM_DATA_DIR", system)
+    with caplog.at_level(logging.INFO, logger="fmnist.data.files"):
+        files = locate_data(root, download=False)
+    assert set(files.values()) == {
+        system / f"{stem}.gz" for pair in FILES.values() for stem in pair
+    }
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and f"data.root={root}" in warnings[0]
+    assert "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte" in warnings[0]
+    assert any(str(system) in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
 
 
 def test_labels_out_of_range_are_rejected(tmp_path: Path) -> None:

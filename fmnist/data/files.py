@@ -62,10 +62,29 @@ def _find_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def _find_files(folder: Path) -> dict[str, Path | None]:
+    return {stem: _find_file(folder, stem) for pair in FILES.values() for stem in pair}
+
+
 def find_data_files(folder: str | Path) -> dict[str, Path] | None:
     """The four IDX files in ``folder``, by stem, or None if any one is missing."""
-    found = {stem: _find_file(Path(folder), stem) for pair in FILES.values() for stem in pair}
+    found = _find_files(Path(folder))
     return None if any(p is None for p in found.values()) else found  # type: ignore[return-value]
+
+
+def _warn_if_incomplete(root: Path) -> None:
+    """A data.root holding some of the files is a mistake worth a word: the search goes on
+    elsewhere, and silently training on another copy of the data hides it."""
+    found = _find_files(root)
+    missing = [stem for stem, path in found.items() if path is None]
+    if len(missing) < len(found):
+        log.warning(
+            "data.root=%s holds only %d of the four Fashion-MNIST files (missing: %s); "
+            "looking elsewhere. Add the missing files there or fix data.root.",
+            root,
+            len(found) - len(missing),
+            ", ".join(missing),
+        )
 
 
 def locate_data(root: str | Path | None, download: bool, search_system: bool = True) -> dict:
@@ -79,6 +98,8 @@ def locate_data(root: str | Path | None, download: bool, search_system: bool = T
         if files:
             log.info("Fashion-MNIST found in %s", folder)
             return files
+        if root and folder == candidates[0]:
+            _warn_if_incomplete(folder)
         tried.append(str(folder))
     if download and root:
         from torchvision.datasets import FashionMNIST
@@ -92,6 +113,7 @@ def locate_data(root: str | Path | None, download: bool, search_system: bool = T
         else:
             files = find_data_files(root)
             if files:
+                log.info("Fashion-MNIST found in %s", root)
                 return files
     elif not download:
         tried.append("download (off: data.download=false)")

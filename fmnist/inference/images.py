@@ -5,17 +5,28 @@ Fashion-MNIST items are light on a black background, centred and filling a 28x28
 Photos are usually dark items on a light background, so :func:`to_fashion_mnist` converts to
 grayscale, inverts when the border is light, and resizes keeping the aspect ratio (padding
 with background).
+
+Files come from anywhere, so each is sized from its header before anything is decoded
+(pixels, bytes, frames, capped below), large images are decoded reduced, and any failure
+reading one file skips that file with its reason while the others are still read.
 """
 
 from __future__ import annotations
 
 import csv
+import math
+import os
+import re
+import stat
+import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from fmnist.data import CLASS_NAMES, IMAGE_SIZE, read_idx
@@ -27,13 +38,35 @@ ARRAY_SUFFIXES = {".npy"}
 IDX_SUFFIXES = {".idx", ".ubyte", ".gz", ".idx3-ubyte"}
 INVERT_CHOICES = ("auto", True, False)
 
+#: The most bytes of pixels one .npy or IDX input may claim (the real train images are 47 MB).
+MAX_INPUT_BYTES = 100_000_000
+#: The most pixels decoded for one image: the header's size (JPEG: at its reduced decoding
+#: scale) is checked before decoding.
+MAX_PIXELS = 32_000_000
+#: The most frames read from one animated or multi-page image; the rest are reported.
+MAX_FRAMES = 100
+#: Images are decoded, or reduced right after decoding, to at most this longest side before
+#: any conversion: a 36-megapixel photo then costs one decoded copy, not five.
+WORK_SIDE = 1024
+#: EXIF orientation -> the transpose that undoes it (ImageOps.exif_transpose's table; it is
+#: applied to the reduced image, where exif_transpose would copy the full-size one).
+_EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
 
 @dataclass
 class Inputs:
     """Images ready for the model, where each came from, and the files that were skipped."""
 
     images: list[np.ndarray] = field(default_factory=list)  # uint8 (28, 28), dark background
-    sources: list[str] = field(default_factory=list)  # "file" or "file[i]" for arrays
+    sources: list[str] = field(default_factory=list)  # as in FileImages
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
 
 
@@ -46,13 +79,19 @@ def has_light_background(gray: np.ndarray, threshold: float = 127.0) -> bool:
     return float(_border(gray).mean()) > threshold
 
 
+def check_invert(invert: object) -> None:
+    """One ConfigError for a bad ``invert``, before any file is read (not one per image).
+    ``1 in INVERT_CHOICES`` holds (1 == True), hence the type check."""
+    if not isinstance(invert, bool | str) or invert not in INVERT_CHOICES:
+        raise ConfigError(f"invert={invert!r} must be auto, true or false.")
+
+
 def to_fashion_mnist(gray: np.ndarray, invert: bool | str = "auto") -> np.ndarray:
     """A uint8 grayscale image of any size -> uint8 (28, 28), light item on black.
 
     ``invert``: ``"auto"`` inverts light-background images, True/False force it.
     """
-    if invert not in INVERT_CHOICES:
-        raise ConfigError(f"invert={invert!r} must be auto, true or false.")
+    check_invert(invert)
     if invert is True or (invert == "auto" and has_light_background(gray)):
         gray = 255 - gray
     if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
@@ -93,40 +132,172 @@ def _image_stack(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def read_file(path: Path) -> np.ndarray:
-    """A file's images as uint8 (N, H, W); raises ValueError/OSError for unusable files."""
-    suffix = path.suffix.lower()
-    if suffix in ARRAY_SUFFIXES:
-        array = np.load(path, allow_pickle=False)  # never unpickle objects from a .npy
-        return _image_stack(_as_uint8(np.asarray(array), path))
-    if suffix not in IMAGE_SUFFIXES and (suffix in IDX_SUFFIXES or "idx" in path.name):
-        try:
-            tensor = read_idx(path)
-        except CorruptDatasetError as exc:
-            raise ValueError(str(exc).split(". ")[0]) from exc
-        if tensor.ndim != 3:
-            raise ValueError(f"IDX file of shape {tuple(tensor.shape)} holds no images (labels?)")
-        return tensor.numpy()
+def _read_npy(path: Path) -> np.ndarray:
+    """Check the header's dtype and shape before loading: a header claiming 10^9 images
+    would otherwise be allocated (and fail with a MemoryError) before a byte is read."""
+    with path.open("rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(f)
+        if dtype.hasobject:
+            raise ValueError(f"array of {dtype}: give uint8 0-255 or floats in [0, 1]")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > MAX_INPUT_BYTES:
+            raise ValueError(
+                f"its header claims shape {shape} of {dtype}, {nbytes} bytes, more than the "
+                f"limit of {MAX_INPUT_BYTES}: split it into smaller files"
+            )
+        if nbytes == 0:
+            raise ValueError(f"its header claims shape {shape}: it holds no images")
+        if os.fstat(f.fileno()).st_size - f.tell() < nbytes:
+            raise ValueError(f"shorter than the {nbytes} bytes its header claims: truncated")
+        f.seek(0)
+        return np.load(f, allow_pickle=False)  # never unpickle objects from a .npy
+
+
+def _too_many_pixels(pixels: int) -> ValueError:
+    return ValueError(
+        f"{pixels} pixels, more than the {MAX_PIXELS // 10**6}-megapixel limit: resize it"
+    )
+
+
+def _check_pixels(image: Image.Image) -> None:
+    """Refuse an image, or frame, before it is decoded (even PNG's getexif decodes)."""
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise _too_many_pixels(width * height)
+
+
+def _open_image(f: BinaryIO) -> Image.Image:
+    """Open (header only) and cap the size to decode. PIL refuses bombs above twice its global
+    limit itself; below that, :data:`MAX_PIXELS` applies, after JPEG's reduced-scale draft."""
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "P"):  # transparency: composite on white
-                image = image.convert("RGBA")
-                white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(white, image)
-            return np.asarray(image.convert("L"), dtype=np.uint8)[None]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(f)
+    except Image.DecompressionBombError as exc:
+        claimed = re.search(r"(\d+) pixels", str(exc))
+        raise _too_many_pixels(int(claimed.group(1))) if claimed else ValueError(str(exc)) from exc
     except UnidentifiedImageError as exc:
         raise ValueError("not an image PIL can read") from exc
+    image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG: grey at 1/2-1/8 scale; others: no-op
+    _check_pixels(image)
+    return image
+
+
+def _to_gray(image: Image.Image, transpose: Image.Transpose | None) -> np.ndarray:
+    """The current frame as uint8 grey, transparency on white, longest side <= WORK_SIDE.
+    Reduced before any other full-size copy is made."""
+    _check_pixels(image)
+    frame = image
+    if frame.mode.startswith("I;16"):  # 16-bit grey: the high byte; convert("L") clips at 255
+        frame = Image.fromarray((np.asarray(frame) >> 8).astype(np.uint8))
+    elif frame.mode == "1" or (frame.mode == "P" and "transparency" not in frame.info):
+        frame = frame.convert("L")  # reduce() takes no palette or bilevel images
+    elif frame.mode in ("P", "PA"):
+        frame = frame.convert("RGBA")
+    factor = math.ceil(max(frame.size) / WORK_SIDE)
+    if factor > 1:
+        frame = frame.reduce(factor)  # box average; premultiplied for RGBA and LA
+    if frame.mode in ("RGBA", "LA"):  # transparency: composite on white
+        frame = frame.convert("RGBA")
+        frame = Image.alpha_composite(Image.new("RGBA", frame.size, "white"), frame)
+    frame = frame.convert("L")
+    return np.asarray(frame.transpose(transpose) if transpose else frame, dtype=np.uint8)
+
+
+def source_name(path: Path) -> str:
+    """``path`` as text that any CSV, log or terminal takes: bytes that are not valid in the
+    file system's encoding (a Latin-1 name on a UTF-8 system) become ``\\xe9`` escapes
+    instead of lone surrogates, which fail when written after all the work is done."""
+    return os.fsencode(path).decode(sys.getfilesystemencoding(), "backslashreplace")
+
+
+@dataclass
+class FileImages:
+    """One file's images and their sources: ``file``, ``file[i]`` in an array or IDX file,
+    ``file#k`` for the frames of an animated or multi-page image."""
+
+    images: Sequence[np.ndarray]  # uint8 (H, W) each
+    sources: list[str]
+    left_out: str = ""  # why some of the file's images were not read
+
+
+def _read_frames(path: Path, name: str) -> FileImages:
+    """Every frame of an animated GIF/PNG/WebP or multi-page TIFF, at most MAX_FRAMES."""
+    with path.open("rb") as f, _open_image(f) as image:
+        transpose = _EXIF_TRANSPOSE.get(image.getexif().get(ExifTags.Base.Orientation))
+        frames = [_to_gray(image, transpose)]
+        left_out = ""
+        # MPO: a camera JPEG whose extra frames are previews or other views of one photo.
+        while image.format != "MPO" and not left_out:
+            try:
+                image.seek(len(frames))
+            except EOFError:
+                break
+            if len(frames) == MAX_FRAMES:
+                left_out = f"more than {MAX_FRAMES} frames: only #0-#{MAX_FRAMES - 1} were read"
+            else:
+                frames.append(_to_gray(image, transpose))
+    sources = [f"{name}#{k}" for k in range(len(frames))] if len(frames) > 1 else [name]
+    return FileImages(frames, sources, left_out)
+
+
+def _read_stack(path: Path) -> np.ndarray:
+    """A .npy or IDX file's images as uint8 (N, H, W)."""
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return _image_stack(_as_uint8(np.asarray(_read_npy(path)), path))
+    try:
+        tensor = read_idx(path, max_bytes=MAX_INPUT_BYTES)
+    except CorruptDatasetError as exc:
+        raise ValueError(str(exc).split(". ")[0]) from exc
+    if tensor.ndim != 3:
+        raise ValueError(f"IDX file of shape {tuple(tensor.shape)} holds no images (labels?)")
+    return tensor.numpy()
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse what is not a regular file before opening it: opening a FIFO waits for a
+    writer forever, and a device such as /dev/zero never ends."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ValueError("does not exist") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError("not a regular file (a pipe, socket or device): give image files")
+
+
+def read_file(path: Path) -> FileImages:
+    """A file's images, at the size found; raises for unusable files (any exception type)."""
+    _check_regular(path)
+    suffix = path.suffix.lower()
+    is_idx = suffix not in IMAGE_SUFFIXES and (suffix in IDX_SUFFIXES or "idx" in path.name)
+    if suffix in ARRAY_SUFFIXES or is_idx:
+        stack = _read_stack(path)
+        return FileImages(stack, [f"{source_name(path)}[{i}]" for i in range(len(stack))])
+    return _read_frames(path, source_name(path))
+
+
+def _reason(exc: Exception) -> str:
+    """Why a file was skipped: the message, named by its type unless it is a plain one."""
+    if isinstance(exc, ValueError | OSError) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders as their files (recursively, sorted)."""
+    """Files as given, folders as everything in them but folders (recursively, sorted): what
+    is not a regular file is listed too, so that it is reported, not silently left out."""
     files: list[Path] = []
     for entry in paths:
         path = Path(entry).expanduser()
         if path.is_dir():
             files += sorted(
-                p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                p for p in path.rglob("*") if not p.is_dir() and not p.name.startswith(".")
             )
         else:
             files.append(path)
@@ -137,6 +308,7 @@ def load_inputs(
     paths: Iterable[str | Path], invert: bool | str = "auto", progress: bool = False
 ) -> Inputs:
     """Read every file; unreadable ones are skipped with the reason, the rest are kept."""
+    check_invert(invert)
     files = expand_paths(paths)
     inputs = Inputs()
     iterator: Iterable[Path] = files
@@ -145,18 +317,16 @@ def load_inputs(
 
         iterator = track(files, description="Reading images", transient=True)
     for path in iterator:
-        if not path.exists():
-            inputs.skipped.append((str(path), "does not exist"))
-            continue
         try:
-            stack = read_file(path)
-            converted = [to_fashion_mnist(np.asarray(image), invert) for image in stack]
-        except (ValueError, OSError) as exc:
-            inputs.skipped.append((str(path), str(exc) or type(exc).__name__))
+            read = read_file(path)
+            converted = [to_fashion_mnist(np.asarray(image), invert) for image in read.images]
+        except Exception as exc:  # one hostile file must not cost the batch: skip it, say why
+            inputs.skipped.append((source_name(path), _reason(exc)))
             continue
         inputs.images += converted
-        many = len(converted) > 1 or path.suffix.lower() in ARRAY_SUFFIXES | IDX_SUFFIXES
-        inputs.sources += [f"{path}[{i}]" if many else str(path) for i in range(len(converted))]
+        inputs.sources += read.sources
+        if read.left_out:
+            inputs.skipped.append((source_name(path), read.left_out))
     return inputs
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fmnist.errors import ConfigError
@@ -35,7 +36,7 @@ def print_predictions(predictions: list[Prediction], limit: int, console: Consol
         table.add_column(column, justify="right" if column == "probability" else "left")
     for p in predictions[:limit]:
         top = ", ".join(f"{name} {prob:.2f}" for name, prob in p.top)
-        table.add_row(p.source, p.name, f"{p.probability:.3f}", top)
+        table.add_row(escape(p.source), p.name, f"{p.probability:.3f}", top)  # [/x].png: no markup
     console.print(table)
     if len(predictions) > limit:
         console.print(f"... {len(predictions) - limit} more rows in the CSV file.")
