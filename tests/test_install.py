@@ -111,7 +111,7 @@ def test_wheel_install_runs_from_any_directory(tmp_path: Path, fake_data_dir: Pa
     assert OmegaConf.load(run_dir / "config.yaml").data.root == str(fake_data_dir)
     assert 0.0 <= json.loads((run_dir / "metrics.json").read_text())["test/acc"] <= 1.0
 
-    run([bin_dir / "fmnist-analyze", "task=eda", "eda.n_random_pixels=1", *data], work)
+    run([bin_dir / "fmnist-analyze", "task=eda", "task.n_random_pixels=1", *data], work)
     assert (only_run_dir(work / "logs" / "analyze" / "runs") / "report.md").is_file()
 
     for command, args, line in (

@@ -89,7 +89,7 @@ def test_metrics_json_is_strict_without_validation(tiny_train_cfg) -> None:
 @pytest.mark.parametrize("group, typo", [("experiment", "speeedrun"), ("hparams_search", "optuan")])
 def test_a_mistyped_preset_is_an_error_listing_the_presets(group: str, typo: str) -> None:
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         with pytest.raises(MissingConfigException) as error:
             compose("train", overrides=[f"{group}={typo}"])
         assert compose("train", overrides=[]).get("task_name") == "train"  # none is fine
