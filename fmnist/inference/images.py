@@ -2,9 +2,8 @@
 batched prediction. Plain functions; ``fmnist.inference.predict`` is the command-line entry point.
 
 Fashion-MNIST items are light on a black background, centred and filling a 28x28 square.
-Photos are usually dark items on a light background, so :func:`to_fashion_mnist` converts to
-grayscale, inverts when the border is light, and resizes keeping the aspect ratio (padding
-with background).
+:func:`to_fashion_mnist` makes every image one by the dataset's own conversion
+(``fmnist.inference.convert``): trim to the item, longest edge to 28, sharpen, centre, negate.
 """
 
 from __future__ import annotations
@@ -15,17 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from fmnist.data import CLASS_NAMES, IMAGE_SIZE, read_idx
-from fmnist.errors import ConfigError, CorruptDatasetError
+from fmnist.data import CLASS_NAMES, read_idx
+from fmnist.errors import CorruptDatasetError
+from fmnist.inference.convert import fashion_mnist_tile, to_rgb
 from fmnist.runs.files import ensure_writable_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 ARRAY_SUFFIXES = {".npy"}
 IDX_SUFFIXES = {".idx", ".ubyte", ".gz", ".idx3-ubyte"}
-INVERT_CHOICES = ("auto", True, False)
 
 
 @dataclass
@@ -37,34 +36,16 @@ class Inputs:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
 
 
-def _border(gray: np.ndarray) -> np.ndarray:
-    return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+def to_fashion_mnist(
+    image: np.ndarray, invert: bool | str = "auto", trim: bool = True
+) -> np.ndarray:
+    """A uint8 image of any size, gray (H, W) or RGB (H, W, 3) -> uint8 (28, 28), light item
+    on black, by Fashion-MNIST's own conversion (see ``fmnist.inference.convert``).
 
-
-def has_light_background(gray: np.ndarray, threshold: float = 127.0) -> bool:
-    """True when the image's one-pixel border is on average lighter than ``threshold``."""
-    return float(_border(gray).mean()) > threshold
-
-
-def to_fashion_mnist(gray: np.ndarray, invert: bool | str = "auto") -> np.ndarray:
-    """A uint8 grayscale image of any size -> uint8 (28, 28), light item on black.
-
-    ``invert``: ``"auto"`` inverts light-background images, True/False force it.
+    ``invert``: ``"auto"`` inverts light-background images, True/False force it;
+    ``trim=False`` keeps the whole frame instead of trimming it to the item.
     """
-    if invert not in INVERT_CHOICES:
-        raise ConfigError(f"invert={invert!r} must be auto, true or false.")
-    if invert is True or (invert == "auto" and has_light_background(gray)):
-        gray = 255 - gray
-    if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
-        return np.ascontiguousarray(gray)
-    # Longest side to 28, centred, padded with the background (the border's median).
-    square = ImageOps.pad(
-        Image.fromarray(np.ascontiguousarray(gray)),
-        (IMAGE_SIZE, IMAGE_SIZE),
-        method=Image.Resampling.LANCZOS,
-        color=int(np.median(_border(gray))),
-    )
-    return np.asarray(square, dtype=np.uint8)
+    return fashion_mnist_tile(image, invert, trim_edges=trim)
 
 
 def _as_uint8(array: np.ndarray, source: Path) -> np.ndarray:
@@ -94,7 +75,8 @@ def _image_stack(array: np.ndarray) -> np.ndarray:
 
 
 def read_file(path: Path) -> np.ndarray:
-    """A file's images as uint8 (N, H, W); raises ValueError/OSError for unusable files."""
+    """A file's images as uint8 (N, H, W) or, for image files, (1, H, W, 3) RGB; raises
+    ValueError/OSError for unusable files."""
     suffix = path.suffix.lower()
     if suffix in ARRAY_SUFFIXES:
         array = np.load(path, allow_pickle=False)  # never unpickle objects from a .npy
@@ -109,12 +91,7 @@ def read_file(path: Path) -> np.ndarray:
         return tensor.numpy()
     try:
         with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "P"):  # transparency: composite on white
-                image = image.convert("RGBA")
-                white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(white, image)
-            return np.asarray(image.convert("L"), dtype=np.uint8)[None]
+            return to_rgb(image)[None]  # RGB until the conversion's trim step
     except UnidentifiedImageError as exc:
         raise ValueError("not an image PIL can read") from exc
 
@@ -134,7 +111,10 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_inputs(
-    paths: Iterable[str | Path], invert: bool | str = "auto", progress: bool = False
+    paths: Iterable[str | Path],
+    invert: bool | str = "auto",
+    progress: bool = False,
+    trim: bool = True,
 ) -> Inputs:
     """Read every file; unreadable ones are skipped with the reason, the rest are kept."""
     files = expand_paths(paths)
@@ -150,7 +130,7 @@ def load_inputs(
             continue
         try:
             stack = read_file(path)
-            converted = [to_fashion_mnist(np.asarray(image), invert) for image in stack]
+            converted = [to_fashion_mnist(np.asarray(image), invert, trim) for image in stack]
         except (ValueError, OSError) as exc:
             inputs.skipped.append((str(path), str(exc) or type(exc).__name__))
             continue

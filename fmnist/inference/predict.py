@@ -19,6 +19,7 @@ from rich.table import Table
 
 from fmnist.errors import ConfigError
 from fmnist.inference.checkpoint import load_classifier
+from fmnist.inference.convert import check_invert
 from fmnist.inference.images import (
     Prediction,
     load_inputs,
@@ -50,10 +51,11 @@ def predict(cfg: DictConfig) -> list[Prediction]:
         raise ConfigError("No images given: pass images=FILE_OR_FOLDER or images=[a.png,b.jpg].")
     paths: list[Any] = list(images) if isinstance(images, ListConfig | list) else [images]
     invert = cfg.get("invert", "auto")
+    check_invert(invert)
     if cfg.get("output"):  # fail before the work, not after it
         ensure_writable_dir(Path(cfg.output).expanduser().parent, "prediction output directory")
     module, _ = load_classifier(cfg.ckpt)
-    inputs = load_inputs(paths, invert=invert, progress=cfg.progress)
+    inputs = load_inputs(paths, invert=invert, progress=cfg.progress, trim=cfg.get("trim", True))
     for source, reason in inputs.skipped:
         log.warning("Skipped %s: %s", source, reason)
     if not inputs.images:
