@@ -146,6 +146,8 @@ class Prediction:
     label: int
     probability: float
     top: list[tuple[str, float]]  # the k most probable classes, best first
+    ood_score: float | None = None  # how unlike the training data (fmnist.inference.ood)
+    ood: bool | None = None  # out of distribution: score above the validation threshold
 
     @property
     def name(self) -> str:
@@ -173,6 +175,7 @@ def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:
     header = ["source", "class", "label", "probability"]
     for rank in range(1, k + 1):
         header += [f"top{rank}_class", f"top{rank}_probability"]
+    header += ["ood_score", "ood"]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -180,5 +183,6 @@ def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:
             row = [p.source, p.name, p.label, f"{p.probability:.6f}"]
             for name, probability in p.top:
                 row += [name, f"{probability:.6f}"]
+            row += ["", ""] if p.ood is None else [f"{p.ood_score:.4f}", str(p.ood).lower()]
             writer.writerow(row)
     return path

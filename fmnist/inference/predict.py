@@ -26,6 +26,7 @@ from fmnist.inference.images import (
     to_predictions,
     write_csv,
 )
+from fmnist.inference.ood import detector_for, predict_with_ood
 from fmnist.runs.cli import run_reporting_errors
 from fmnist.runs.files import ensure_writable_dir
 
@@ -34,11 +35,12 @@ log = logging.getLogger(__name__)
 
 def print_predictions(predictions: list[Prediction], limit: int, console: Console) -> None:
     table = Table(title=f"Predictions ({len(predictions)} images)")
-    for column in ("image", "class", "probability", "top 3"):
+    for column in ("image", "class", "probability", "top 3", "ood (score)"):
         table.add_column(column, justify="right" if column == "probability" else "left")
     for p in predictions[:limit]:
         top = ", ".join(f"{name} {prob:.2f}" for name, prob in p.top)
-        table.add_row(p.source, p.name, f"{p.probability:.3f}", top)
+        ood = "" if p.ood is None else f"{'yes' if p.ood else 'no'} ({p.ood_score:.1f})"
+        table.add_row(p.source, p.name, f"{p.probability:.3f}", top, ood)
     console.print(table)
     if len(predictions) > limit:
         console.print(f"... {len(predictions) - limit} more rows in the CSV file.")
@@ -54,7 +56,8 @@ def predict(cfg: DictConfig) -> list[Prediction]:
     check_invert(invert)
     if cfg.get("output"):  # fail before the work, not after it
         ensure_writable_dir(Path(cfg.output).expanduser().parent, "prediction output directory")
-    module, _ = load_classifier(cfg.ckpt)
+    module, settings = load_classifier(cfg.ckpt)
+    detector = detector_for(cfg.ckpt, module, settings, cfg.get("ood"))
     inputs = load_inputs(paths, invert=invert, progress=cfg.progress, trim=cfg.get("trim", True))
     for source, reason in inputs.skipped:
         log.warning("Skipped %s: %s", source, reason)
@@ -65,8 +68,11 @@ def predict(cfg: DictConfig) -> list[Prediction]:
             "folders of them, .npy arrays or IDX image files."
         )
     stack = torch.from_numpy(np.stack(inputs.images))
-    probabilities = module.predict_proba(stack, cfg.batch_size, progress=cfg.progress)
+    probabilities, scores = predict_with_ood(module, detector, stack, cfg.batch_size, cfg.progress)
     predictions = to_predictions(inputs.sources, probabilities, k=cfg.top_k)
+    if detector is not None and scores is not None:
+        for p, score in zip(predictions, scores.tolist(), strict=True):
+            p.ood_score, p.ood = score, score > detector.threshold
     print_predictions(predictions, cfg.print_limit, Console())
     if inputs.skipped:
         log.warning("%d file(s) skipped, %d image(s) predicted.", len(inputs.skipped), len(stack))
