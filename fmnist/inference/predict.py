@@ -19,6 +19,7 @@ from rich.table import Table
 
 from fmnist.errors import ConfigError
 from fmnist.inference.checkpoint import load_classifier
+from fmnist.inference.contact_sheet import write_contact_sheet
 from fmnist.inference.convert import check_invert
 from fmnist.inference.images import (
     Prediction,
@@ -78,6 +79,10 @@ def predict(cfg: DictConfig) -> list[Prediction]:
         log.warning("%d file(s) skipped, %d image(s) predicted.", len(inputs.skipped), len(stack))
     if cfg.get("output"):
         log.info("Wrote %s", write_csv(predictions, cfg.output))
+    if cfg.get("contact_sheet"):
+        sheet = Path(cfg.get("paths", {}).get("output_dir", ".")) / "contact_sheet.png"
+        limit = cfg.get("contact_sheet_limit", 48)
+        log.info("Wrote %s", write_contact_sheet(predictions, inputs.images, sheet, limit))
     return predictions
 
 
