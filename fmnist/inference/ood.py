@@ -25,17 +25,20 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from fmnist.errors import CheckpointError, ConfigError, FmnistError
 from fmnist.runs.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from fmnist.inference.images import Prediction
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +253,16 @@ def detector_for(
     except OSError as exc:
         log.warning("Could not keep the OOD statistics in %s (%s): refitted next time", path, exc)
     return detector
+
+
+def mark_ood(
+    predictions: Sequence[Prediction], scores: Tensor | None, detector: OodDetector | None
+) -> None:
+    """Fill in each prediction's score and flag (left None without a detector)."""
+    if detector is None or scores is None:
+        return
+    for prediction, score in zip(predictions, scores.tolist(), strict=True):
+        prediction.ood_score, prediction.ood = score, score > detector.threshold
 
 
 def predict_with_ood(

@@ -27,7 +27,7 @@ from fmnist.inference.images import (
     to_predictions,
     write_csv,
 )
-from fmnist.inference.ood import detector_for, predict_with_ood
+from fmnist.inference.ood import detector_for, mark_ood, predict_with_ood
 from fmnist.runs.cli import run_reporting_errors
 from fmnist.runs.files import ensure_writable_dir
 
@@ -71,9 +71,7 @@ def predict(cfg: DictConfig) -> list[Prediction]:
     stack = torch.from_numpy(np.stack(inputs.images))
     probabilities, scores = predict_with_ood(module, detector, stack, cfg.batch_size, cfg.progress)
     predictions = to_predictions(inputs.sources, probabilities, k=cfg.top_k)
-    if detector is not None and scores is not None:
-        for p, score in zip(predictions, scores.tolist(), strict=True):
-            p.ood_score, p.ood = score, score > detector.threshold
+    mark_ood(predictions, scores, detector)
     print_predictions(predictions, cfg.print_limit, Console())
     if inputs.skipped:
         log.warning("%d file(s) skipped, %d image(s) predicted.", len(inputs.skipped), len(stack))
