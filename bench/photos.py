@@ -118,36 +118,31 @@ def _jpeg(image: Image.Image, **save: Any) -> bytes:
 
 
 def figure_files(tiles: np.ndarray, labels: np.ndarray, folder: Path) -> None:
-    """The contact sheet's inputs: re-rendered test items in several guises, then a digit
-    and noise (file names sort in that order)."""
-    from fmnist.data import CLASS_NAMES
-
+    """The contact sheet's inputs: one test item per class in several guises (file names
+    start with its label), then a digit and noise."""
     rng = np.random.default_rng(1)
     first = {int(c): i for i, c in reversed(list(enumerate(labels)))}  # one item per class
-    name = {c: CLASS_NAMES[c].split("/")[0].lower().replace(" ", "_") for c in first}
     photo = {c: as_photo(tiles[i]) for c, i in first.items()}
     folder.mkdir(parents=True, exist_ok=True)
     for c in (1, 3):
-        Image.fromarray(photo[c]).save(folder / f"{c:02d}_photo_{name[c]}.png")
+        Image.fromarray(photo[c]).save(folder / f"{c:02d}_photo.png")
     for c in (7, 2):
-        Image.fromarray(off_centre(photo[c], rng)).save(
-            folder / f"{c:02d}_off_centre_{name[c]}.png"
-        )
+        Image.fromarray(off_centre(photo[c], rng)).save(folder / f"{c:02d}_off_centre.png")
     paper = np.array([226, 221, 212]) + rng.normal(0, 3, (168, 168, 3))
     shade = np.asarray(Image.fromarray(photo[0]).resize((120, 120)))[..., :1] / 255.0
     paper[24:144, 24:144] *= shade  # the item, darker where the photo is dark
     grey = Image.fromarray(paper.clip(0, 255).astype(np.uint8))
-    (folder / f"00_grey_paper_{name[0]}.jpg").write_bytes(_jpeg(grey))
+    (folder / "00_grey_paper.jpg").write_bytes(_jpeg(grey))
     cutout = np.zeros((112, 112, 4), np.uint8)
     cutout[..., 3] = 255 - photo[8][..., 0]  # opaque where the item is, transparent around
-    Image.fromarray(cutout, "RGBA").save(folder / f"08_transparent_{name[8]}.png")
+    Image.fromarray(cutout, "RGBA").save(folder / "08_cutout.png")
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways; viewers turn it 90 degrees clockwise
     sideways = Image.fromarray(np.ascontiguousarray(np.rot90(photo[9])))
-    (folder / f"09_exif_sideways_{name[9]}.jpg").write_bytes(_jpeg(sideways, exif=exif))
+    (folder / "09_sideways.jpg").write_bytes(_jpeg(sideways, exif=exif))
     darkness = (255 - photo[4].astype(float)) / 255  # a red coat: dark parts become red
     tinted = 255 - darkness * (255 - np.array([170, 40, 30]))
-    Image.fromarray(tinted.clip(0, 255).astype(np.uint8)).save(folder / f"04_red_{name[4]}.png")
+    Image.fromarray(tinted.clip(0, 255).astype(np.uint8)).save(folder / "04_red.png")
     Image.fromarray(as_photo(digits()[3])).save(folder / "10_digit.png")
     Image.fromarray(rng.integers(0, 256, (112, 112, 3), np.uint8)).save(folder / "11_noise.png")
 

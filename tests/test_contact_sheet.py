@@ -32,10 +32,10 @@ def test_sheet_shows_top_classes_and_flags() -> None:
     tops = [[("Bag", 0.9), ("Coat", 0.06), ("Shirt", 0.01)], [("Sandal", 0.5), ("Bag", 0.3)]]
     figure = contact_sheet([tile, tile], [tile, tile], tops, ["a.png", "b.png"], [False, True])
     texts = [t.get_text() for ax in figure.axes for t in ax.texts]
-    titles = [ax.get_title(loc) for ax in figure.axes for loc in ("left", "center")]
+    captions = [ax.get_xlabel() for ax in figure.axes]
     labels = [t.get_text() for ax in figure.axes for t in ax.get_yticklabels()]
     assert {"0.90", "0.06", "0.01", "0.50", "0.30"} <= set(texts)
-    assert {"a.png", "b.png", "model input", "OOD"} <= set(titles)
+    assert {"a.png", "b.png", "model input", "model input, OOD"} <= set(captions)
     assert {"Bag", "Coat", "Shirt", "Sandal"} <= set(labels)
 
 

@@ -66,7 +66,7 @@ def write_contact_sheet(
         originals([p.source for p in shown], tiles[: len(shown)]),
         tiles[: len(shown)],
         [p.top for p in shown],
-        [Path(p.source).name[-28:] for p in shown],
+        [Path(p.source).name for p in shown],
         [p.ood for p in shown],
     )
     buffer = io.BytesIO()

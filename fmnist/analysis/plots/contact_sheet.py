@@ -26,6 +26,20 @@ def _bars(ax: plt.Axes, top: Sequence[tuple[str, float]], flagged: bool | None) 
         ax.spines[side].set_visible(False)
 
 
+def _shorten(text: str, length: int = 18) -> str:
+    return text if len(text) <= length else "…" + text[-(length - 1) :]
+
+
+def _caption(ax: plt.Axes, text: str, frame: str, alarm: bool = False) -> None:
+    """A framed image with its caption below (captions of neighbours cannot overlap)."""
+    ax.set_axis_on()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_color(frame)
+    ax.set_xlabel(text, fontsize=7, color="tab:red" if alarm else "black")
+
+
 def contact_sheet(
     thumbnails: Sequence[np.ndarray],
     tiles: Sequence[np.ndarray],
@@ -51,15 +65,10 @@ def contact_sheet(
         thumb_ax, tile_ax, bar_ax = axes[i // PER_ROW, 3 * (i % PER_ROW) : 3 * (i % PER_ROW) + 3]
         thumbnail = thumbnails[i]
         thumb_ax.imshow(thumbnail, cmap="gray" if thumbnail.ndim == 2 else None, vmin=0, vmax=255)
-        thumb_ax.set_title(titles[i], fontsize=8, loc="left")
-        thumb_ax.set_axis_on()  # a thin frame: a white photo would vanish into the page
-        thumb_ax.set_xticks([])
-        thumb_ax.set_yticks([])
-        for spine in thumb_ax.spines.values():
-            spine.set_color("lightgray")
         tile_ax.imshow(tiles[i], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        tile_ax.set_title("OOD" if flags[i] else "model input", fontsize=8,
-                          color="tab:red" if flags[i] else "black")  # fmt: skip
+        _caption(thumb_ax, _shorten(titles[i]), "lightgray")  # a white photo needs a frame
+        flagged = bool(flags[i])
+        _caption(tile_ax, "model input, OOD" if flagged else "model input", "black", flagged)
         bar_ax.set_axis_on()
         _bars(bar_ax, tops[i], flags[i])
     return fig
