@@ -6,14 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from bench.serving import post, served
 from fmnist.data import CLASS_NAMES
 from fmnist.data.synthetic import make_images
 from fmnist.inference.convert import fashion_mnist_tile
@@ -32,26 +26,8 @@ pytest.importorskip("litserve", reason="LitServe not installed (extra: serve)")
 pytest.importorskip("multipart", reason="python-multipart not installed (extra: serve)")
 
 pytestmark = pytest.mark.slow  # starting the server's processes takes 10-60 s
-ROOT = Path(__file__).resolve().parents[1]
 LABELS = [0, 3, 7, 9]
 LIMITS = {"max_body_bytes": 2_000_000, "max_pixels": 1_000_000, "max_images": 8}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(url: str, body: bytes, content_type: str | None = None) -> tuple[int, dict]:
-    """(status, JSON answer) of a POST; 4xx/5xx answers are returned, not raised."""
-    headers = {"Content-Type": content_type} if content_type else {}
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
 
 
 def multipart(files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
@@ -73,60 +49,14 @@ def tiles() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def server(tiny_checkpoint: Path, fake_data_dir: Path, tmp_path_factory) -> str:
-    """The served tiny model: its URL. Stopped with SIGTERM, which must end every process."""
-    run_dir = tmp_path_factory.mktemp("serve")
-    port = free_port()
-    command = [
-        sys.executable, "-m", "fmnist.inference.serve", f"ckpt={tiny_checkpoint}", f"port={port}",
-        f"hydra.run.dir={run_dir}", f"ood.data_root={fake_data_dir}", "ood.search_system=false",
+    """The served tiny model's URL; stopping it with SIGTERM must end every process."""
+    overrides = [
+        f"ckpt={tiny_checkpoint}", f"ood.data_root={fake_data_dir}", "ood.search_system=false",
         "ood.strict=false", "ood.pass_rate=0.9", "max_batch_size=16", "log_level=info",
         *(f"{key}={value}" for key, value in LIMITS.items()),
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    log = (run_dir / "server.log").open("w")
-    process = subprocess.Popen(
-        command, cwd=run_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process, run_dir / "server.log")
+    with served(overrides, tmp_path_factory.mktemp("serve")) as url:
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)  # to the main process only: it stops the others
-        ended = wait_for_group_exit(process, timeout=90)
-        if not ended:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-    assert ended, "SIGTERM left server processes running"
-
-
-def wait_until_healthy(
-    url: str, process: subprocess.Popen, log: Path, timeout: float = 240
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"the server was not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def wait_for_group_exit(process: subprocess.Popen, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        process.poll()  # reap the main process: a zombie still counts as one of the group
-        try:
-            os.killpg(process.pid, 0)  # signal 0: does any process of the group still exist?
-        except ProcessLookupError:
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def jpeg_bytes(image: np.ndarray) -> bytes:
@@ -283,3 +213,16 @@ def test_concurrent_requests_are_predicted_as_one_batch_and_split_back(
     assert [[a["label"] for a in answers] for answers in batched] == [LABELS[:2], LABELS[2:3]]
     assert single[0]["probability"] == pytest.approx(batched[0][0]["probability"], abs=1e-6)
     assert len(single[0]["top"]) == 2 and api.encode_response(single) == {"predictions": single}
+
+
+def test_bench_serving_measures_latency_percentiles(server, tiles) -> None:
+    from bench.serving import markdown, measure
+
+    latency = measure(server, png_bytes(as_photo(tiles[0])), concurrency=10, rounds=2)
+    assert latency["requests"] == 20 and latency["errors"] == 0
+    assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["max_ms"]
+    assert latency["requests_per_s"] > 0
+    machine = {"cpu": "x", "cores": 2, "gpu": None, "load_average_at_start": [1.0, 1.0, 1.0]}
+    table = markdown({"machine": machine, "latency": latency, "date": "d", "command": "c",
+                      "concurrency": 10, "rounds": 2})  # fmt: skip
+    assert f"| p50 latency | {latency['p50_ms']:.0f} ms |" in table
