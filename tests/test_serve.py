@@ -201,7 +201,8 @@ def test_concurrent_requests_are_predicted_as_one_batch_and_split_back(
     from fmnist.inference.serve import FashionMNISTAPI, tile_png
 
     ood = {"enabled": True, "data_root": str(fake_data_dir), "search_system": False}
-    api = FashionMNISTAPI(str(tiny_checkpoint), {**ood, "strict": False, "pass_rate": 0.9}, 2)
+    ood = {**ood, "strict": False, "pass_rate": 0.9}
+    api = FashionMNISTAPI(str(tiny_checkpoint), ood, 2, max_batch_size=4)
     api.setup("cpu")
     requests = [
         api.decode_request({"images": [{"source": f"r{r}i{i}", "tile": tile_png(tiles[j])}]})[0]

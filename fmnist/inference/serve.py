@@ -74,6 +74,7 @@ class Limits:
     max_images: int
     invert: bool | str = "auto"
     trim: bool = True
+    parallel: int = 4  # requests whose images are converted at the same time
 
 
 def open_image(data: bytes, max_pixels: int) -> np.ndarray:
@@ -236,17 +237,22 @@ class ImageBodies:
 
     def __init__(self, app: Callable[..., Awaitable[None]], path: str, limits: Limits) -> None:
         self.app, self.path, self.limits = app, path, limits
+        self.limiter: Any = None
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        from starlette.concurrency import run_in_threadpool
+        import anyio
 
+        if self.limiter is None:  # made in the event loop; bounds memory (conf/serve.yaml)
+            self.limiter = anyio.CapacityLimiter(self.limits.parallel)
         try:
             body = await read_body(scope, receive, self.limits.max_body_bytes)
             items = await body_images(scope, receive, body, self.limits)
-            images = await run_in_threadpool(convert_images, items, self.limits)
+            images = await anyio.to_thread.run_sync(
+                convert_images, items, self.limits, limiter=self.limiter
+            )
         except RequestError as exc:
             await respond(send, exc.status, {"detail": str(exc)})
             return
@@ -360,7 +366,9 @@ def build_server(cfg: DictConfig) -> Any:
     """The LitServer: the API, the request middleware and the page at ``GET /``."""
     from starlette.responses import HTMLResponse
 
-    limits = Limits(cfg.max_body_bytes, cfg.max_pixels, cfg.max_images, cfg.invert, cfg.trim)
+    limits = Limits(
+        cfg.max_body_bytes, cfg.max_pixels, cfg.max_images, cfg.invert, cfg.trim, cfg.parallel
+    )
     api = FashionMNISTAPI(
         str(cfg.ckpt),
         OmegaConf.to_container(cfg.ood, resolve=True),
@@ -393,7 +401,14 @@ def check_serve_config(cfg: DictConfig) -> None:
         raise ConfigError(f"host={cfg.host!r}: LitServe binds to one of {', '.join(HOSTS)}.")
     if not 1024 <= int(cfg.port) <= 65535:
         raise ConfigError(f"port={cfg.port} must be between 1024 and 65535.")
-    for key in ("max_body_bytes", "max_pixels", "max_images", "max_batch_size", "top_k"):
+    for key in (
+        "max_body_bytes",
+        "max_pixels",
+        "max_images",
+        "parallel",
+        "max_batch_size",
+        "top_k",
+    ):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigError(f"{key}={cfg[key]!r} must be a positive integer.")
 
