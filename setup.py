@@ -12,5 +12,8 @@ CONF = ["fmnist.conf", *(f"fmnist.conf.{group}" for group in find_namespace_pack
 setup(
     packages=[*find_packages(include=["fmnist", "fmnist.*"]), *CONF],
     package_dir={"fmnist.conf": "conf"},
-    package_data={package: ["*.yaml"] for package in CONF},
+    package_data={
+        **{package: ["*.yaml"] for package in CONF},
+        "fmnist.inference": ["static/*.html"],  # the served model's page
+    },
 )

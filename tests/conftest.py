@@ -83,3 +83,29 @@ def tiny_train_cfg(tmp_path: Path, fake_data_dir: Path):
 
     yield make
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, fake_data_dir: Path) -> Path:
+    """A small CNN trained in seconds on the synthetic squares (class = square position),
+    shared by the prediction, OOD and serving tests."""
+    from fmnist.training.run import train
+
+    out = tmp_path_factory.mktemp("tiny_checkpoint")
+    overrides = [
+        "model.filters=[16,32]",
+        "trainer.max_epochs=4",
+        "data.crop_padding=0",
+        "data.hflip=false",
+        "module.tta_flip=false",
+        "logger=none",
+        "callbacks.lr_monitor=null",
+        "callbacks.activation_capture=null",
+        "callbacks.permutation_importance=null",
+        "callbacks.learning_curves=null",
+        "test=false",
+    ]
+    cfg = compose_config("train", TINY_OVERRIDES + overrides, out, fake_data_dir)
+    path = Path(train(cfg)["best_checkpoint"])
+    GlobalHydra.instance().clear()
+    return path

@@ -15,7 +15,7 @@ from fmnist.data.synthetic import make_images
 from fmnist.errors import CheckpointError, ConfigError, OutputDirError
 from fmnist.inference.checkpoint import load_classifier
 from fmnist.inference.export import export_onnx, export_torchscript, exportable
-from fmnist.inference.images import has_light_background, load_inputs, to_fashion_mnist
+from fmnist.inference.images import load_inputs
 from fmnist.inference.predict import predict
 from fmnist.training.run import train
 
@@ -110,22 +110,6 @@ def test_unreadable_files_are_skipped_and_reported(tmp_path) -> None:
     assert set(reasons) == {str(tmp_path / n) for n in ("broken.jpg", "labels.npy", "missing.png")}
     assert "not an image" in reasons[str(tmp_path / "broken.jpg")]
     assert "does not exist" in reasons[str(tmp_path / "missing.png")]
-
-
-def test_light_background_is_inverted_and_aspect_ratio_kept() -> None:
-    photo = np.full((40, 80), 250, np.uint8)  # a dark 20x60 item on white, twice as wide as high
-    photo[10:30, 10:70] = 20
-    assert has_light_background(photo)
-    converted = to_fashion_mnist(photo)
-    assert converted.shape == (28, 28) and converted.dtype == np.uint8
-    assert converted[0].max() < 30 and converted[-1].max() < 30  # padding is black
-    rows = np.flatnonzero(converted.max(1) > 128)
-    cols = np.flatnonzero(converted.max(0) > 128)
-    assert 6 <= len(rows) <= 8 and 20 <= len(cols) <= 22  # 20x60 scaled by 28/80 = 7x21
-    kept = to_fashion_mnist(photo, invert=False)  # forced off: stays dark on light
-    assert kept[0].min() > 200 and kept.min() < 60
-    with pytest.raises(ConfigError, match="invert"):
-        to_fashion_mnist(photo, invert="yes")
 
 
 def test_no_readable_image_and_unwritable_output_are_clear_errors(checkpoint, tmp_path) -> None:

@@ -2,9 +2,8 @@
 batched prediction. Plain functions; ``fmnist.inference.predict`` is the command-line entry point.
 
 Fashion-MNIST items are light on a black background, centred and filling a 28x28 square.
-Photos are usually dark items on a light background, so :func:`to_fashion_mnist` converts to
-grayscale, inverts when the border is light, and resizes keeping the aspect ratio (padding
-with background).
+:func:`to_fashion_mnist` makes every image one by the dataset's own conversion
+(``fmnist.inference.convert``): trim to the item, longest edge to 28, sharpen, centre, negate.
 
 Files come from anywhere, so each is sized from its header before anything is decoded
 (pixels, bytes, frames, capped below), large images are decoded reduced, and any failure
@@ -26,17 +25,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 from torch import Tensor
 
-from fmnist.data import CLASS_NAMES, IMAGE_SIZE, read_idx
-from fmnist.errors import ConfigError, CorruptDatasetError
+from fmnist.data import CLASS_NAMES, read_idx
+from fmnist.errors import CorruptDatasetError
+from fmnist.inference.convert import check_invert, fashion_mnist_tile
 from fmnist.runs.files import ensure_writable_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 ARRAY_SUFFIXES = {".npy"}
 IDX_SUFFIXES = {".idx", ".ubyte", ".gz", ".idx3-ubyte"}
-INVERT_CHOICES = ("auto", True, False)
 
 #: The most bytes of pixels one .npy or IDX input may claim (the real train images are 47 MB).
 MAX_INPUT_BYTES = 100_000_000
@@ -70,40 +69,16 @@ class Inputs:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
 
 
-def _border(gray: np.ndarray) -> np.ndarray:
-    return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+def to_fashion_mnist(
+    image: np.ndarray, invert: bool | str = "auto", trim: bool = True
+) -> np.ndarray:
+    """A uint8 image of any size, gray (H, W) or RGB (H, W, 3) -> uint8 (28, 28), light item
+    on black, by Fashion-MNIST's own conversion (see ``fmnist.inference.convert``).
 
-
-def has_light_background(gray: np.ndarray, threshold: float = 127.0) -> bool:
-    """True when the image's one-pixel border is on average lighter than ``threshold``."""
-    return float(_border(gray).mean()) > threshold
-
-
-def check_invert(invert: object) -> None:
-    """One ConfigError for a bad ``invert``, before any file is read (not one per image).
-    ``1 in INVERT_CHOICES`` holds (1 == True), hence the type check."""
-    if not isinstance(invert, bool | str) or invert not in INVERT_CHOICES:
-        raise ConfigError(f"invert={invert!r} must be auto, true or false.")
-
-
-def to_fashion_mnist(gray: np.ndarray, invert: bool | str = "auto") -> np.ndarray:
-    """A uint8 grayscale image of any size -> uint8 (28, 28), light item on black.
-
-    ``invert``: ``"auto"`` inverts light-background images, True/False force it.
+    ``invert``: ``"auto"`` inverts light-background images, True/False force it;
+    ``trim=False`` keeps the whole frame instead of trimming it to the item.
     """
-    check_invert(invert)
-    if invert is True or (invert == "auto" and has_light_background(gray)):
-        gray = 255 - gray
-    if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
-        return np.ascontiguousarray(gray)
-    # Longest side to 28, centred, padded with the background (the border's median).
-    square = ImageOps.pad(
-        Image.fromarray(np.ascontiguousarray(gray)),
-        (IMAGE_SIZE, IMAGE_SIZE),
-        method=Image.Resampling.LANCZOS,
-        color=int(np.median(_border(gray))),
-    )
-    return np.asarray(square, dtype=np.uint8)
+    return fashion_mnist_tile(image, invert, trim_edges=trim)
 
 
 def _as_uint8(array: np.ndarray, source: Path) -> np.ndarray:
@@ -184,20 +159,21 @@ def _open_image(f: BinaryIO) -> Image.Image:
         raise _too_many_pixels(int(claimed.group(1))) if claimed else ValueError(str(exc)) from exc
     except UnidentifiedImageError as exc:
         raise ValueError("not an image PIL can read") from exc
-    image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG: grey at 1/2-1/8 scale; others: no-op
+    image.draft("RGB", (WORK_SIDE, WORK_SIDE))  # JPEG: at 1/2-1/8 scale; others: no-op
     _check_pixels(image)
     return image
 
 
-def _to_gray(image: Image.Image, transpose: Image.Transpose | None) -> np.ndarray:
-    """The current frame as uint8 grey, transparency on white, longest side <= WORK_SIDE.
-    Reduced before any other full-size copy is made."""
+def _to_rgb(image: Image.Image, transpose: Image.Transpose | None) -> np.ndarray:
+    """The current frame as uint8 RGB (H, W, 3), transparency on white, longest side <=
+    WORK_SIDE: colour is kept until the conversion's trim step. Reduced before any other
+    full-size copy is made."""
     _check_pixels(image)
     frame = image
     if frame.mode.startswith("I;16"):  # 16-bit grey: the high byte; convert("L") clips at 255
         frame = Image.fromarray((np.asarray(frame) >> 8).astype(np.uint8))
     elif frame.mode == "1" or (frame.mode == "P" and "transparency" not in frame.info):
-        frame = frame.convert("L")  # reduce() takes no palette or bilevel images
+        frame = frame.convert("RGB")  # reduce() takes no palette or bilevel images
     elif frame.mode in ("P", "PA"):
         frame = frame.convert("RGBA")
     factor = math.ceil(max(frame.size) / WORK_SIDE)
@@ -206,7 +182,7 @@ def _to_gray(image: Image.Image, transpose: Image.Transpose | None) -> np.ndarra
     if frame.mode in ("RGBA", "LA"):  # transparency: composite on white
         frame = frame.convert("RGBA")
         frame = Image.alpha_composite(Image.new("RGBA", frame.size, "white"), frame)
-    frame = frame.convert("L")
+    frame = frame.convert("RGB")
     return np.asarray(frame.transpose(transpose) if transpose else frame, dtype=np.uint8)
 
 
@@ -222,7 +198,7 @@ class FileImages:
     """One file's images and their sources: ``file``, ``file[i]`` in an array or IDX file,
     ``file#k`` for the frames of an animated or multi-page image."""
 
-    images: Sequence[np.ndarray]  # uint8 (H, W) each
+    images: Sequence[np.ndarray]  # uint8 (H, W) grey or (H, W, 3) RGB each
     sources: list[str]
     left_out: str = ""  # why some of the file's images were not read
 
@@ -231,7 +207,7 @@ def _read_frames(path: Path, name: str) -> FileImages:
     """Every frame of an animated GIF/PNG/WebP or multi-page TIFF, at most MAX_FRAMES."""
     with path.open("rb") as f, _open_image(f) as image:
         transpose = _EXIF_TRANSPOSE.get(image.getexif().get(ExifTags.Base.Orientation))
-        frames = [_to_gray(image, transpose)]
+        frames = [_to_rgb(image, transpose)]
         left_out = ""
         # MPO: a camera JPEG whose extra frames are previews or other views of one photo.
         while image.format != "MPO" and not left_out:
@@ -242,7 +218,7 @@ def _read_frames(path: Path, name: str) -> FileImages:
             if len(frames) == MAX_FRAMES:
                 left_out = f"more than {MAX_FRAMES} frames: only #0-#{MAX_FRAMES - 1} were read"
             else:
-                frames.append(_to_gray(image, transpose))
+                frames.append(_to_rgb(image, transpose))
     sources = [f"{name}#{k}" for k in range(len(frames))] if len(frames) > 1 else [name]
     return FileImages(frames, sources, left_out)
 
@@ -305,7 +281,10 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_inputs(
-    paths: Iterable[str | Path], invert: bool | str = "auto", progress: bool = False
+    paths: Iterable[str | Path],
+    invert: bool | str = "auto",
+    progress: bool = False,
+    trim: bool = True,
 ) -> Inputs:
     """Read every file; unreadable ones are skipped with the reason, the rest are kept."""
     check_invert(invert)
@@ -319,7 +298,7 @@ def load_inputs(
     for path in iterator:
         try:
             read = read_file(path)
-            converted = [to_fashion_mnist(np.asarray(image), invert) for image in read.images]
+            converted = [to_fashion_mnist(np.asarray(image), invert, trim) for image in read.images]
         except Exception as exc:  # one hostile file must not cost the batch: skip it, say why
             inputs.skipped.append((source_name(path), _reason(exc)))
             continue
@@ -336,6 +315,8 @@ class Prediction:
     label: int
     probability: float
     top: list[tuple[str, float]]  # the k most probable classes, best first
+    ood_score: float | None = None  # how unlike the training data (fmnist.inference.ood)
+    ood: bool | None = None  # out of distribution: score above the validation threshold
 
     @property
     def name(self) -> str:
@@ -363,6 +344,7 @@ def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:
     header = ["source", "class", "label", "probability"]
     for rank in range(1, k + 1):
         header += [f"top{rank}_class", f"top{rank}_probability"]
+    header += ["ood_score", "ood"]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -370,5 +352,6 @@ def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:
             row = [p.source, p.name, p.label, f"{p.probability:.6f}"]
             for name, probability in p.top:
                 row += [name, f"{probability:.6f}"]
+            row += ["", ""] if p.ood is None else [f"{p.ood_score:.4f}", str(p.ood).lower()]
             writer.writerow(row)
     return path

@@ -19,12 +19,15 @@ from rich.table import Table
 
 from fmnist.errors import ConfigError
 from fmnist.inference.checkpoint import load_classifier
+from fmnist.inference.contact_sheet import write_contact_sheet
+from fmnist.inference.convert import check_invert
 from fmnist.inference.images import (
     Prediction,
     load_inputs,
     to_predictions,
     write_csv,
 )
+from fmnist.inference.ood import detector_for, mark_ood, predict_with_ood
 from fmnist.runs.files import ensure_writable_dir
 
 log = logging.getLogger(__name__)
@@ -32,11 +35,12 @@ log = logging.getLogger(__name__)
 
 def print_predictions(predictions: list[Prediction], limit: int, console: Console) -> None:
     table = Table(title=f"Predictions ({len(predictions)} images)")
-    for column in ("image", "class", "probability", "top 3"):
+    for column in ("image", "class", "probability", "top 3", "ood (score)"):
         table.add_column(column, justify="right" if column == "probability" else "left")
     for p in predictions[:limit]:
         top = ", ".join(f"{name} {prob:.2f}" for name, prob in p.top)
-        table.add_row(escape(p.source), p.name, f"{p.probability:.3f}", top)  # [/x].png: no markup
+        ood = "" if p.ood is None else f"{'yes' if p.ood else 'no'} ({p.ood_score:.1f})"
+        table.add_row(escape(p.source), p.name, f"{p.probability:.3f}", top, ood)  # no markup
     console.print(table)
     if len(predictions) > limit:
         console.print(f"... {len(predictions) - limit} more rows in the CSV file.")
@@ -49,10 +53,12 @@ def predict(cfg: DictConfig) -> list[Prediction]:
         raise ConfigError("No images given: pass images=FILE_OR_FOLDER or images=[a.png,b.jpg].")
     paths: list[Any] = list(images) if isinstance(images, ListConfig | list) else [images]
     invert = cfg.get("invert", "auto")
+    check_invert(invert)
     if cfg.get("output"):  # fail before the work, not after it
         ensure_writable_dir(Path(cfg.output).expanduser().parent, "prediction output directory")
-    module, _ = load_classifier(cfg.ckpt)
-    inputs = load_inputs(paths, invert=invert, progress=cfg.progress)
+    module, settings = load_classifier(cfg.ckpt)
+    detector = detector_for(cfg.ckpt, module, settings, cfg.get("ood"))
+    inputs = load_inputs(paths, invert=invert, progress=cfg.progress, trim=cfg.get("trim", True))
     for source, reason in inputs.skipped:
         log.warning("Skipped %s: %s", source, reason)
     if not inputs.images:
@@ -62,13 +68,18 @@ def predict(cfg: DictConfig) -> list[Prediction]:
             "folders of them, .npy arrays or IDX image files."
         )
     stack = torch.from_numpy(np.stack(inputs.images))
-    probabilities = module.predict_proba(stack, cfg.batch_size, progress=cfg.progress)
+    probabilities, scores = predict_with_ood(module, detector, stack, cfg.batch_size, cfg.progress)
     predictions = to_predictions(inputs.sources, probabilities, k=cfg.top_k)
+    mark_ood(predictions, scores, detector)
     print_predictions(predictions, cfg.print_limit, Console())
     if inputs.skipped:
         log.warning("%d file(s) skipped, %d image(s) predicted.", len(inputs.skipped), len(stack))
     if cfg.get("output"):
         log.info("Wrote %s", write_csv(predictions, cfg.output))
+    if cfg.get("contact_sheet"):
+        sheet = Path(cfg.get("paths", {}).get("output_dir", ".")) / "contact_sheet.png"
+        limit = cfg.get("contact_sheet_limit", 48)
+        log.info("Wrote %s", write_contact_sheet(predictions, inputs.images, sheet, limit))
     return predictions
 
 

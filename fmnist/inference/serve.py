@@ -1,0 +1,461 @@
+"""A served model: `fmnist-serve ckpt=PATH` (conf/serve.yaml), with LitServe (extra ``serve``).
+
+``POST /predict`` takes an image file (a multipart form, or the raw bytes as the body) or JSON
+(a list of base64 images, or ``{"images": [...]}``) and answers
+``{"predictions": [{"source", "class", "label", "probability", "top", "ood_score", "ood",
+"tile"}]}``: ``top`` holds the top-k classes, ``tile`` the 28x28 image the model saw (a
+base64 PNG). ``GET /`` serves the page ``static/index.html``; ``GET /health`` is LitServe's.
+
+Bad requests never reach the model. LitServe decodes requests in the inference worker, and
+when ``decode_request`` raises for one request of a batch, every request of that batch gets
+the error (litserve 0.2's batched loop). So :class:`ImageBodies`, an ASGI middleware in the
+HTTP process, reads the body within a size limit, decodes each image within a pixel limit,
+converts it (``fmnist.inference.convert``), and answers a 4xx with a message itself when
+anything is wrong; the worker receives only valid tiles, batched across concurrent requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+import os
+import signal
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from fmnist.errors import ConfigError
+from fmnist.inference.convert import check_invert, fashion_mnist_tile, to_rgb
+from fmnist.inference.images import Prediction, to_predictions
+from fmnist.inference.ood import detector_for, mark_ood, predict_with_ood
+from fmnist.runs.cli import run_reporting_errors
+from fmnist.runs.config import CONF_DIR
+
+try:  # the optional extra "serve"
+    from litserve import LitAPI, LitServer
+except ImportError:  # serve() says how to install it
+    LitAPI, LitServer = object, None
+
+log = logging.getLogger(__name__)
+
+#: A body over the limit is still read (and dropped) up to this many times the limit.
+DRAIN_FACTOR = 4
+#: The hosts LitServe binds to.
+HOSTS = ("127.0.0.1", "0.0.0.0", "::")
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class RequestError(Exception):
+    """A bad request: answered with ``status`` and the message, never passed on."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may hold (conf/serve.yaml)."""
+
+    max_body_bytes: int
+    max_pixels: int
+    max_images: int
+    invert: bool | str = "auto"
+    trim: bool = True
+    parallel: int = 4  # requests whose images are converted at the same time
+
+
+def open_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """Image bytes -> RGB (see ``convert.to_rgb``); the size is checked from the header,
+    before any pixel is decoded (a small file can hold a decompression bomb)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise RequestError(
+                    413,
+                    f"The image is {width}x{height} = {width * height:,} pixels, over the limit "
+                    f"of {max_pixels:,}: send a smaller image (e.g. at most 4000x3000).",
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                return to_rgb(image)
+    except RequestError:
+        raise
+    except Exception as exc:  # PIL raises many types for hostile or truncated bytes
+        raise RequestError(
+            415,
+            f"Not an image that can be read ({type(exc).__name__}): send a PNG, JPEG, GIF, "
+            "BMP, TIFF or WebP file.",
+        ) from exc
+
+
+def tile_png(tile: np.ndarray) -> str:
+    """A tile as a base64 PNG (what the page shows and the worker reads back)."""
+    buffer = io.BytesIO()
+    Image.fromarray(tile).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def convert_images(items: list[tuple[str, bytes]], limits: Limits) -> list[dict[str, str]]:
+    """Each (name, bytes) -> {"source", "tile"}; the first bad image fails the request,
+    naming it."""
+    converted = []
+    for i, (name, data) in enumerate(items):
+        try:
+            rgb = open_image(data, limits.max_pixels)
+            tile = fashion_mnist_tile(rgb, limits.invert, limits.trim)
+        except RequestError as exc:
+            where = f"image {i + 1} ({name}): " if len(items) > 1 else ""
+            raise RequestError(exc.status, f"{where}{exc}") from None
+        converted.append({"source": name, "tile": tile_png(tile)})
+    return converted
+
+
+def _base64_image(value: Any, index: int) -> tuple[str, bytes]:
+    """One JSON entry: a base64 string, optionally a data URL (``data:image/png;base64,...``)."""
+    if not isinstance(value, str):
+        raise RequestError(400, f"JSON entry {index + 1} is a {type(value).__name__}, not a "
+                           "base64 string.")  # fmt: skip
+    text = "".join((value.split(",", 1)[1] if value.startswith("data:") else value).split())
+    try:
+        return f"image {index + 1}", base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(400, f"JSON entry {index + 1} is not valid base64.") from None
+
+
+def json_images(body: bytes) -> list[tuple[str, bytes]]:
+    """A JSON body: a list of base64 images, or an object with one under "images"."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"The body is not valid JSON ({exc}).") from None
+    if isinstance(data, dict) and "images" in data:
+        data = data["images"]
+    if not isinstance(data, list):
+        raise RequestError(
+            400, 'JSON bodies are a list of base64 images, or {"images": [...]}: got neither.'
+        )
+    return [_base64_image(value, i) for i, value in enumerate(data)]
+
+
+async def form_images(
+    scope: Message, receive: Receive, body: bytes, limits: Limits
+) -> list[tuple[str, bytes]]:
+    """The files of a multipart form, in order (fields that are not files are ignored)."""
+    from starlette.requests import Request
+
+    try:
+        async with Request(scope, replay_then(body, receive)).form(
+            max_files=limits.max_images + 1
+        ) as form:
+            files = [v for _, v in form.multi_items() if hasattr(v, "read")]
+            return [(f.filename or f"file {i + 1}", await f.read()) for i, f in enumerate(files)]
+    except RequestError:
+        raise
+    except Exception as exc:  # starlette's MultiPartException and parser errors
+        raise RequestError(400, f"The multipart form could not be read ({exc}).") from None
+
+
+async def body_images(
+    scope: Message, receive: Receive, body: bytes, limits: Limits
+) -> list[tuple[str, bytes]]:
+    """The images of a request body, by its content type: a form, JSON, or one raw image."""
+    content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        items = await form_images(scope, receive, body, limits)
+    elif content_type == "application/json":
+        items = json_images(body)
+    else:
+        items = [("body", body)] if body else []
+    if not items:
+        raise RequestError(
+            400,
+            "No image in the request: POST the image file (curl --data-binary @photo.jpg, or "
+            "-F file=@photo.jpg) or JSON with a list of base64 images.",
+        )
+    if len(items) > limits.max_images:
+        raise RequestError(
+            413, f"{len(items)} images in one request; send at most {limits.max_images}."
+        )
+    return items
+
+
+def _header(scope: Message, name: bytes) -> str:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == name), "")
+
+
+async def respond(send: Send, status: int, payload: dict[str, Any]) -> None:
+    """A JSON answer, sent directly (the app behind never sees the request)."""
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(scope: Message, receive: Receive, max_bytes: int) -> bytes:
+    """The whole body, or a 413 when it is longer than ``max_bytes``. The rest of a body up to
+    :data:`DRAIN_FACTOR` times the limit is read and dropped first: most clients send the
+    whole body before reading the answer, and would see a broken pipe instead of the 413."""
+    declared = _header(scope, b"content-length")
+    declared_size = int(declared) if declared.isdigit() else 0
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestError(400, "The client went away before sending the whole body.")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        too_large = max(size, declared_size) > max_bytes
+        if not too_large:
+            chunks.append(chunk)
+        if not message.get("more_body", False) or size > DRAIN_FACTOR * max_bytes:
+            break
+    if too_large:
+        raise RequestError(
+            413, f"The body is over the limit of {max_bytes:,} bytes: send a smaller image."
+        )
+    return b"".join(chunks)
+
+
+class ImageBodies:
+    """ASGI middleware in front of ``POST <path>``: turns any accepted body into the JSON the
+    inference worker reads (``{"images": [{"source", "tile"}]}``, tiles as base64 PNGs), or
+    answers a 4xx with ``{"detail": message}`` itself. Other requests pass through."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], path: str, limits: Limits) -> None:
+        self.app, self.path, self.limits = app, path, limits
+        self.limiter: Any = None
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        import anyio
+
+        if self.limiter is None:  # made in the event loop; bounds memory (conf/serve.yaml)
+            self.limiter = anyio.CapacityLimiter(self.limits.parallel)
+        try:
+            body = await read_body(scope, receive, self.limits.max_body_bytes)
+            items = await body_images(scope, receive, body, self.limits)
+            images = await anyio.to_thread.run_sync(
+                convert_images, items, self.limits, limiter=self.limiter
+            )
+        except RequestError as exc:
+            await respond(send, exc.status, {"detail": str(exc)})
+            return
+        except Exception as exc:  # a bug here must not become a 500 without a word
+            log.exception("Could not read a request")
+            await respond(send, 400, {"detail": f"The request could not be read ({exc})."})
+            return
+        forwarded = json.dumps({"images": images}).encode()
+        headers = [
+            (k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")
+        ]
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(forwarded)).encode()),
+        ]
+
+        await self.app({**scope, "headers": headers}, replay_then(forwarded, receive), send)
+
+
+def replay_then(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` once, then the client's own messages (disconnect)."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
+
+
+def answer(prediction: Prediction, tile: str) -> dict[str, Any]:
+    """One image's answer, as JSON."""
+    return {
+        "source": prediction.source,
+        "class": prediction.name,
+        "label": prediction.label,
+        "probability": prediction.probability,
+        "top": [{"class": name, "probability": p} for name, p in prediction.top],
+        "ood_score": prediction.ood_score,
+        "ood": prediction.ood,
+        "tile": f"data:image/png;base64,{tile}",
+    }
+
+
+@dataclass
+class Batch:
+    """The requests LitServe gathered into one batch, each a list of (source, tile, png)."""
+
+    requests: list[list[tuple[str, np.ndarray, str]]]
+
+
+class FashionMNISTAPI(LitAPI):  # type: ignore[misc, valid-type]
+    """The model in LitServe's inference worker: valid tiles in (see :class:`ImageBodies`),
+    answers out; the images of concurrent requests are predicted as one batch."""
+
+    def __init__(self, ckpt: str, ood: dict[str, Any], top_k: int, **batching: Any) -> None:
+        super().__init__(api_path="/predict", **batching)
+        self.ckpt, self.ood, self.top_k = ckpt, ood, top_k
+
+    def setup(self, device: str) -> None:
+        from fmnist.inference.checkpoint import load_classifier
+
+        module, settings = load_classifier(self.ckpt)
+        self.module = module.to(device)
+        self.detector = detector_for(self.ckpt, module, settings, OmegaConf.create(self.ood))
+
+    # ``request`` stays unannotated: LitServe gives the endpoint the annotation's type, and
+    # only the default (starlette's Request) makes it read the JSON body.
+    def decode_request(self, request) -> list[tuple[str, np.ndarray, str]]:  # noqa: ANN001
+        """The middleware's JSON -> (source, uint8 tile, tile PNG) per image."""
+        return [
+            (
+                item["source"],
+                np.asarray(Image.open(io.BytesIO(base64.b64decode(item["tile"])))),
+                item["tile"],
+            )
+            for item in request["images"]
+        ]
+
+    def batch(self, inputs: list[list[tuple[str, np.ndarray, str]]]) -> Batch:
+        return Batch(list(inputs))
+
+    def predict(self, x: Batch | list[tuple[str, np.ndarray, str]]) -> list[Any]:
+        requests = x.requests if isinstance(x, Batch) else [x]
+        flat = [item for request in requests for item in request]
+        tiles = torch.from_numpy(np.stack([tile for _, tile, _ in flat]))
+        probabilities, scores = predict_with_ood(self.module, self.detector, tiles, len(flat))
+        predictions = to_predictions([s for s, _, _ in flat], probabilities, k=self.top_k)
+        mark_ood(predictions, scores, self.detector)
+        answers = [answer(p, png) for p, (_, _, png) in zip(predictions, flat, strict=True)]
+        per_request, start = [], 0
+        for request in requests:
+            per_request.append(answers[start : start + len(request)])
+            start += len(request)
+        return per_request if isinstance(x, Batch) else per_request[0]
+
+    def unbatch(self, output: list[Any]) -> list[Any]:
+        return output
+
+    def encode_response(self, output: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"predictions": output}
+
+
+def page() -> str:
+    """The one static page, shipped in the package."""
+    from importlib.resources import files
+
+    return files("fmnist.inference").joinpath("static/index.html").read_text(encoding="utf-8")
+
+
+def build_server(cfg: DictConfig) -> Any:
+    """The LitServer: the API, the request middleware and the page at ``GET /``."""
+    from starlette.responses import HTMLResponse
+
+    limits = Limits(
+        cfg.max_body_bytes, cfg.max_pixels, cfg.max_images, cfg.invert, cfg.trim, cfg.parallel
+    )
+    api = FashionMNISTAPI(
+        str(cfg.ckpt),
+        OmegaConf.to_container(cfg.ood, resolve=True),
+        cfg.top_k,
+        max_batch_size=cfg.max_batch_size,
+        batch_timeout=cfg.batch_timeout,
+    )
+    server = LitServer(
+        api,
+        accelerator=cfg.accelerator,
+        timeout=cfg.timeout,
+        middlewares=[(ImageBodies, {"path": api.api_path, "limits": limits})],
+    )
+    html = page()
+    routes = server.app.router.routes  # LitServe answers GET / with "litserve running"
+    routes[:] = [route for route in routes if getattr(route, "path", None) != "/"]
+    server.app.add_api_route("/", lambda: HTMLResponse(html), methods=["GET"])
+    return server
+
+
+def check_serve_config(cfg: DictConfig) -> None:
+    """Refuse settings LitServe would fail on later, with the fix."""
+    if LitServer is None:
+        raise ConfigError(
+            "fmnist-serve needs LitServe: pip install 'fmnist[serve]' (or pip install litserve "
+            "python-multipart)."
+        )
+    check_invert(cfg.invert)
+    if cfg.host not in HOSTS:
+        raise ConfigError(f"host={cfg.host!r}: LitServe binds to one of {', '.join(HOSTS)}.")
+    if not 1024 <= int(cfg.port) <= 65535:
+        raise ConfigError(f"port={cfg.port} must be between 1024 and 65535.")
+    for key in (
+        "max_body_bytes",
+        "max_pixels",
+        "max_images",
+        "parallel",
+        "max_batch_size",
+        "top_k",
+    ):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ConfigError(f"{key}={cfg[key]!r} must be a positive integer.")
+
+
+def _interrupt_in(main_pid: int) -> Callable[[int, Any], None]:
+    """A SIGTERM handler: Ctrl+C's graceful shutdown in the main process; the default end
+    in the HTTP processes forked from it (which inherit the handler)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() == main_pid:
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    return handler
+
+
+def serve(cfg: DictConfig) -> None:
+    """Check the config and the checkpoint (and fit its OOD statistics once, here, so the
+    worker reads them), then serve until stopped."""
+    from fmnist.inference.checkpoint import load_classifier
+
+    check_serve_config(cfg)
+    module, settings = load_classifier(cfg.ckpt)
+    detector_for(cfg.ckpt, module, settings, cfg.ood)
+    server = build_server(cfg)
+    # LitServe shuts its worker processes down on Ctrl+C only; a SIGTERM (kill, systemd,
+    # docker stop) would leave them running and holding the port.
+    signal.signal(signal.SIGTERM, _interrupt_in(os.getpid()))
+    log.info("Serving %s on http://%s:%d/", cfg.ckpt, cfg.host, cfg.port)
+    server.run(
+        host=cfg.host,
+        port=int(cfg.port),
+        num_api_servers=cfg.num_api_servers,
+        log_level=cfg.log_level,
+        generate_client_file=False,
+    )
+
+
+@hydra.main(
+    version_base="1.3",
+    config_path=str(CONF_DIR),
+    config_name="serve",
+)
+def main(cfg: DictConfig) -> None:
+    run_reporting_errors(serve, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The out-of-distribution score: its parts on known numbers, its fit on the validation split,
+the file beside the checkpoint, and the flag in predict's output."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from fmnist.data import load_fashion_mnist
+from fmnist.inference.checkpoint import load_classifier
+from fmnist.inference.images import to_predictions
+from fmnist.inference.ood import (
+    class_statistics,
+    classify,
+    detector_for,
+    energy,
+    fit_detector,
+    load_detector,
+    mahalanobis,
+    predict_with_ood,
+    sidecar_path,
+)
+from fmnist.inference.predict import predict
+from fmnist.inference.stand_ins import digits, uniform_noise, write_pngs
+
+
+def ood_cfg(data_dir: Path, **extra) -> OmegaConf:
+    base = {"enabled": True, "data_root": str(data_dir), "search_system": False}
+    return OmegaConf.create({**base, "strict": False, "pass_rate": 0.9, **extra})
+
+
+def test_energy_and_mahalanobis_on_known_numbers() -> None:
+    logits = torch.tensor([[0.0, 0.0], [10.0, 0.0]], dtype=torch.double)
+    expected = [-np.log(2.0), -(10 + np.log1p(np.exp(-10.0)))]
+    np.testing.assert_allclose(energy(logits).numpy(), expected)
+    means = torch.tensor([[0.0, 0.0], [4.0, 0.0]], dtype=torch.double)
+    precision = torch.diag(torch.tensor([1.0, 0.25], dtype=torch.double))  # variances 1 and 4
+    features = torch.tensor([[1.0, 0.0], [3.0, 4.0], [0.0, -2.0]], dtype=torch.double)
+    # nearest class mean, with the second axis counted at half its length
+    np.testing.assert_allclose(mahalanobis(features, means, precision).numpy(), [1, 5**0.5, 1])
+
+
+def test_class_statistics_recover_means_and_shared_covariance() -> None:
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat_interleave(4000)
+    true_means = torch.tensor([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]], dtype=torch.double)
+    scale = torch.tensor([[1.0, 0.0], [0.5, 2.0]], dtype=torch.double)  # covariance S S'
+    noise = torch.randn(len(labels), 2, generator=generator, dtype=torch.double)
+    means, precision = class_statistics(true_means[labels] + noise @ scale.T, labels, 3)
+    torch.testing.assert_close(means, true_means, atol=0.15, rtol=0)  # 4 standard errors
+    torch.testing.assert_close(torch.linalg.inv(precision), scale @ scale.T, atol=0.2, rtol=0)
+
+
+def test_logits_from_the_captured_features_are_the_networks(tiny_checkpoint, fake_data_dir):
+    module, _ = load_classifier(tiny_checkpoint)
+    images = load_fashion_mnist(fake_data_dir, strict=False, search_system=False).test_images
+    for tta in (False, True):  # under TTA both passes' features are averaged, like the logits
+        module.classifier.tta_flip = tta
+        probabilities, logits, features = classify(module, images[:50], batch_size=16)
+        with torch.no_grad():
+            expected = module(images[:50]).double()
+        torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(probabilities, module.predict_proba(images[:50]))
+        assert features.shape == (50, module.net.classifier[-1].in_features)
+
+
+def test_threshold_passes_the_share_of_validation_images(tiny_checkpoint, fake_data_dir):
+    module, settings = load_classifier(tiny_checkpoint)
+    from fmnist.data import FashionMNISTDataModule
+
+    data = FashionMNISTDataModule(
+        fake_data_dir, download=False, search_system=False, strict=False, **settings
+    )
+    train, val = data.split("train"), data.split("val")
+    detector = fit_detector(module, (train.images, train.labels), val.images, pass_rate=0.9)
+    _, val_scores = predict_with_ood(module, detector, val.images, 16)
+    assert (val_scores <= detector.threshold).double().mean() == pytest.approx(0.9, abs=0.03)
+    assert abs(float(val_scores.mean())) < 1e-6  # the two standardized parts: mean 0 on val
+    strangers = torch.from_numpy(np.concatenate([uniform_noise(50), digits()[:50]]))
+    _, stranger_scores = predict_with_ood(module, detector, strangers, 16)
+    assert (stranger_scores > detector.threshold).all()
+
+
+def test_statistics_are_kept_beside_the_checkpoint_and_refitted_when_stale(
+    tiny_checkpoint, fake_data_dir, tmp_path, caplog
+) -> None:
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(tiny_checkpoint.read_bytes())
+    module, settings = load_classifier(ckpt)
+    detector = detector_for(ckpt, module, settings, ood_cfg(fake_data_dir))
+    path = sidecar_path(ckpt)
+    assert path == tmp_path / "model.ood.pt" and path.is_file()
+    again = load_detector(path, detector.weights_sha256)
+    assert again is not None and again.threshold == detector.threshold
+    assert load_detector(path, "other weights") is None
+    path.write_bytes(b"damaged")
+    with caplog.at_level(logging.WARNING):
+        refitted = detector_for(ckpt, module, settings, ood_cfg(fake_data_dir))
+    assert "Ignoring" in caplog.text and refitted.threshold == pytest.approx(detector.threshold)
+    missing = ood_cfg(tmp_path / "no_data")
+    path.unlink()
+    with caplog.at_level(logging.WARNING):
+        assert detector_for(ckpt, module, settings, missing) is None
+    assert "No OOD flag" in caplog.text and "not found" in caplog.text
+    assert detector_for(ckpt, module, settings, ood_cfg(fake_data_dir, enabled=False)) is None
+
+
+def test_predict_writes_the_score_and_flag(tiny_checkpoint, fake_data_dir, tmp_path) -> None:
+    raw = load_fashion_mnist(fake_data_dir, strict=False, search_system=False)
+    folder = tmp_path / "images"
+    write_pngs([raw.test_images[0].numpy(), uniform_noise(1)[0]], folder, "image")
+    cfg = OmegaConf.create(
+        {
+            "ckpt": str(tiny_checkpoint),
+            "images": str(folder),
+            "invert": "auto",
+            "trim": True,
+            "batch_size": 8,
+            "top_k": 3,
+            "output": str(tmp_path / "p.csv"),
+            "print_limit": 5,
+            "progress": False,
+            "ood": ood_cfg(fake_data_dir),
+        }
+    )
+    item, noise = predict(cfg)
+    assert item.label == int(raw.test_labels[0]) and item.ood is False
+    assert noise.ood is True and noise.ood_score > item.ood_score
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [r["ood"] for r in rows] == ["false", "true"]
+    assert float(rows[1]["ood_score"]) == pytest.approx(noise.ood_score, abs=1e-4)
+    assert to_predictions(["x"], torch.tensor([[1.0, 0.0]]))[0].ood is None  # no detector
