@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 #: Longest edge of a thumbnail on the sheet, in pixels.
 THUMBNAIL_SIZE = 160
-_INDEXED = re.compile(r"^(?P<path>.*)\[(?P<index>\d+)\]$")
+#: ``file[i]`` (the i-th image of an array or IDX file) or ``file#k`` (the k-th frame).
+_INDEXED = re.compile(r"^(?P<path>.*)(?:\[(?P<index>\d+)\]|#(?P<frame>\d+))$")
 
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
@@ -32,16 +33,18 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
 def originals(sources: Sequence[str], tiles: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Thumbnails of the images as they were read: each file is read again, once (a stack
     of an array or IDX file gives its i-th image); the tile stands in if that fails."""
-    cache: dict[str, np.ndarray | None] = {}
+    cache: dict[str, Sequence[np.ndarray] | None] = {}
     result = []
     for source, tile in zip(sources, tiles, strict=True):
         match = _INDEXED.match(source)
-        path, index = (match["path"], int(match["index"])) if match else (source, 0)
+        path, index = (
+            (match["path"], int(match["index"] or match["frame"])) if match else (source, 0)
+        )
         if path not in cache:
             cache.clear()  # sources come file by file: keep one file's images at a time
             try:
-                cache[path] = read_file(Path(path))
-            except (OSError, ValueError) as exc:
+                cache[path] = read_file(Path(path)).images
+            except Exception as exc:  # the reader's reasons come in any type
                 log.warning("Contact sheet: %s could not be read again (%s)", path, exc)
                 cache[path] = None
         stack = cache[path]
