@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -41,3 +42,21 @@ class InjectNaN(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.after_step:
             self._inject(trainer, pl_module, batch_idx)
+
+
+def fill_disk(directory: str | Path) -> None:
+    """Write into ``directory`` until its filesystem has no space left."""
+    with (Path(directory) / "filler").open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+
+
+class FillDiskAfterTest(L.Callback):
+    """Fill the run directory's disk once testing is done: the disk that fills up (another
+    process, a log) between the last checkpoint and ``metrics.json``."""
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        fill_disk(trainer.default_root_dir)

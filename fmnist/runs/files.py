@@ -4,9 +4,11 @@ strict (a file is either the old one or the whole new one; JSON without NaN)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,23 +32,70 @@ def ensure_writable_dir(path: str | Path, what: str = "output directory") -> Pat
     return path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+#: Name prefix of the temporary files of atomic writes: a killed process leaves them behind,
+#: and the next start of the same run removes them (``fmnist.runs.rundir``).
+TMP_PREFIX = ".fmnist-tmp-"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> Path:
     """Write ``data`` to ``path`` so that ``path`` is always either the old file or the whole
     new one: a temporary file in the same directory, flushed and fsynced, then renamed over
-    it (a rename within one filesystem is atomic; ``/tmp`` may be another filesystem)."""
+    it (a rename within one filesystem is atomic; ``/tmp`` may be another filesystem).
+
+    Any failure (a full disk included) is an ``OutputDirError`` naming the file and the free
+    space, with the temporary file removed and ``path`` untouched.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _fsync_dir(path.parent)  # the rename itself survives a power loss
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
         raise
     return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a directory be opened
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_error(path: Path, exc: OSError) -> OutputDirError:
+    """One line: which file, why, and how much space is left where it goes."""
+    try:
+        free = f"{human_bytes(shutil.disk_usage(path.parent).free)} free there"
+    except OSError:
+        free = "free space unknown"
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    fix = "Free some space or choose" if full else "Choose"
+    return OutputDirError(
+        f"Cannot write {path}: {exc.strerror or exc} ({free}). {fix} another location "
+        "(hydra.run.dir=... for runs, output=... for prediction and export files); any "
+        "earlier version of the file is unchanged."
+    )
+
+
+def human_bytes(size: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    power = 0
+    while size >= 1024 and power < len(units) - 1:
+        size, power = size / 1024, power + 1
+    return f"{size:.0f} B" if power == 0 else f"{size:.1f} {units[power]}"
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
