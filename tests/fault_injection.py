@@ -60,3 +60,10 @@ class FillDiskAfterTest(L.Callback):
 
     def on_test_end(self, trainer, pl_module) -> None:
         fill_disk(trainer.default_root_dir)
+
+
+class FillDiskAfterTraining(L.Callback):
+    """Fill the run directory's disk when training ends, before the end-of-fit figures."""
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        fill_disk(trainer.default_root_dir)

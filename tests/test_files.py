@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 from fault_injection import fill_disk
+from PIL import Image
 
+from fmnist.analysis.report import Report
+from fmnist.callbacks.outputs import save_figure
 from fmnist.errors import OutputDirError
-from fmnist.runs.files import atomic_write_bytes, write_json
+from fmnist.inference.export import export_onnx, export_torchscript
+from fmnist.inference.images import write_csv
+from fmnist.runs.files import TMP_PREFIX, atomic_write_bytes, write_json
 from fmnist.training.run import train
 
 #: A run small enough for a few MiB of disk: no logger, no explanation figures.
@@ -60,3 +68,86 @@ def test_a_disk_full_after_testing_still_prints_the_test_metrics(
     assert accuracy and 0 <= float(accuracy[1]) <= 100, printed
     assert not (run / "metrics.json").exists()
     assert not [p for p in run.rglob("*") if p.name.startswith(".fmnist-tmp-")]
+
+
+def _classifier():
+    from fmnist.training.module import ClassificationModule
+
+    net = {"_target_": "fmnist.models.CNN", "filters": [4], "hidden": 8}
+    return ClassificationModule(net=net).classifier.eval()
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(2, 2))
+    figure.add_subplot().plot([0, 1], [1, 0])
+    return figure
+
+
+def _csv(path: Path) -> Path:
+    from fmnist.inference.images import Prediction
+
+    return write_csv([Prediction("shirt.png", 6, 0.9, [("Shirt", 0.9), ("Coat", 0.1)])], path)
+
+
+#: Every kind of file the project writes outside Lightning, by name: writer(path).
+WRITERS = {
+    "predictions.csv": _csv,
+    "model.pt": lambda path: export_torchscript(_classifier(), path),
+    "model.onnx": lambda path: export_onnx(_classifier(), path),
+    "report.md": lambda path: Report(path.parent, "A report").write(),
+    "report_figure.png": lambda path: Report(path.parent, "r").figure(_figure(), path.stem, "c"),
+    "callback_figure.png": lambda path: save_figure(
+        SimpleNamespace(loggers=[]), _figure(), path, "tag", 0
+    ),  # fmt: skip
+    "metrics.json": lambda path: write_json(path, {"test/acc": 0.5}),
+}
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_every_writer_on_a_full_disk_keeps_the_previous_file(small_disk, name: str) -> None:
+    disk = small_disk("2M")
+    path = disk / name
+    WRITERS[name](path)
+    before = path.read_bytes()
+    fill_disk(disk)
+    with pytest.raises(OutputDirError, match=rf"Cannot write {path}: No space left .*\(0 B free"):
+        WRITERS[name](path)
+    assert before and path.read_bytes() == before
+    assert sorted(p.name for p in disk.iterdir()) == sorted([name, "filler"])
+
+
+def test_a_run_on_a_full_disk_stops_before_training_without_a_partial_config(
+    tiny_train_cfg, small_disk
+) -> None:
+    disk = small_disk("1M")
+    fill_disk(disk)
+    run = disk / "run"
+    with pytest.raises(OutputDirError, match=rf"Cannot write {run / 'config.yaml'}: No space"):
+        train(tiny_train_cfg(*SMALL_RUN, output_dir=run))
+    assert not (run / "config.yaml").exists() and not (run / "checkpoints").exists()
+
+
+def test_a_disk_full_at_the_end_of_training_leaves_no_partial_file(
+    tiny_train_cfg, small_disk
+) -> None:
+    run = small_disk("16M") / "run"
+    overrides = [o for o in SMALL_RUN if not o.startswith("callbacks.")]  # figures and JSON on
+    cfg = tiny_train_cfg(
+        *overrides,
+        "callbacks.lr_monitor=null",
+        "+callbacks.fill._target_=fault_injection.FillDiskAfterTraining",
+        output_dir=run,
+    )
+    with pytest.raises(OutputDirError, match=rf"Cannot write {run}/.*: No space left"):
+        train(cfg)
+    written = [p for p in run.rglob("*") if p.is_file() and p.name != "filler"]
+    assert not [p for p in written if p.name.startswith(TMP_PREFIX)]
+    for path in written:  # each one whole
+        if path.suffix == ".png":
+            Image.open(path).verify()
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".ckpt":
+            torch.load(path, weights_only=True)

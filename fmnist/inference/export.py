@@ -9,6 +9,7 @@ nothing of this project is needed to use it.
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from fmnist.errors import ConfigError
 from fmnist.inference.checkpoint import load_classifier
 from fmnist.models.preprocess import Classifier
 from fmnist.runs.cli import run_reporting_errors
-from fmnist.runs.files import ensure_writable_dir
+from fmnist.runs.files import atomic_write_bytes, ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,9 @@ def exportable(ckpt: str | Path) -> Classifier:
 
 def export_torchscript(model: Classifier, path: str | Path) -> Path:
     """Scripted (not traced), so the uint8/float and 3-/4-D input branches both survive."""
-    scripted = torch.jit.script(model)
-    scripted.save(str(path))
-    return Path(path)
+    buffer = io.BytesIO()  # in memory first: torch aborts the process on a full disk
+    torch.jit.save(torch.jit.script(model), buffer)
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def export_onnx(model: Classifier, path: str | Path, input_dtype: str = "uint8") -> Path:
@@ -52,17 +53,18 @@ def export_onnx(model: Classifier, path: str | Path, input_dtype: str = "uint8")
         else torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE)
     )
     # The TorchScript-based exporter: the dynamo one needs onnxscript, which we do not ship.
+    buffer = io.BytesIO()  # in memory first, then written atomically
     torch.onnx.export(
         model,
         (example,),
-        str(path),
+        buffer,
         input_names=["images"],
         output_names=["logits"],
         dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
         opset_version=17,
         dynamo=False,
     )
-    return Path(path)
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def export(cfg: DictConfig) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import math
 import os
@@ -100,6 +101,13 @@ def human_bytes(size: float) -> str:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
+
+
+def write_figure(path: str | Path, figure: Any, dpi: int = 100) -> Path:
+    """A matplotlib figure as a PNG, atomically (rendered in memory first)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def finite_or_none(value: Any) -> Any:

@@ -360,7 +360,7 @@ class SweepSummary(Callback):
         if job_return.status == JobStatus.FAILED:
             # The exception itself; the public ``return_value`` re-raises it.
             error = job_return._return_value
-            error_path.write_text(f"{type(error).__name__}: {error}\n")
+            atomic_write_text(error_path, f"{type(error).__name__}: {error}\n")
         else:
             error_path.unlink(missing_ok=True)
         write_summary(Path(str(config.hydra.sweep.dir)).absolute())

@@ -26,7 +26,7 @@ from fmnist.errors import ConfigError
 from fmnist.models.cnn import count_parameters
 from fmnist.runs.config import build
 from fmnist.runs.distributed import ddp_children_run_this_job
-from fmnist.runs.files import ensure_writable_dir, write_json
+from fmnist.runs.files import atomic_write_text, ensure_writable_dir, write_json
 from fmnist.runs.resume import fit, resolve_ckpt_path
 from fmnist.runs.sweep import finished_job_metrics
 from fmnist.training.metrics import HPARAM_METRICS, VAL_ACC_BEST, mode_of, print_test_report
@@ -102,7 +102,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ensure_writable_dir(output_dir, "run directory")
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
     # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     if cfg.seed is not None:  # 0 is a seed too
         L.seed_everything(cfg.seed, workers=True)
