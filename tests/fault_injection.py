@@ -13,13 +13,22 @@ import torch
 
 class KillAt(L.Callback):
     """Send ``signal_name`` to this very process at batch ``batch`` of epoch ``epoch``:
-    a run killed mid-epoch, as by the OOM killer (SIGKILL) or a scheduler (SIGTERM)."""
+    a run killed mid-epoch, as by the OOM killer (SIGKILL) or a scheduler (SIGTERM).
+    With ``stage="test"``, at batch ``batch`` of testing instead (after the last epoch)."""
 
-    def __init__(self, epoch: int, batch: int = 0, signal_name: str = "SIGKILL") -> None:
+    def __init__(
+        self, epoch: int = 0, batch: int = 0, signal_name: str = "SIGKILL", stage: str = "train"
+    ) -> None:
         self.epoch, self.batch, self.signal = epoch, batch, getattr(signal, signal_name)
+        self.stage = stage
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+        now = trainer.current_epoch == self.epoch and batch_idx == self.batch
+        if self.stage == "train" and now:
+            os.kill(os.getpid(), self.signal)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.stage == "test" and batch_idx == self.batch:
             os.kill(os.getpid(), self.signal)
 
 

@@ -132,3 +132,31 @@ def test_nan_weights_at_the_end_of_an_epoch_are_never_checkpointed(tiny_train_cf
         train(cfg)
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 0
+
+
+def test_a_run_killed_while_testing_resumes_to_the_real_best_scores(
+    tiny_train_cfg, fake_data_dir: Path, tmp_path: Path
+) -> None:
+    killed = tmp_path / "killed"
+    result = run_train_cli(
+        [
+            *TINY_OVERRIDES,
+            *RUN,
+            f"data.root={fake_data_dir}",
+            f"hydra.run.dir={killed}",
+            "+callbacks.kill._target_=fault_injection.KillAt",
+            "+callbacks.kill.stage=test",  # every epoch done, killed while testing
+        ]
+    )
+    assert result.returncode == -9, result.stderr[-2000:]
+    assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+
+    resumed = train(tiny_train_cfg(*RUN, "ckpt_path=last", output_dir=killed))
+    whole = train(tiny_train_cfg(*RUN, output_dir=tmp_path / "whole"))
+
+    saved = json.loads((killed / "metrics.json").read_text())
+    assert saved["val/acc_best"] is not None and saved["monitor"]["best"] is not None
+    assert saved["val/acc_best"] == whole["val/acc_best"]
+    assert saved["monitor"] == whole["monitor"]
+    assert Path(saved["best_checkpoint"]).name == Path(whole["best_checkpoint"]).name
+    assert scores_of(resumed) == scores_of(whole)
