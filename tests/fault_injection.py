@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -76,3 +77,36 @@ class FillDiskAfterTraining(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         fill_disk(trainer.default_root_dir)
+
+
+class KillWhileWriting(L.Callback):
+    """SIGKILL this process in the middle of writing a file whose name contains ``name``, the
+    ``nth`` time one is written, seen through Python's audit hooks (``sys.addaudithook``):
+
+    - ``at="open"``: right after a file of that name is opened for writing (and so
+      truncated, which is done here before dying): the final file itself when it is written
+      in place, or its temporary file;
+    - ``at="rename"``: right before a file is renamed onto the final name.
+    """
+
+    def __init__(self, name: str = "last.ckpt", nth: int = 2, at: str = "open") -> None:
+        self.name, self.nth, self.at, self.seen = name, nth, at, 0
+        sys.addaudithook(self._hook)
+
+    def _hook(self, event: str, args: tuple) -> None:
+        if event == "open" and self.at == "open" and isinstance(args[0], str | bytes):
+            path, mode, flags = args
+            writing = "w" in mode if mode else bool(flags & (os.O_WRONLY | os.O_RDWR))
+            if writing and self.name in os.path.basename(os.fsdecode(path)):  # or its temp file
+                self._count(lambda: os.path.exists(path) and os.truncate(path, 0))
+        elif event == "os.rename" and self.at == "rename" and self._named(args[1]):
+            self._count(lambda: None)
+
+    def _named(self, path) -> bool:
+        return isinstance(path, str | bytes) and os.path.basename(os.fsdecode(path)) == self.name
+
+    def _count(self, before_dying) -> None:
+        self.seen += 1
+        if self.seen == self.nth:
+            before_dying()
+            os.kill(os.getpid(), signal.SIGKILL)

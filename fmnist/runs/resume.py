@@ -11,11 +11,15 @@ an uninterrupted one on CPU.
 
 from __future__ import annotations
 
+import io
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from fmnist.errors import CheckpointError, TrainingDivergedError
@@ -25,8 +29,26 @@ from fmnist.inference.checkpoint import (
     safe_hyperparameters,
     weights_mismatch,
 )
+from fmnist.runs.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written atomically on any local filesystem: to a temporary file next to the
+    final name, fsynced, then renamed over it. Lightning stages them in ``/tmp`` and moves
+    them, which across filesystems is a copy that first truncates the old file: a kill
+    during it left a 0-byte ``last.ckpt``."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options (local files only).")
+        buffer = io.BytesIO()  # in memory first: torch aborts the process on a full disk
+        torch.save(checkpoint, buffer)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buffer.getbuffer())
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:

@@ -27,7 +27,8 @@ from fmnist.models.cnn import count_parameters
 from fmnist.runs.config import build
 from fmnist.runs.distributed import ddp_children_run_this_job
 from fmnist.runs.files import atomic_write_text, ensure_writable_dir, write_json
-from fmnist.runs.resume import fit, resolve_ckpt_path
+from fmnist.runs.resume import AtomicCheckpointIO, fit, resolve_ckpt_path
+from fmnist.runs.rundir import remove_leftovers
 from fmnist.runs.sweep import finished_job_metrics
 from fmnist.training.metrics import HPARAM_METRICS, VAL_ACC_BEST, mode_of, print_test_report
 from fmnist.training.module import ClassificationModule
@@ -101,6 +102,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     ensure_writable_dir(output_dir, "run directory")
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    remove_leftovers(output_dir, ckpt_path)
     # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
     atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
@@ -114,7 +116,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks, cfg.trainer.get("enable_progress_bar", True), bool(loggers)
     )
     log.info("Trainer: %s", cfg.trainer._target_)
-    trainer: L.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = build(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
 
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
