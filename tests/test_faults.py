@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -221,3 +222,32 @@ def test_the_next_start_of_a_killed_run_removes_what_it_left(
     assert sorted(os.listdir(checkpoints)) == ["epoch_001.ckpt", "last.ckpt"]
     assert metrics["best_checkpoint"] == str(checkpoints / "epoch_001.ckpt")
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 1
+
+
+QUICK = ["model.filters=[8]", "trainer.max_epochs=1", "logger=none", "callbacks.lr_monitor=null"]
+
+
+def test_resume_falls_back_to_the_newest_readable_checkpoint_when_last_is_broken(
+    tiny_train_cfg, tmp_path: Path, caplog
+) -> None:
+    run = tmp_path / "run"
+    first = train(tiny_train_cfg(*QUICK, output_dir=run))
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")  # as a non-atomic write left it
+    with caplog.at_level(logging.WARNING, logger="fmnist"):
+        resumed = train(tiny_train_cfg(*QUICK, "ckpt_path=last", output_dir=run))
+    best = run / "checkpoints" / "epoch_000.ckpt"
+    assert f"Resuming from {best} instead" in caplog.text
+    assert resumed["val/acc_best"] == first["val/acc_best"]
+    assert scores_of(resumed) == scores_of(first)
+
+
+def test_resume_with_no_readable_checkpoint_says_start_again(tiny_train_cfg, tmp_path) -> None:
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name in ("last.ckpt", "epoch_000.ckpt"):
+        (checkpoints / name).write_bytes(b"")
+    with pytest.raises(CheckpointError) as error:
+        train(tiny_train_cfg("ckpt_path=last", output_dir=tmp_path / "run"))
+    message = str(error.value)
+    assert f"None of the 2 checkpoints in {checkpoints} can be read" in message
+    assert message.endswith("Start the run again in a new directory (leave out hydra.run.dir).")

@@ -51,24 +51,63 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_write_bytes(path, buffer.getbuffer())
 
 
+def last_checkpoint(output_dir: str | Path) -> Path:
+    """The checkpoint of a run directory that ``ckpt_path=last`` resumes from."""
+    return Path(output_dir) / "checkpoints" / "last.ckpt"
+
+
+def check_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's content when it is readable, ours and intact; else a CheckpointError."""
+    checkpoint = read_checkpoint(path)
+    safe_hyperparameters(checkpoint, path)
+    check_weights(checkpoint, path)
+    return checkpoint
+
+
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
     """Check the checkpoint to resume from before anything is built; ``last`` means this
     run directory's ``checkpoints/last.ckpt`` (Lightning would silently start afresh)."""
     if not ckpt_path:
         return None
     if ckpt_path == "last":
-        last = Path(output_dir) / "checkpoints" / "last.ckpt"
-        if not last.is_file():
-            raise CheckpointError(
-                f"ckpt_path=last, but {last} does not exist. Resuming needs the run's own "
-                "directory: python train.py hydra.run.dir=<the run's directory> ckpt_path=last "
-                "(with the run's other overrides), or pass ckpt_path=/path/to/file.ckpt."
-            )
-        ckpt_path = str(last)
-    checkpoint = read_checkpoint(ckpt_path)  # missing, corrupt or not ours: an error now
-    safe_hyperparameters(checkpoint, ckpt_path)
-    check_weights(checkpoint, ckpt_path)
+        return str(newest_readable_checkpoint(last_checkpoint(output_dir)))
+    check_checkpoint(ckpt_path)  # missing, corrupt or not ours: an error now
     return ckpt_path
+
+
+def newest_readable_checkpoint(last: Path) -> Path:
+    """``last`` itself, or when it is missing or unreadable (a kill while an older version
+    wrote it, a damaged disk) the newest readable checkpoint next to it, saying so."""
+    others = sorted(
+        (p for p in last.parent.glob("*.ckpt") if p.name != last.name),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    candidates = [last, *others] if last.is_file() else others
+    if not candidates:
+        raise CheckpointError(
+            f"ckpt_path=last, but {last} does not exist. Resuming needs the run's own "
+            "directory: python train.py hydra.run.dir=<the run's directory> ckpt_path=last "
+            "(with the run's other overrides), or pass ckpt_path=/path/to/file.ckpt."
+        )
+    for path in candidates:
+        try:
+            checkpoint = check_checkpoint(path)
+        except CheckpointError as exc:
+            log.warning("ckpt_path=last: %s", exc)
+            continue
+        if path != last:
+            log.warning(
+                "Resuming from %s instead (epoch %s): the newest readable checkpoint of the run.",
+                path,
+                checkpoint.get("epoch"),
+            )
+        return path
+    raise CheckpointError(
+        f"ckpt_path=last: None of the {len(candidates)} checkpoints in {last.parent} can be "
+        "read (see the warnings above). Start the run again in a new directory (leave out "
+        "hydra.run.dir)."
+    )
 
 
 def check_resumable(module: L.LightningModule, ckpt_path: str | None) -> None:
@@ -98,7 +137,7 @@ def fit(
         # Lightning stops on SIGTERM with a SystemExit of code 0, which would tell a
         # scheduler the run succeeded: exit as a SIGTERM-killed process does, saying how
         # to resume (from the last finished epoch; the unfinished one is redone exactly).
-        last = Path(output_dir) / "checkpoints" / "last.ckpt"
+        last = last_checkpoint(output_dir)
         log.error(
             "Stopped by SIGTERM before the end of training. %s",
             f"Resume with: python train.py hydra.run.dir={output_dir} ckpt_path=last "
@@ -108,7 +147,7 @@ def fit(
         )
         raise SystemExit(128 + signal.SIGTERM) from exc
     except FloatingPointError as exc:
-        last = Path(output_dir) / "checkpoints" / "last.ckpt"
+        last = last_checkpoint(output_dir)
         kept = (
             f"Last good checkpoint: {last}; after the fix, resume from it with "
             f"hydra.run.dir={output_dir} ckpt_path=last, or start afresh."

@@ -18,6 +18,7 @@ from typing import Any
 
 from fmnist.inference.checkpoint import read_checkpoint
 from fmnist.runs.files import TMP_PREFIX
+from fmnist.runs.resume import last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def remove_leftovers(output_dir: Path, ckpt_path: str | None) -> list[Path]:
     """Remove the temporary files of interrupted writes in ``output_dir``, and, when resuming
     from one of its own checkpoints, the stale checkpoints (:func:`stale_checkpoints`)."""
     leftovers = [p for p in output_dir.rglob(f"{TMP_PREFIX}*") if p.is_file()]
-    checkpoint_dir = output_dir / "checkpoints"
+    checkpoint_dir = last_checkpoint(output_dir).parent
     if ckpt_path and Path(ckpt_path).resolve().parent == checkpoint_dir.resolve():
         leftovers += stale_checkpoints(checkpoint_dir, Path(ckpt_path))
     for path in leftovers:
