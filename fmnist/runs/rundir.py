@@ -1,5 +1,12 @@
-"""A run directory across the starts of one run: what a killed start left behind is removed
-by the next one.
+"""A run directory across the starts of one run: one process at a time, and what a killed
+start left behind is removed by the next one.
+
+One process: :func:`run_dir_lock` holds ``<run dir>/.lock`` with ``fcntl.flock`` for the
+whole run, so a second ``train.py`` in the same directory stops with the first one's PID
+instead of interleaving checkpoints and metrics with it. The operating system releases the
+lock when its process ends, killed or not: a lock is never stale. Only the launching process
+takes it (DDP workers share its directory), and ``flock`` may not lock across the machines
+of a network filesystem.
 
 A killed process leaves temporary files of interrupted atomic writes
 (:data:`fmnist.runs.files.TMP_PREFIX`), and checkpoints of the epochs after the one it
@@ -10,20 +17,53 @@ project names them are removed, and never one the resumed checkpoint refers to.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import logging
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from fmnist.errors import RunDirBusyError
 from fmnist.inference.checkpoint import read_checkpoint
 from fmnist.runs.files import TMP_PREFIX
 from fmnist.runs.resume import last_checkpoint
 
 log = logging.getLogger(__name__)
 
+#: The lock file of a run directory; it holds the PID of the last process that took it.
+LOCK_FILE = ".lock"
 #: Checkpoint names of conf/callbacks/default.yaml, with Lightning's ``-vN`` version suffix.
 CHECKPOINT_NAME = re.compile(r"(?:epoch_(?P<epoch>\d+)|last)(?P<version>-v\d+)?\.ckpt")
+
+
+@contextlib.contextmanager
+def run_dir_lock(output_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock while the block runs; a RunDirBusyError naming the
+    holder's PID when another process has it."""
+    fd = os.open(output_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise RunDirBusyError(
+                f"{output_dir} is in use by another run (PID {holder}): two runs in one "
+                "directory would overwrite each other's checkpoints and metrics. Wait for it "
+                "to end, or give this run its own directory (hydra.run.dir=...)."
+            ) from None
+        except OSError as exc:  # ENOLCK: a filesystem without locks
+            log.warning("Cannot lock %s (%s): a second run there would not be stopped",
+                        output_dir, errno.errorcode.get(exc.errno or 0, exc))  # fmt: skip
+        with contextlib.suppress(OSError):  # only for the message above: a full disk may refuse
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def referenced_checkpoints(checkpoint: Mapping[str, Any]) -> set[str]:

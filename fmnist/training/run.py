@@ -6,6 +6,7 @@ directly with configs made by Hydra's compose API.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -25,10 +26,10 @@ from omegaconf import DictConfig, OmegaConf
 from fmnist.errors import ConfigError
 from fmnist.models.cnn import count_parameters
 from fmnist.runs.config import build
-from fmnist.runs.distributed import ddp_children_run_this_job
+from fmnist.runs.distributed import ddp_children_run_this_job, is_launching_process
 from fmnist.runs.files import atomic_write_text, ensure_writable_dir, write_json
 from fmnist.runs.resume import AtomicCheckpointIO, fit, resolve_ckpt_path
-from fmnist.runs.rundir import remove_leftovers
+from fmnist.runs.rundir import remove_leftovers, run_dir_lock
 from fmnist.runs.sweep import finished_job_metrics
 from fmnist.training.metrics import HPARAM_METRICS, VAL_ACC_BEST, mode_of, print_test_report
 from fmnist.training.module import ClassificationModule
@@ -101,11 +102,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return stored
     output_dir = Path(cfg.paths.output_dir)
     ensure_writable_dir(output_dir, "run directory")
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
-    remove_leftovers(output_dir, ckpt_path)
-    # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
-    atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    launching = is_launching_process()  # DDP processes of other ranks share its directory
+    with run_dir_lock(output_dir) if launching else contextlib.nullcontext():
+        ckpt_path = prepare_run_dir(cfg, output_dir, launching)
+        return fit_and_test(cfg, output_dir, ckpt_path)
 
+
+def prepare_run_dir(cfg: DictConfig, output_dir: Path, launching: bool) -> str | None:
+    """Check the checkpoint to resume from, tidy what a killed start left and record the
+    resolved config; returns the checkpoint path."""
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    if launching:
+        remove_leftovers(output_dir, ckpt_path)
+        # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
+        atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    return ckpt_path
+
+
+def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> dict[str, Any]:
+    """Build, fit, test the best checkpoint, print and write the metrics."""
     if cfg.seed is not None:  # 0 is a seed too
         L.seed_everything(cfg.seed, workers=True)
 
