@@ -24,8 +24,9 @@ from contextlib import contextmanager
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import OmegaConf, read_write
+
+from fmnist.runs.config import in_multirun
 
 #: Environment variables Lightning's subprocess launcher sets in the launching process.
 _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
@@ -65,7 +66,7 @@ def ddp_children_run_this_job() -> Iterator[None]:
 
     Does nothing outside a multirun; the children themselves run in run mode.
     """
-    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+    if not in_multirun():
         yield
         return
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -16,6 +16,11 @@ from typing import Any
 
 from fmnist.errors import OutputDirError
 
+#: A run directory's record of a finished run (fit summary and test metrics)...
+METRICS_FILE = "metrics.json"
+#: ...and of its resolved config, which a resume is compared with.
+CONFIG_FILE = "config.yaml"
+
 
 def ensure_writable_dir(path: str | Path, what: str = "output directory") -> Path:
     """Create ``path`` if needed and check a file can be written in it."""

@@ -3,10 +3,14 @@
 A killed run (SIGTERM, SIGKILL, power loss) resumes from ``checkpoints/last.ckpt``, which
 the ``last_checkpoint`` callback rewrites after every epoch:
 ``python train.py hydra.run.dir=<the run's directory> ckpt_path=last`` with the run's other
-overrides (same seed and ``trainer.max_epochs``: a one-cycle schedule is fixed to the run's
-length). The module saves torch's RNG state in each checkpoint and the training sampler
-draws the order of epoch k from (seed, k), so a resumed run ends at exactly the metrics of
-an uninterrupted one on CPU.
+overrides. Before anything is built the config is compared with the run's ``config.yaml``
+(:data:`RESUME_FIXED`): a one-cycle schedule is fixed to the run's length, the optimizer's
+state to its optimizer, the results to its seed and data split. The module saves torch's
+RNG state in each checkpoint and the training sampler draws the order of epoch k from
+(seed, k), so a resumed run ends at exactly the metrics of an uninterrupted one on CPU.
+
+Checkpoints are written atomically (:class:`AtomicCheckpointIO`), and when ``last.ckpt``
+cannot be read the newest readable checkpoint of the run is used instead.
 """
 
 from __future__ import annotations
@@ -21,17 +25,29 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from fmnist.errors import CheckpointError, TrainingDivergedError
+from fmnist.errors import CheckpointError, ConfigError, TrainingDivergedError
 from fmnist.inference.checkpoint import (
     check_weights,
     read_checkpoint,
     safe_hyperparameters,
     weights_mismatch,
 )
-from fmnist.runs.files import atomic_write_bytes
+from fmnist.runs.files import CONFIG_FILE, atomic_write_bytes
 
 log = logging.getLogger(__name__)
+
+#: Config entries a resumed run must share with the run it continues: what its checkpoint's
+#: state (weights, optimizer and schedule, epoch count, random streams, best scores) was
+#: made with. Anything else (progress bar, logger, explanation callbacks...) may change.
+RESUME_FIXED = (
+    "seed", "monitor", "model", "module.label_smoothing", "module.tta_flip", "optimizer",
+    "scheduler", "data.val_size", "data.split_seed", "data.normalize", "data.flatten",
+    "data.one_hot", "data.batch_size", "data.crop_padding", "data.hflip", "data.erasing",
+    "trainer.max_epochs", "trainer.max_steps", "trainer.accumulate_grad_batches",
+    "trainer.limit_train_batches", "trainer.devices", "trainer.num_nodes",
+)  # fmt: skip
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -108,6 +124,59 @@ def newest_readable_checkpoint(last: Path) -> Path:
         "read (see the warnings above). Start the run again in a new directory (leave out "
         "hydra.run.dir)."
     )
+
+
+def _fixed_values(config: DictConfig) -> dict[str, Any]:
+    """The :data:`RESUME_FIXED` entries of ``config`` as dotted keys of plain values."""
+    values: dict[str, Any] = {}
+    for key in RESUME_FIXED:
+        node = OmegaConf.select(config, key, default=None)
+        if isinstance(node, DictConfig):
+            values.update(_fixed_values_of(OmegaConf.to_container(node, resolve=True), key))
+        else:
+            values[key] = OmegaConf.to_container(node) if isinstance(node, ListConfig) else node
+    return values
+
+
+def _fixed_values_of(mapping: dict[str, Any], prefix: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(_fixed_values_of(value, f"{prefix}.{key}"))
+        else:
+            flat[f"{prefix}.{key}"] = value
+    return flat
+
+
+def _shown(value: Any) -> str:
+    return "(unset)" if value is None else str(value)
+
+
+def resume_conflicts(stored: DictConfig, current: DictConfig) -> list[str]:
+    """``key: stored -> current`` for each :data:`RESUME_FIXED` value that differs."""
+    old, new = _fixed_values(stored), _fixed_values(current)
+    return [
+        f"{key}: {_shown(old.get(key))} -> {_shown(new.get(key))}"
+        for key in dict.fromkeys([*old, *new])
+        if old.get(key) != new.get(key)
+    ]
+
+
+def check_resume_config(cfg: DictConfig, output_dir: str | Path) -> None:
+    """Before a resume of the run in ``output_dir``, refuse the changes it cannot honour:
+    today they train for a while and then crash (a longer one-cycle schedule, another
+    optimizer's missing state) or silently mix two runs."""
+    stored_path = Path(output_dir) / CONFIG_FILE
+    if not stored_path.is_file():
+        log.warning("%s is missing: the config of the resumed run is not checked", stored_path)
+        return
+    conflicts = resume_conflicts(OmegaConf.load(stored_path), cfg)
+    if conflicts:
+        raise ConfigError(
+            f"Cannot resume the run in {output_dir}: {'; '.join(conflicts)}. A resume "
+            "continues the same run: give the run's own values (see its config.yaml), or "
+            "start a new run in a new directory."
+        )
 
 
 def check_resumable(module: L.LightningModule, ckpt_path: str | None) -> None:

@@ -1,5 +1,5 @@
-"""A run directory across the starts of one run: one process at a time, and what a killed
-start left behind is removed by the next one.
+"""A run directory across the starts of one run: one process at a time, a finished run
+never overwritten, and what a killed start left behind removed by the next one.
 
 One process: :func:`run_dir_lock` holds ``<run dir>/.lock`` with ``fcntl.flock`` for the
 whole run, so a second ``train.py`` in the same directory stops with the first one's PID
@@ -27,9 +27,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from fmnist.errors import RunDirBusyError
+from fmnist.errors import OutputDirError, RunDirBusyError
 from fmnist.inference.checkpoint import read_checkpoint
-from fmnist.runs.files import TMP_PREFIX
+from fmnist.runs.config import in_multirun
+from fmnist.runs.files import METRICS_FILE, TMP_PREFIX
 from fmnist.runs.resume import last_checkpoint
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,20 @@ def run_dir_lock(output_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def check_not_finished(output_dir: Path, ckpt_path: str | None) -> None:
+    """A new run in the directory of a finished one would overwrite its checkpoints, config
+    and metrics: refuse it. Resuming the run itself (``ckpt_path=last``) is allowed, and so
+    are the jobs of a multirun, which a re-run sweep trains again on purpose when their
+    config changed (see ``fmnist.runs.sweep.finished_job_metrics``)."""
+    if ckpt_path == "last" or in_multirun() or not (output_dir / METRICS_FILE).exists():
+        return
+    raise OutputDirError(
+        f"{output_dir} holds a finished run ({METRICS_FILE}); a new run there would overwrite "
+        "its checkpoints and results. Give the new run a new directory (leave out "
+        "hydra.run.dir for a fresh one), or resume this run with ckpt_path=last."
+    )
 
 
 def referenced_checkpoints(checkpoint: Mapping[str, Any]) -> set[str]:

@@ -27,17 +27,20 @@ from fmnist.errors import ConfigError
 from fmnist.models.cnn import count_parameters
 from fmnist.runs.config import build
 from fmnist.runs.distributed import ddp_children_run_this_job, is_launching_process
-from fmnist.runs.files import atomic_write_text, ensure_writable_dir, write_json
-from fmnist.runs.resume import AtomicCheckpointIO, fit, resolve_ckpt_path
-from fmnist.runs.rundir import remove_leftovers, run_dir_lock
+from fmnist.runs.files import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    atomic_write_text,
+    ensure_writable_dir,
+    write_json,
+)
+from fmnist.runs.resume import AtomicCheckpointIO, check_resume_config, fit, resolve_ckpt_path
+from fmnist.runs.rundir import check_not_finished, remove_leftovers, run_dir_lock
 from fmnist.runs.sweep import finished_job_metrics
 from fmnist.training.metrics import HPARAM_METRICS, VAL_ACC_BEST, mode_of, print_test_report
 from fmnist.training.module import ClassificationModule
 
 log = logging.getLogger(__name__)
-
-#: Every run directory's record of the run: the fit summary and the test metrics.
-METRICS_FILE = "metrics.json"
 
 
 def instantiate_each(group: DictConfig | None) -> list[Any]:
@@ -109,13 +112,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def prepare_run_dir(cfg: DictConfig, output_dir: Path, launching: bool) -> str | None:
-    """Check the checkpoint to resume from, tidy what a killed start left and record the
-    resolved config; returns the checkpoint path."""
+    """Check what the run directory holds against what this run will do (a finished run, the
+    checkpoint and config to resume), tidy what a killed start left and record the resolved
+    config; returns the checkpoint to resume from."""
+    if launching:
+        check_not_finished(output_dir, cfg.get("ckpt_path"))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
     if launching:
+        if cfg.get("ckpt_path") == "last":
+            check_resume_config(cfg, output_dir)
         remove_leftovers(output_dir, ckpt_path)
         # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
-        atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        atomic_write_text(output_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     return ckpt_path
 
 
