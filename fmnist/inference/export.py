@@ -22,7 +22,7 @@ from fmnist.errors import ConfigError
 from fmnist.inference.checkpoint import load_classifier
 from fmnist.models.preprocess import Classifier
 from fmnist.runs.cli import run_reporting_errors
-from fmnist.runs.files import atomic_write_bytes, ensure_writable_dir
+from fmnist.runs.files import atomic_write_bytes, check_output_spares_inputs, ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def export(cfg: DictConfig) -> Path:
     if cfg.format not in FORMATS:
         raise ConfigError(f"format={cfg.format!r} must be one of {sorted(FORMATS)}.")
     output = Path(cfg.output or Path(cfg.paths.output_dir) / f"model{FORMATS[cfg.format]}")
+    check_output_spares_inputs(output, [("checkpoint", cfg.ckpt)])
     ensure_writable_dir(output.expanduser().parent, "export output directory")
     model = exportable(cfg.ckpt)
     if cfg.format == "onnx":

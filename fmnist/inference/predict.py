@@ -21,12 +21,13 @@ from fmnist.errors import ConfigError
 from fmnist.inference.checkpoint import load_classifier
 from fmnist.inference.images import (
     Prediction,
+    expand_paths,
     load_inputs,
     to_predictions,
     write_csv,
 )
 from fmnist.runs.cli import run_reporting_errors
-from fmnist.runs.files import ensure_writable_dir
+from fmnist.runs.files import check_output_spares_inputs, ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,13 @@ def predict(cfg: DictConfig) -> list[Prediction]:
         raise ConfigError("No images given: pass images=FILE_OR_FOLDER or images=[a.png,b.jpg].")
     paths: list[Any] = list(images) if isinstance(images, ListConfig | list) else [images]
     invert = cfg.get("invert", "auto")
+    files = expand_paths(paths)
     if cfg.get("output"):  # fail before the work, not after it
+        read = [("checkpoint", cfg.ckpt), *(("input image", file) for file in files)]
+        check_output_spares_inputs(cfg.output, read)
         ensure_writable_dir(Path(cfg.output).expanduser().parent, "prediction output directory")
     module, _ = load_classifier(cfg.ckpt)
-    inputs = load_inputs(paths, invert=invert, progress=cfg.progress)
+    inputs = load_inputs(files, invert=invert, progress=cfg.progress)
     for source, reason in inputs.skipped:
         log.warning("Skipped %s: %s", source, reason)
     if not inputs.images:

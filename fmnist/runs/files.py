@@ -11,10 +11,11 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fmnist.errors import OutputDirError
+from fmnist.errors import ConfigError, OutputDirError
 
 #: A run directory's record of a finished run (fit summary and test metrics)...
 METRICS_FILE = "metrics.json"
@@ -41,6 +42,26 @@ def ensure_writable_dir(path: str | Path, what: str = "output directory") -> Pat
 #: Name prefix of the temporary files of atomic writes: a killed process leaves them behind,
 #: and the next start of the same run removes them (``fmnist.runs.rundir``).
 TMP_PREFIX = ".fmnist-tmp-"
+
+
+def check_output_spares_inputs(
+    output: str | Path, inputs: Iterable[tuple[str, str | Path]], key: str = "output"
+) -> None:
+    """Before any work, refuse an ``output`` file that is one of the ``(what, path)`` inputs
+    (the checkpoint, an image; through any symlink or hard link): writing it would destroy
+    the input. A directory is refused too, since a file is written there."""
+    output = Path(output).expanduser()
+    if output.is_dir():
+        raise ConfigError(f"{key}={output} is a directory: give a file name inside it.")
+    if not output.exists():
+        return
+    for what, path in inputs:
+        path = Path(path).expanduser()
+        if path.exists() and os.path.samefile(output, path):
+            raise ConfigError(
+                f"{key}={output} is the {what} {path}: writing there would destroy it. Give "
+                f"another {key}= path."
+            )
 
 
 def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> Path:
