@@ -226,3 +226,9 @@ def test_export_output_may_not_overwrite_the_checkpoint(tmp_path) -> None:
     with pytest.raises(ConfigError, match=rf"output={ckpt} is the checkpoint {ckpt}"):
         export(cfg)
     assert ckpt.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("top_k", [0, -1, "three", True])
+def test_top_k_must_be_a_positive_integer(tmp_path, top_k) -> None:
+    with pytest.raises(ConfigError, match=rf"^top_k={top_k!r} must be a positive integer"):
+        predict(predict_cfg(tmp_path / "model.ckpt", str(tmp_path), None, top_k=top_k))

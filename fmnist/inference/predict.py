@@ -50,6 +50,9 @@ def predict(cfg: DictConfig) -> list[Prediction]:
     if images is None or images == "" or images == []:
         raise ConfigError("No images given: pass images=FILE_OR_FOLDER or images=[a.png,b.jpg].")
     paths: list[Any] = list(images) if isinstance(images, ListConfig | list) else [images]
+    top_k = cfg.top_k
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"top_k={top_k!r} must be a positive integer (classes listed per image).")
     invert = cfg.get("invert", "auto")
     files = expand_paths(paths)
     if cfg.get("output"):  # fail before the work, not after it
@@ -68,7 +71,7 @@ def predict(cfg: DictConfig) -> list[Prediction]:
         )
     stack = torch.from_numpy(np.stack(inputs.images))
     probabilities = module.predict_proba(stack, cfg.batch_size, progress=cfg.progress)
-    predictions = to_predictions(inputs.sources, probabilities, k=cfg.top_k)
+    predictions = to_predictions(inputs.sources, probabilities, k=top_k)
     print_predictions(predictions, cfg.print_limit, Console())
     if inputs.skipped:
         log.warning("%d file(s) skipped, %d image(s) predicted.", len(inputs.skipped), len(stack))

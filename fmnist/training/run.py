@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import (
     Callback,
     LearningRateMonitor,
@@ -79,6 +80,22 @@ def check_config(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"seed={seed!r} must be a non-negative integer or null.")
+    check_optimizer(cfg.optimizer)
+
+
+def check_optimizer(optimizer: DictConfig) -> None:
+    """The learning rate, then the optimizer's own checks on one dummy parameter, before
+    anything is built: torch accepts lr=nan, and refuses other values mid-``fit``."""
+    lr = optimizer.get("lr")
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
+        raise ConfigError(f"optimizer.lr={lr!r} must be a positive finite number (e.g. 0.001).")
+    try:
+        build(optimizer)(params=[torch.zeros(1, requires_grad=True)])
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"optimizer {optimizer._target_} refuses its settings: {exc}. Fix the optimizer.* "
+            "overrides."
+        ) from exc
 
 
 def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, ClassificationModule]:
