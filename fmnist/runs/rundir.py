@@ -115,7 +115,9 @@ def stale_checkpoints(checkpoint_dir: Path, resume_from: Path) -> list[Path]:
 def remove_leftovers(output_dir: Path, ckpt_path: str | None) -> list[Path]:
     """Remove the temporary files of interrupted writes in ``output_dir``, and, when resuming
     from one of its own checkpoints, the stale checkpoints (:func:`stale_checkpoints`)."""
-    leftovers = [p for p in output_dir.rglob(f"{TMP_PREFIX}*") if p.is_file()]
+    # The run directory and its folders (checkpoints/, activations/): where runs write.
+    found = [*output_dir.glob(f"{TMP_PREFIX}*"), *output_dir.glob(f"*/{TMP_PREFIX}*")]
+    leftovers = [p for p in found if p.is_file()]
     checkpoint_dir = last_checkpoint(output_dir).parent
     if ckpt_path and Path(ckpt_path).resolve().parent == checkpoint_dir.resolve():
         leftovers += stale_checkpoints(checkpoint_dir, Path(ckpt_path))
