@@ -98,15 +98,13 @@ def stale_checkpoints(checkpoint_dir: Path, resume_from: Path) -> list[Path]:
     and ``-vN`` duplicates; neither ``resume_from`` nor one it refers to."""
     checkpoint = read_checkpoint(resume_from)
     keep = referenced_checkpoints(checkpoint) | {resume_from.name, "last.ckpt"}
-    epoch = checkpoint.get("epoch") if isinstance(checkpoint.get("epoch"), int) else None
+    epoch = checkpoint.get("epoch")
     stale = []
     for path in sorted(checkpoint_dir.glob("*.ckpt")):
         match = CHECKPOINT_NAME.fullmatch(path.name)
         if match is None or path.name in keep:
             continue
-        later = (
-            match["epoch"] is not None and isinstance(epoch, int) and int(match["epoch"]) > epoch
-        )
+        later = isinstance(epoch, int) and int(match["epoch"] or -1) > epoch
         if match["version"] or later:
             stale.append(path)
     return stale
