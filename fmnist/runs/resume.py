@@ -157,9 +157,14 @@ def resume_conflicts(stored: DictConfig, current: DictConfig) -> list[str]:
     old, new = _fixed_values(stored), _fixed_values(current)
     return [
         f"{key}: {_shown(old.get(key))} -> {_shown(new.get(key))}"
-        for key in dict.fromkeys([*old, *new])
+        for key in sorted(old.keys() | new.keys(), key=lambda k: (_fixed_entry(k), k))
         if old.get(key) != new.get(key)
     ]
+
+
+def _fixed_entry(key: str) -> int:
+    """The position in :data:`RESUME_FIXED` of the entry a dotted ``key`` belongs to."""
+    return next(i for i, f in enumerate(RESUME_FIXED) if key == f or key.startswith(f"{f}."))
 
 
 def check_resume_config(cfg: DictConfig, output_dir: str | Path) -> None:
