@@ -4,7 +4,9 @@ one-line error naming the file and the free space, with nothing half-written lef
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -151,3 +153,17 @@ def test_a_disk_full_at_the_end_of_training_leaves_no_partial_file(
             json.loads(path.read_text())
         elif path.suffix == ".ckpt":
             torch.load(path, weights_only=True)
+
+
+def test_written_files_get_the_permissions_of_an_ordinary_write(tmp_path) -> None:
+    kept = tmp_path / "kept.json"
+    kept.write_text("{}")
+    kept.chmod(0o640)  # set by the user: replacing the file keeps it
+    umask = os.umask(0o022)
+    try:
+        new = write_json(tmp_path / "new.json", {"test/acc": 0.5})
+        write_json(kept, {"test/acc": 0.5})
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o644  # 0666 less the umask, as open() does
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640

@@ -9,7 +9,9 @@ import io
 import json
 import math
 import os
+import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -75,7 +77,7 @@ def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> Path:
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.")
+        fd, tmp = _create_temporary(path)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -90,6 +92,20 @@ def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> Path:
             raise _write_error(path, exc) from exc
         raise
     return path
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new file next to ``path`` with the permissions an ordinary write would give it:
+    ``path``'s own when it exists, else 0666 less the umask (``mkstemp`` would make 0600)."""
+    while True:
+        tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
+        return fd, tmp
 
 
 def _fsync_dir(directory: Path) -> None:
