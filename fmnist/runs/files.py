@@ -89,7 +89,7 @@ def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> Path:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise _write_error(path, exc) from exc
+            raise _write_error(path, exc, len(data)) from exc
         raise
     return path
 
@@ -117,8 +117,8 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def _write_error(path: Path, exc: OSError) -> OutputDirError:
-    """One line: which file, why, and how much space is left where it goes."""
+def _write_error(path: Path, exc: OSError, size: int) -> OutputDirError:
+    """One line: which file, why, its size and how much space is left where it goes."""
     try:
         free = f"{human_bytes(shutil.disk_usage(path.parent).free)} free there"
     except OSError:
@@ -126,7 +126,8 @@ def _write_error(path: Path, exc: OSError) -> OutputDirError:
     full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
     fix = "Free some space or choose" if full else "Choose"
     return OutputDirError(
-        f"Cannot write {path}: {exc.strerror or exc} ({free}). {fix} another location "
+        f"Cannot write {path}: {exc.strerror or exc} ({human_bytes(size)} to write, {free}). "
+        f"{fix} another location "
         "(hydra.run.dir=... for runs, output=... for prediction and export files); any "
         "earlier version of the file is unchanged."
     )
