@@ -32,3 +32,7 @@ class TrainingDivergedError(FmnistError):
 
 class OutputDirError(FmnistError):
     """An output directory or file cannot be created or written."""
+
+
+class RunDirBusyError(OutputDirError):
+    """Another process is running in the same run directory."""

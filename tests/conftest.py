@@ -3,6 +3,7 @@ marked real_data are skipped, saying why, when the real dataset is missing."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,24 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, fake_data_dir: Pat
     path = Path(train(cfg)["best_checkpoint"])
     GlobalHydra.instance().clear()
     return path
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A function mounting a tmpfs of ``size`` in ``tmp_path``: a disk that fills up (the
+    test is skipped where mounting is not allowed, e.g. without root)."""
+    mounted: list[Path] = []
+
+    def mount(size: str = "1M") -> Path:
+        mount_point = tmp_path / f"disk{len(mounted)}"
+        mount_point.mkdir()
+        command = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+        mounted.append(mount_point)
+        return mount_point
+
+    yield mount
+    for mount_point in mounted:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -12,13 +14,22 @@ import torch
 
 class KillAt(L.Callback):
     """Send ``signal_name`` to this very process at batch ``batch`` of epoch ``epoch``:
-    a run killed mid-epoch, as by the OOM killer (SIGKILL) or a scheduler (SIGTERM)."""
+    a run killed mid-epoch, as by the OOM killer (SIGKILL) or a scheduler (SIGTERM).
+    With ``stage="test"``, at batch ``batch`` of testing instead (after the last epoch)."""
 
-    def __init__(self, epoch: int, batch: int = 0, signal_name: str = "SIGKILL") -> None:
+    def __init__(
+        self, epoch: int = 0, batch: int = 0, signal_name: str = "SIGKILL", stage: str = "train"
+    ) -> None:
         self.epoch, self.batch, self.signal = epoch, batch, getattr(signal, signal_name)
+        self.stage = stage
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+        now = trainer.current_epoch == self.epoch and batch_idx == self.batch
+        if self.stage == "train" and now:
+            os.kill(os.getpid(), self.signal)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.stage == "test" and batch_idx == self.batch:
             os.kill(os.getpid(), self.signal)
 
 
@@ -41,3 +52,61 @@ class InjectNaN(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.after_step:
             self._inject(trainer, pl_module, batch_idx)
+
+
+def fill_disk(directory: str | Path) -> None:
+    """Write into ``directory`` until its filesystem has no space left."""
+    with (Path(directory) / "filler").open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+
+
+class FillDiskAfterTest(L.Callback):
+    """Fill the run directory's disk once testing is done: the disk that fills up (another
+    process, a log) between the last checkpoint and ``metrics.json``."""
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        fill_disk(trainer.default_root_dir)
+
+
+class FillDiskAfterTraining(L.Callback):
+    """Fill the run directory's disk when training ends, before the end-of-fit figures."""
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        fill_disk(trainer.default_root_dir)
+
+
+class KillWhileWriting(L.Callback):
+    """SIGKILL this process in the middle of writing a file whose name contains ``name``, the
+    ``nth`` time one is written, seen through Python's audit hooks (``sys.addaudithook``):
+
+    - ``at="open"``: right after a file of that name is opened for writing (and so
+      truncated, which is done here before dying): the final file itself when it is written
+      in place, or its temporary file;
+    - ``at="rename"``: right before a file is renamed onto the final name.
+    """
+
+    def __init__(self, name: str = "last.ckpt", nth: int = 2, at: str = "open") -> None:
+        self.name, self.nth, self.at, self.seen = name, nth, at, 0
+        sys.addaudithook(self._hook)
+
+    def _hook(self, event: str, args: tuple) -> None:
+        if event == "open" and self.at == "open" and isinstance(args[0], str | bytes):
+            path, mode, flags = args
+            writing = "w" in mode if mode else bool(flags & (os.O_WRONLY | os.O_RDWR))
+            if writing and self.name in os.path.basename(os.fsdecode(path)):  # or its temp file
+                self._count(lambda: os.path.exists(path) and os.truncate(path, 0))
+        elif event == "os.rename" and self.at == "rename" and self._named(args[1]):
+            self._count(lambda: None)
+
+    def _named(self, path) -> bool:
+        return isinstance(path, str | bytes) and os.path.basename(os.fsdecode(path)) == self.name
+
+    def _count(self, before_dying) -> None:
+        self.seen += 1
+        if self.seen == self.nth:
+            before_dying()
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -28,6 +28,16 @@ ROOT = Path(__file__).resolve().parents[1]
         ("model.dropout=-0.1", r"must be in \[0, 1\)"),
         ("data.batch_size=0", "data.batch_size=0 .* must be positive"),
         ("data.val_size=300", r"data.val_size=300 leaves no images .* between 1 and 299"),
+        ("data.batch_size=abc", r"^data.batch_size='abc' must be an integer\.$"),
+        ("data.erasing=lots", r"^data.erasing='lots' must be a number\.$"),
+        ("optimizer.lr=nan", r"^optimizer.lr=nan must be a positive finite number"),
+        ("optimizer.lr=-1", r"^optimizer.lr=-1 must be a positive finite number"),
+        ("optimizer.lr=fast", r"^optimizer.lr='fast' must be a positive finite number"),
+        (
+            "optimizer.weight_decay=-1",
+            r"^optimizer torch.optim.AdamW refuses its settings: "
+            r"Invalid weight_decay value: -1",
+        ),  # fmt: skip
     ],
 )
 def test_invalid_config_values_fail_before_training(tiny_train_cfg, override, words) -> None:

@@ -146,3 +146,12 @@ def test_garbage_files_are_one_line_errors(tmp_path) -> None:
         (tmp_path / name).write_bytes(data)
         with pytest.raises(CheckpointError, match="not a readable checkpoint"):
             load_classifier(tmp_path / name)
+
+
+def test_the_advice_for_a_broken_last_ckpt_does_not_point_back_at_it(tmp_path) -> None:
+    broken = tmp_path / "checkpoints" / "last.ckpt"
+    broken.parent.mkdir()
+    broken.write_bytes(b"")  # what a kill during a non-atomic write left
+    with pytest.raises(CheckpointError, match="not a readable checkpoint") as error:
+        load_classifier(broken)
+    assert str(error.value).count("last.ckpt") == 1  # named as the broken file, nowhere else

@@ -170,3 +170,49 @@ def test_onnx_export_matches_the_checkpoint(checkpoint, tmp_path) -> None:
         (logits,) = session.run(None, {"images": feed.astype(dtype)})
         np.testing.assert_allclose(logits, expected.numpy(), rtol=1e-4, atol=1e-4)
         assert (logits.argmax(1) == expected.argmax(1).numpy()).all()
+
+
+def test_output_may_not_overwrite_the_checkpoint_or_an_image(tmp_path) -> None:
+    ckpt = tmp_path / "run" / "model.ckpt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"precious")  # not loadable: the check must come before loading
+    photos = tmp_path / "photos"
+    (photos / "tops").mkdir(parents=True)
+    image = photos / "tops" / "shirt.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
+    (tmp_path / "link.csv").symlink_to(image)
+    cases = [
+        (ckpt, "checkpoint", ckpt),
+        (tmp_path / "run" / ".." / "run" / "model.ckpt", "checkpoint", ckpt),
+        (image, "input image", image),
+        (tmp_path / "link.csv", "input image", image),
+    ]
+    for output, what, original in cases:
+        with pytest.raises(ConfigError, match=rf"output={output} is the {what} {original}"):
+            predict(predict_cfg(ckpt, str(photos), output))
+    with pytest.raises(ConfigError, match=rf"output={photos} is a directory"):
+        predict(predict_cfg(ckpt, str(image), photos))
+    assert ckpt.read_bytes() == b"precious"
+    assert Image.open(image).size == (28, 28)
+
+
+def test_export_output_may_not_overwrite_the_checkpoint(tmp_path) -> None:
+    from omegaconf import OmegaConf
+
+    from fmnist.inference.export import export
+
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"precious")
+    cfg = OmegaConf.create(
+        {"ckpt": str(ckpt), "format": "onnx", "input": "uint8", "output": str(ckpt),
+         "paths": {"output_dir": str(tmp_path)}}
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=rf"output={ckpt} is the checkpoint {ckpt}"):
+        export(cfg)
+    assert ckpt.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("top_k", [0, -1, "three", True])
+def test_top_k_must_be_a_positive_integer(tmp_path, top_k) -> None:
+    with pytest.raises(ConfigError, match=rf"^top_k={top_k!r} must be a positive integer"):
+        predict(predict_cfg(tmp_path / "model.ckpt", str(tmp_path), None, top_k=top_k))

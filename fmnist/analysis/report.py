@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fmnist.runs.files import atomic_write_text, write_figure
+
 
 class Report:
     """A Markdown report with figures, written into a run directory and mirrored to TensorBoard.
@@ -37,8 +39,7 @@ class Report:
         """Save ``figure`` as ``name``.png, embed it, log it to TensorBoard, close it."""
         import matplotlib.pyplot as plt
 
-        path = self.output_dir / f"{name}.png"
-        figure.savefig(path, dpi=110, bbox_inches="tight")
+        path = write_figure(self.output_dir / f"{name}.png", figure, dpi=110)
         if self.writer is not None:
             self.writer.add_figure(tag or name, figure, close=False)
         plt.close(figure)
@@ -47,8 +48,7 @@ class Report:
         return path
 
     def write(self) -> Path:
-        path = self.output_dir / "report.md"
-        path.write_text("\n".join(self.lines))
+        path = atomic_write_text(self.output_dir / "report.md", "\n".join(self.lines))
         if self.writer is not None:
             self.writer.flush()
         return path

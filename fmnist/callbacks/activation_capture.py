@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import lightning as L
@@ -12,6 +11,7 @@ from fmnist.analysis.plots.model_figures import feature_map_grid
 from fmnist.callbacks.outputs import model_inputs, run_dir, save_figure
 from fmnist.data import CLASS_NAMES
 from fmnist.errors import ConfigError
+from fmnist.runs.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class ActivationCapture(L.Callback):
                     f"activations/{layer}",
                     trainer.current_epoch,
                 )
-        (folder / f"{name}_stats.json").write_text(json.dumps(stats))
+        write_json(folder / f"{name}_stats.json", stats)
         log.info("Activations of %s written to %s", list(activations), folder)
         return stats
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import lightning as L
 
 from fmnist.analysis.plots.model_figures import generalisation_gap, learning_curves
 from fmnist.callbacks.outputs import run_dir, save_figure
+from fmnist.runs.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ class LearningCurves(L.Callback):
             return
         folder = run_dir(trainer)
         gap = generalisation_gap(self.history)
-        (folder / "learning_curves.json").write_text(
-            json.dumps({"history": self.history, "generalisation_gap": gap}, indent=1)
+        write_json(
+            folder / "learning_curves.json", {"history": self.history, "generalisation_gap": gap}
         )
         save_figure(
             trainer,

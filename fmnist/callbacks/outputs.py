@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 
 from fmnist.data import IMAGE_SIZE
+from fmnist.runs.files import write_figure
 
 
 def run_dir(trainer: L.Trainer, subdir: str = "") -> Path:
@@ -30,7 +31,7 @@ def tensorboard(trainer: L.Trainer) -> Any | None:
 
 def save_figure(trainer: L.Trainer, figure: Figure, path: Path, tag: str, step: int) -> Path:
     """Write ``figure`` as a PNG and to TensorBoard under ``tag``, then close it."""
-    figure.savefig(path, dpi=100, bbox_inches="tight")
+    write_figure(path, figure, dpi=100)
     writer = tensorboard(trainer)
     if writer is not None:
         writer.add_figure(tag, figure, global_step=step, close=False)

@@ -3,7 +3,6 @@ fmnist.analysis.importance for the method and why whole layers are not shuffled)
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -21,6 +20,7 @@ from fmnist.analysis.importance import (
 from fmnist.analysis.plots.model_figures import importance_bars
 from fmnist.callbacks.outputs import model_inputs, run_dir, save_figure
 from fmnist.errors import ConfigError
+from fmnist.runs.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class PermutationImportance(L.Callback):
         result["split"] = self.split
         result["seconds"] = round(time.perf_counter() - start, 2)
         folder = run_dir(trainer)
-        (folder / "importance.json").write_text(json.dumps(result))
+        write_json(folder / "importance.json", result)
         save_figure(
             trainer,
             importance_bars(result),

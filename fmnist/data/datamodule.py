@@ -13,6 +13,7 @@ only fits the training split's statistics it needs (:attr:`statistics`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -35,6 +36,23 @@ from fmnist.data.pixels import check_normalize, fit_statistics, to_unit_range
 from fmnist.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+#: The data module's numeric settings and the types each takes (a bool is no number here).
+NUMERIC_SETTINGS: dict[str, tuple[type, ...]] = {
+    "val_size": (int, float), "split_seed": (int,), "batch_size": (int,),
+    "eval_batch_size": (int,), "crop_padding": (int,), "erasing": (int, float),
+    "num_workers": (int,),
+}  # fmt: skip
+
+
+def check_numbers(settings: Mapping[str, Any]) -> None:
+    """Numbers must be numbers: ``data.batch_size=abc`` would otherwise fail later in a
+    comparison ("'<' not supported") without naming the key."""
+    for name, types in NUMERIC_SETTINGS.items():
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            kind = "an integer" if types == (int,) else "a number"
+            raise ConfigError(f"data.{name}={value!r} must be {kind}.")
 
 
 class FashionMNISTDataModule(L.LightningDataModule):
@@ -82,6 +100,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         check_normalize(normalize)
+        check_numbers(
+            {"val_size": val_size, "split_seed": split_seed, "batch_size": batch_size,
+             "eval_batch_size": eval_batch_size, "crop_padding": crop_padding,
+             "erasing": erasing, "num_workers": num_workers}
+        )  # fmt: skip
         if batch_size < 1 or eval_batch_size < 1:
             raise ConfigError(
                 f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} "

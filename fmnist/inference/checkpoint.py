@@ -81,8 +81,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         detail = str(exc).splitlines()[0] if str(exc) else "no detail"
         raise CheckpointError(
             f"{path} is not a readable checkpoint ({type(exc).__name__}: {detail[:200]}). It is "
-            "truncated, corrupt or not a PyTorch checkpoint; use another checkpoint of the run "
-            "(e.g. checkpoints/last.ckpt) or train again."
+            "truncated, corrupt or not a PyTorch checkpoint; use another .ckpt file of the run's "
+            "checkpoints/ directory (resuming with ckpt_path=last falls back to the newest "
+            "readable one), or train again."
         ) from exc
     weights = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
     if not isinstance(weights, Mapping):

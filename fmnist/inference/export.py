@@ -9,6 +9,7 @@ nothing of this project is needed to use it.
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from fmnist.data import IMAGE_SIZE
 from fmnist.errors import ConfigError
 from fmnist.inference.checkpoint import load_classifier
 from fmnist.models.preprocess import Classifier
-from fmnist.runs.files import ensure_writable_dir
+from fmnist.runs.files import atomic_write_bytes, check_output_spares_inputs, ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,9 @@ def exportable(ckpt: str | Path) -> Classifier:
 
 def export_torchscript(model: Classifier, path: str | Path) -> Path:
     """Scripted (not traced), so the uint8/float and 3-/4-D input branches both survive."""
-    scripted = torch.jit.script(model)
-    scripted.save(str(path))
-    return Path(path)
+    buffer = io.BytesIO()  # in memory first: torch aborts the process on a full disk
+    torch.jit.save(torch.jit.script(model), buffer)
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def export_onnx(model: Classifier, path: str | Path, input_dtype: str = "uint8") -> Path:
@@ -50,23 +51,25 @@ def export_onnx(model: Classifier, path: str | Path, input_dtype: str = "uint8")
         else torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE)
     )
     # The TorchScript-based exporter: the dynamo one needs onnxscript, which we do not ship.
+    buffer = io.BytesIO()  # in memory first, then written atomically
     torch.onnx.export(
         model,
         (example,),
-        str(path),
+        buffer,
         input_names=["images"],
         output_names=["logits"],
         dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
         opset_version=17,
         dynamo=False,
     )
-    return Path(path)
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def export(cfg: DictConfig) -> Path:
     if cfg.format not in FORMATS:
         raise ConfigError(f"format={cfg.format!r} must be one of {sorted(FORMATS)}.")
     output = Path(cfg.output or Path(cfg.paths.output_dir) / f"model{FORMATS[cfg.format]}")
+    check_output_spares_inputs(output, [("checkpoint", cfg.ckpt)])
     ensure_writable_dir(output.expanduser().parent, "export output directory")
     model = exportable(cfg.ckpt)
     if cfg.format == "onnx":

@@ -337,7 +337,12 @@ def to_predictions(sources: Sequence[str], probabilities: Tensor, k: int = 3) ->
 
 
 def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:
-    """One row per image: source, class, probability, then the top-k classes and theirs."""
+    """One row per image: source, class, probability, then the top-k classes and theirs.
+    Built in memory and written atomically: an old file stays whole if writing fails."""
+    import io  # local: another change owns this module's imports for now
+
+    from fmnist.runs.files import atomic_write_text
+
     path = Path(path).expanduser()
     ensure_writable_dir(path.parent, "prediction output directory")
     k = max((len(p.top) for p in predictions), default=3)
@@ -345,13 +350,13 @@ def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:
     for rank in range(1, k + 1):
         header += [f"top{rank}_class", f"top{rank}_probability"]
     header += ["ood_score", "ood"]
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for p in predictions:
-            row = [p.source, p.name, p.label, f"{p.probability:.6f}"]
-            for name, probability in p.top:
-                row += [name, f"{probability:.6f}"]
-            row += ["", ""] if p.ood is None else [f"{p.ood_score:.4f}", str(p.ood).lower()]
-            writer.writerow(row)
-    return path
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    for p in predictions:
+        row = [p.source, p.name, p.label, f"{p.probability:.6f}"]
+        for name, probability in p.top:
+            row += [name, f"{probability:.6f}"]
+        row += ["", ""] if p.ood is None else [f"{p.ood_score:.4f}", str(p.ood).lower()]
+        writer.writerow(row)
+    return atomic_write_text(path, text.getvalue())

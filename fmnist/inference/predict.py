@@ -23,12 +23,13 @@ from fmnist.inference.contact_sheet import write_contact_sheet
 from fmnist.inference.convert import check_invert
 from fmnist.inference.images import (
     Prediction,
+    expand_paths,
     load_inputs,
     to_predictions,
     write_csv,
 )
 from fmnist.inference.ood import detector_for, mark_ood, predict_with_ood
-from fmnist.runs.files import ensure_writable_dir
+from fmnist.runs.files import check_output_spares_inputs, ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +53,19 @@ def predict(cfg: DictConfig) -> list[Prediction]:
     if images is None or images == "" or images == []:
         raise ConfigError("No images given: pass images=FILE_OR_FOLDER or images=[a.png,b.jpg].")
     paths: list[Any] = list(images) if isinstance(images, ListConfig | list) else [images]
+    top_k = cfg.top_k
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"top_k={top_k!r} must be a positive integer (classes listed per image).")
     invert = cfg.get("invert", "auto")
     check_invert(invert)
+    files = expand_paths(paths)
     if cfg.get("output"):  # fail before the work, not after it
+        read = [("checkpoint", cfg.ckpt), *(("input image", file) for file in files)]
+        check_output_spares_inputs(cfg.output, read)
         ensure_writable_dir(Path(cfg.output).expanduser().parent, "prediction output directory")
     module, settings = load_classifier(cfg.ckpt)
     detector = detector_for(cfg.ckpt, module, settings, cfg.get("ood"))
-    inputs = load_inputs(paths, invert=invert, progress=cfg.progress, trim=cfg.get("trim", True))
+    inputs = load_inputs(files, invert=invert, progress=cfg.progress, trim=cfg.get("trim", True))
     for source, reason in inputs.skipped:
         log.warning("Skipped %s: %s", source, reason)
     if not inputs.images:
@@ -69,7 +76,7 @@ def predict(cfg: DictConfig) -> list[Prediction]:
         )
     stack = torch.from_numpy(np.stack(inputs.images))
     probabilities, scores = predict_with_ood(module, detector, stack, cfg.batch_size, cfg.progress)
-    predictions = to_predictions(inputs.sources, probabilities, k=cfg.top_k)
+    predictions = to_predictions(inputs.sources, probabilities, k=top_k)
     mark_ood(predictions, scores, detector)
     print_predictions(predictions, cfg.print_limit, Console())
     if inputs.skipped:

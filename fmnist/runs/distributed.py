@@ -24,13 +24,23 @@ from contextlib import contextmanager
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import OmegaConf, read_write
 
-#: Hydra command-line flags that take a value as the next argument.
+from fmnist.runs.config import in_multirun
+
 #: Environment variables Lightning's subprocess launcher sets in the launching process.
 _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+#: Hydra command-line flags that take a value as the next argument.
 _FLAGS_WITH_VALUE = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir"}
+#: Where the launchers Lightning supports give a process its rank (torchrun, Lightning's own
+#: subprocesses, SLURM, LSF); unset in a process started by hand.
+_RANK_ENV = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def is_launching_process() -> bool:
+    """True in the process started for the run (global rank 0), false in the DDP processes
+    of other ranks, which share its run directory and must not claim it again."""
+    return all(os.environ.get(name, "0") == "0" for name in _RANK_ENV)
 
 
 def job_command_line(argv: list[str], job_overrides: list[str]) -> list[str]:
@@ -56,7 +66,7 @@ def ddp_children_run_this_job() -> Iterator[None]:
 
     Does nothing outside a multirun; the children themselves run in run mode.
     """
-    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+    if not in_multirun():
         yield
         return
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -4,14 +4,25 @@ strict (a file is either the old one or the whole new one; JSON without NaN)."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import math
 import os
+import secrets
+import shutil
+import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fmnist.errors import OutputDirError
+from fmnist.errors import ConfigError, OutputDirError
+
+#: A run directory's record of a finished run (fit summary and test metrics)...
+METRICS_FILE = "metrics.json"
+#: ...and of its resolved config, which a resume is compared with.
+CONFIG_FILE = "config.yaml"
 
 
 def ensure_writable_dir(path: str | Path, what: str = "output directory") -> Path:
@@ -30,27 +41,116 @@ def ensure_writable_dir(path: str | Path, what: str = "output directory") -> Pat
     return path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+#: Name prefix of the temporary files of atomic writes: a killed process leaves them behind,
+#: and the next start of the same run removes them (``fmnist.runs.rundir``).
+TMP_PREFIX = ".fmnist-tmp-"
+
+
+def check_output_spares_inputs(
+    output: str | Path, inputs: Iterable[tuple[str, str | Path]], key: str = "output"
+) -> None:
+    """Before any work, refuse an ``output`` file that is one of the ``(what, path)`` inputs
+    (the checkpoint, an image; through any symlink or hard link): writing it would destroy
+    the input. A directory is refused too, since a file is written there."""
+    output = Path(output).expanduser()
+    if output.is_dir():
+        raise ConfigError(f"{key}={output} is a directory: give a file name inside it.")
+    if not output.exists():
+        return
+    for what, path in inputs:
+        path = Path(path).expanduser()
+        if path.exists() and os.path.samefile(output, path):
+            raise ConfigError(
+                f"{key}={output} is the {what} {path}: writing there would destroy it. Give "
+                f"another {key}= path."
+            )
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> Path:
     """Write ``data`` to ``path`` so that ``path`` is always either the old file or the whole
     new one: a temporary file in the same directory, flushed and fsynced, then renamed over
-    it (a rename within one filesystem is atomic; ``/tmp`` may be another filesystem)."""
+    it (a rename within one filesystem is atomic; ``/tmp`` may be another filesystem).
+
+    Any failure (a full disk included) is an ``OutputDirError`` naming the file and the free
+    space, with the temporary file removed and ``path`` untouched.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = _create_temporary(path)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _fsync_dir(path.parent)  # the rename itself survives a power loss
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc, len(data)) from exc
         raise
     return path
 
 
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new file next to ``path`` with the permissions an ordinary write would give it:
+    ``path``'s own when it exists, else 0666 less the umask (``mkstemp`` would make 0600)."""
+    while True:
+        tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
+        return fd, tmp
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a directory be opened
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_error(path: Path, exc: OSError, size: int) -> OutputDirError:
+    """One line: which file, why, its size and how much space is left where it goes."""
+    try:
+        free = f"{human_bytes(shutil.disk_usage(path.parent).free)} free there"
+    except OSError:
+        free = "free space unknown"
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    fix = "Free some space or choose" if full else "Choose"
+    return OutputDirError(
+        f"Cannot write {path}: {exc.strerror or exc} ({human_bytes(size)} to write, {free}). "
+        f"{fix} another location "
+        "(hydra.run.dir=... for runs, output=... for prediction and export files); any "
+        "earlier version of the file is unchanged."
+    )
+
+
+def human_bytes(size: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    power = 0
+    while size >= 1024 and power < len(units) - 1:
+        size, power = size / 1024, power + 1
+    return f"{size:.0f} B" if power == 0 else f"{size:.1f} {units[power]}"
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
+
+
+def write_figure(path: str | Path, figure: Any, dpi: int = 100) -> Path:
+    """A matplotlib figure as a PNG, atomically (rendered in memory first)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def finite_or_none(value: Any) -> Any:

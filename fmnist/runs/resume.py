@@ -3,30 +3,81 @@
 A killed run (SIGTERM, SIGKILL, power loss) resumes from ``checkpoints/last.ckpt``, which
 the ``last_checkpoint`` callback rewrites after every epoch:
 ``python train.py hydra.run.dir=<the run's directory> ckpt_path=last`` with the run's other
-overrides (same seed and ``trainer.max_epochs``: a one-cycle schedule is fixed to the run's
-length). The module saves torch's RNG state in each checkpoint and the training sampler
-draws the order of epoch k from (seed, k), so a resumed run ends at exactly the metrics of
-an uninterrupted one on CPU.
+overrides. Before anything is built the config is compared with the run's ``config.yaml``
+(:data:`RESUME_FIXED`): a one-cycle schedule is fixed to the run's length, the optimizer's
+state to its optimizer, the results to its seed and data split. The module saves torch's
+RNG state in each checkpoint and the training sampler draws the order of epoch k from
+(seed, k), so a resumed run ends at exactly the metrics of an uninterrupted one on CPU.
+
+Checkpoints are written atomically (:class:`AtomicCheckpointIO`), and when ``last.ckpt``
+cannot be read the newest readable checkpoint of the run is used instead.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from fmnist.errors import CheckpointError, TrainingDivergedError
+from fmnist.errors import CheckpointError, ConfigError, TrainingDivergedError
 from fmnist.inference.checkpoint import (
     check_weights,
     read_checkpoint,
     safe_hyperparameters,
     weights_mismatch,
 )
+from fmnist.runs.files import CONFIG_FILE, atomic_write_bytes
 
 log = logging.getLogger(__name__)
+
+#: Config entries a resumed run must share with the run it continues: what its checkpoint's
+#: state (weights, optimizer and schedule, epoch count, random streams, best scores) was
+#: made with. Anything else (progress bar, logger, explanation callbacks...) may change.
+RESUME_FIXED = (
+    "seed", "monitor", "model", "module.label_smoothing", "module.tta_flip", "optimizer",
+    "scheduler", "data.val_size", "data.split_seed", "data.normalize", "data.flatten",
+    "data.one_hot", "data.batch_size", "data.crop_padding", "data.hflip", "data.erasing",
+    "trainer.max_epochs", "trainer.max_steps", "trainer.accumulate_grad_batches",
+    "trainer.limit_train_batches", "trainer.devices", "trainer.num_nodes",
+)  # fmt: skip
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written atomically on any local filesystem: to a temporary file next to the
+    final name, fsynced, then renamed over it. Lightning stages them in ``/tmp`` and moves
+    them, which across filesystems is a copy that first truncates the old file: a kill
+    during it left a 0-byte ``last.ckpt``."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options (local files only).")
+        buffer = io.BytesIO()  # in memory first: torch aborts the process on a full disk
+        torch.save(checkpoint, buffer)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buffer.getbuffer())
+
+
+def last_checkpoint(output_dir: str | Path) -> Path:
+    """The checkpoint of a run directory that ``ckpt_path=last`` resumes from."""
+    return Path(output_dir) / "checkpoints" / "last.ckpt"
+
+
+def check_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's content when it is readable, ours and intact; else a CheckpointError."""
+    checkpoint = read_checkpoint(path)
+    safe_hyperparameters(checkpoint, path)
+    check_weights(checkpoint, path)
+    return checkpoint
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
@@ -35,18 +86,102 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
     if not ckpt_path:
         return None
     if ckpt_path == "last":
-        last = Path(output_dir) / "checkpoints" / "last.ckpt"
-        if not last.is_file():
-            raise CheckpointError(
-                f"ckpt_path=last, but {last} does not exist. Resuming needs the run's own "
-                "directory: python train.py hydra.run.dir=<the run's directory> ckpt_path=last "
-                "(with the run's other overrides), or pass ckpt_path=/path/to/file.ckpt."
-            )
-        ckpt_path = str(last)
-    checkpoint = read_checkpoint(ckpt_path)  # missing, corrupt or not ours: an error now
-    safe_hyperparameters(checkpoint, ckpt_path)
-    check_weights(checkpoint, ckpt_path)
+        return str(newest_readable_checkpoint(last_checkpoint(output_dir)))
+    check_checkpoint(ckpt_path)  # missing, corrupt or not ours: an error now
     return ckpt_path
+
+
+def newest_readable_checkpoint(last: Path) -> Path:
+    """``last`` itself, or when it is missing or unreadable (a kill while an older version
+    wrote it, a damaged disk) the newest readable checkpoint next to it, saying so."""
+    others = sorted(
+        (p for p in last.parent.glob("*.ckpt") if p.name != last.name),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    candidates = [last, *others] if last.is_file() else others
+    if not candidates:
+        raise CheckpointError(
+            f"ckpt_path=last, but {last} does not exist. Resuming needs the run's own "
+            "directory: python train.py hydra.run.dir=<the run's directory> ckpt_path=last "
+            "(with the run's other overrides), or pass ckpt_path=/path/to/file.ckpt."
+        )
+    for path in candidates:
+        try:
+            checkpoint = check_checkpoint(path)
+        except CheckpointError as exc:
+            log.warning("ckpt_path=last: %s", exc)
+            continue
+        if path != last:
+            log.warning(
+                "Resuming from %s instead (epoch %s): the newest readable checkpoint of the run.",
+                path,
+                checkpoint.get("epoch"),
+            )
+        return path
+    raise CheckpointError(
+        f"ckpt_path=last: None of the {len(candidates)} checkpoints in {last.parent} can be "
+        "read (see the warnings above). Start the run again in a new directory (leave out "
+        "hydra.run.dir)."
+    )
+
+
+def _fixed_values(config: DictConfig) -> dict[str, Any]:
+    """The :data:`RESUME_FIXED` entries of ``config`` as dotted keys of plain values."""
+    values: dict[str, Any] = {}
+    for key in RESUME_FIXED:
+        node = OmegaConf.select(config, key, default=None)
+        if isinstance(node, DictConfig):
+            values.update(_fixed_values_of(OmegaConf.to_container(node, resolve=True), key))
+        else:
+            values[key] = OmegaConf.to_container(node) if isinstance(node, ListConfig) else node
+    return values
+
+
+def _fixed_values_of(mapping: dict[str, Any], prefix: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(_fixed_values_of(value, f"{prefix}.{key}"))
+        else:
+            flat[f"{prefix}.{key}"] = value
+    return flat
+
+
+def _shown(value: Any) -> str:
+    return "(unset)" if value is None else str(value)
+
+
+def resume_conflicts(stored: DictConfig, current: DictConfig) -> list[str]:
+    """``key: stored -> current`` for each :data:`RESUME_FIXED` value that differs."""
+    old, new = _fixed_values(stored), _fixed_values(current)
+    return [
+        f"{key}: {_shown(old.get(key))} -> {_shown(new.get(key))}"
+        for key in sorted(old.keys() | new.keys(), key=lambda k: (_fixed_entry(k), k))
+        if old.get(key) != new.get(key)
+    ]
+
+
+def _fixed_entry(key: str) -> int:
+    """The position in :data:`RESUME_FIXED` of the entry a dotted ``key`` belongs to."""
+    return next(i for i, f in enumerate(RESUME_FIXED) if key == f or key.startswith(f"{f}."))
+
+
+def check_resume_config(cfg: DictConfig, output_dir: str | Path) -> None:
+    """Before a resume of the run in ``output_dir``, refuse the changes it cannot honour:
+    today they train for a while and then crash (a longer one-cycle schedule, another
+    optimizer's missing state) or silently mix two runs."""
+    stored_path = Path(output_dir) / CONFIG_FILE
+    if not stored_path.is_file():
+        log.warning("%s is missing: the config of the resumed run is not checked", stored_path)
+        return
+    conflicts = resume_conflicts(OmegaConf.load(stored_path), cfg)
+    if conflicts:
+        raise ConfigError(
+            f"Cannot resume the run in {output_dir}: {'; '.join(conflicts)}. A resume "
+            "continues the same run: give the run's own values (see its config.yaml), or "
+            "start a new run in a new directory."
+        )
 
 
 def check_resumable(module: L.LightningModule, ckpt_path: str | None) -> None:
@@ -76,7 +211,7 @@ def fit(
         # Lightning stops on SIGTERM with a SystemExit of code 0, which would tell a
         # scheduler the run succeeded: exit as a SIGTERM-killed process does, saying how
         # to resume (from the last finished epoch; the unfinished one is redone exactly).
-        last = Path(output_dir) / "checkpoints" / "last.ckpt"
+        last = last_checkpoint(output_dir)
         log.error(
             "Stopped by SIGTERM before the end of training. %s",
             f"Resume with: python train.py hydra.run.dir={output_dir} ckpt_path=last "
@@ -86,7 +221,7 @@ def fit(
         )
         raise SystemExit(128 + signal.SIGTERM) from exc
     except FloatingPointError as exc:
-        last = Path(output_dir) / "checkpoints" / "last.ckpt"
+        last = last_checkpoint(output_dir)
         kept = (
             f"Last good checkpoint: {last}; after the fix, resume from it with "
             f"hydra.run.dir={output_dir} ckpt_path=last, or start afresh."

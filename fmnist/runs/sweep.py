@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -36,12 +35,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fmnist.runs.files import atomic_write_text
+from fmnist.runs.config import in_multirun
+from fmnist.runs.files import CONFIG_FILE, METRICS_FILE, atomic_write_text
 from fmnist.training.metrics import VAL_ACC_BEST, sort_key
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
 ERROR_FILE = "error.txt"
 #: Accuracy-like columns, by their logged names, in the order they are shown (fractions in
 #: CSV, percent in tables). Jobs are sorted by the monitored metric's best value (the value
@@ -360,7 +359,7 @@ class SweepSummary(Callback):
         if job_return.status == JobStatus.FAILED:
             # The exception itself; the public ``return_value`` re-raises it.
             error = job_return._return_value
-            error_path.write_text(f"{type(error).__name__}: {error}\n")
+            atomic_write_text(error_path, f"{type(error).__name__}: {error}\n")
         else:
             error_path.unlink(missing_ok=True)
         write_summary(Path(str(config.hydra.sweep.dir)).absolute())
@@ -392,10 +391,10 @@ def finished_job_metrics(cfg: DictConfig) -> dict[str, Any] | None:
     """
     if not cfg.get("skip_finished", False):
         return None
-    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+    if not in_multirun():
         return None
     output_dir = Path(cfg.paths.output_dir)
-    metrics_path, config_path = output_dir / METRICS_FILE, output_dir / "config.yaml"
+    metrics_path, config_path = output_dir / METRICS_FILE, output_dir / CONFIG_FILE
     if not (metrics_path.exists() and config_path.exists()):
         return None
     stored = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)

@@ -6,6 +6,7 @@ directly with configs made by Hydra's compose API.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import (
     Callback,
     LearningRateMonitor,
@@ -25,18 +27,22 @@ from omegaconf import DictConfig, OmegaConf
 from fmnist.errors import ConfigError
 from fmnist.models.cnn import count_parameters
 from fmnist.runs.config import build
-from fmnist.runs.distributed import ddp_children_run_this_job
-from fmnist.runs.files import ensure_writable_dir, write_json
-from fmnist.runs.resume import fit, resolve_ckpt_path
+from fmnist.runs.distributed import ddp_children_run_this_job, is_launching_process
+from fmnist.runs.files import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    atomic_write_text,
+    ensure_writable_dir,
+    write_json,
+)
+from fmnist.runs.resume import AtomicCheckpointIO, check_resume_config, fit, resolve_ckpt_path
+from fmnist.runs.rundir import check_not_finished, remove_leftovers, run_dir_lock
 from fmnist.runs.sweep import finished_job_metrics
 from fmnist.training.metrics import HPARAM_METRICS, VAL_ACC_BEST, mode_of, print_test_report
 from fmnist.training.module import ClassificationModule
 from fmnist.training.predictions import PREDICTIONS_FILE, save_predictions
 
 log = logging.getLogger(__name__)
-
-#: Every run directory's record of the run: the fit summary and the test metrics.
-METRICS_FILE = "metrics.json"
 
 
 def instantiate_each(group: DictConfig | None) -> list[Any]:
@@ -75,6 +81,22 @@ def check_config(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"seed={seed!r} must be a non-negative integer or null.")
+    check_optimizer(cfg.optimizer)
+
+
+def check_optimizer(optimizer: DictConfig) -> None:
+    """The learning rate, then the optimizer's own checks on one dummy parameter, before
+    anything is built: torch accepts lr=nan, and refuses other values mid-``fit``."""
+    lr = optimizer.get("lr")
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
+        raise ConfigError(f"optimizer.lr={lr!r} must be a positive finite number (e.g. 0.001).")
+    try:
+        build(optimizer)(params=[torch.zeros(1, requires_grad=True)])
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"optimizer {optimizer._target_} refuses its settings: {exc}. Fix the optimizer.* "
+            "overrides."
+        ) from exc
 
 
 def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, ClassificationModule]:
@@ -101,10 +123,30 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return stored
     output_dir = Path(cfg.paths.output_dir)
     ensure_writable_dir(output_dir, "run directory")
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
-    # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    launching = is_launching_process()  # DDP processes of other ranks share its directory
+    with run_dir_lock(output_dir) if launching else contextlib.nullcontext():
+        ckpt_path = prepare_run_dir(cfg, output_dir, launching)
+        return fit_and_test(cfg, output_dir, ckpt_path)
 
+
+def prepare_run_dir(cfg: DictConfig, output_dir: Path, launching: bool) -> str | None:
+    """Check what the run directory holds against what this run will do (a finished run, the
+    checkpoint and config to resume), tidy what a killed start left and record the resolved
+    config; returns the checkpoint to resume from."""
+    if launching:
+        check_not_finished(output_dir, cfg.get("ckpt_path"))
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    if launching:
+        if cfg.get("ckpt_path") == "last":
+            check_resume_config(cfg, output_dir)
+        remove_leftovers(output_dir, ckpt_path)
+        # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
+        atomic_write_text(output_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+    return ckpt_path
+
+
+def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> dict[str, Any]:
+    """Build, fit, test the best checkpoint, print and write the metrics."""
     if cfg.seed is not None:  # 0 is a seed too
         L.seed_everything(cfg.seed, workers=True)
 
@@ -115,7 +157,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks, cfg.trainer.get("enable_progress_bar", True), bool(loggers)
     )
     log.info("Trainer: %s", cfg.trainer._target_)
-    trainer: L.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = build(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
 
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):

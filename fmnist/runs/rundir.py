@@ -1,0 +1,125 @@
+"""A run directory across the starts of one run: one process at a time, a finished run
+never overwritten, and what a killed start left behind removed by the next one.
+
+One process: :func:`run_dir_lock` holds ``<run dir>/.lock`` with ``fcntl.flock`` for the
+whole run, so a second ``train.py`` in the same directory stops with the first one's PID
+instead of interleaving checkpoints and metrics with it. The operating system releases the
+lock when its process ends, killed or not: a lock is never stale. Only the launching process
+takes it (DDP workers share its directory), and ``flock`` may not lock across the machines
+of a network filesystem.
+
+A killed process leaves temporary files of interrupted atomic writes
+(:data:`fmnist.runs.files.TMP_PREFIX`), and checkpoints of the epochs after the one it
+will be resumed from: the resumed run redoes those epochs, and Lightning would save them as
+``epoch_001-v1.ckpt`` next to the stale ``epoch_001.ckpt``. Only files named as this
+project names them are removed, and never one the resumed checkpoint refers to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from fmnist.errors import OutputDirError, RunDirBusyError
+from fmnist.inference.checkpoint import read_checkpoint
+from fmnist.runs.config import in_multirun
+from fmnist.runs.files import METRICS_FILE, TMP_PREFIX
+from fmnist.runs.resume import last_checkpoint
+
+log = logging.getLogger(__name__)
+
+#: The lock file of a run directory; it holds the PID of the last process that took it.
+LOCK_FILE = ".lock"
+#: Checkpoint names of conf/callbacks/default.yaml, with Lightning's ``-vN`` version suffix.
+CHECKPOINT_NAME = re.compile(r"(?:epoch_(?P<epoch>\d+)|last)(?P<version>-v\d+)?\.ckpt")
+
+
+@contextlib.contextmanager
+def run_dir_lock(output_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock while the block runs; a RunDirBusyError naming the
+    holder's PID when another process has it."""
+    fd = os.open(output_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise RunDirBusyError(
+                f"{output_dir} is in use by another run (PID {holder}): two runs in one "
+                "directory would overwrite each other's checkpoints and metrics. Wait for it "
+                "to end, or give this run its own directory (hydra.run.dir=...)."
+            ) from None
+        except OSError as exc:  # ENOLCK: a filesystem without locks
+            log.warning("Cannot lock %s (%s): a second run there would not be stopped",
+                        output_dir, errno.errorcode.get(exc.errno or 0, exc))  # fmt: skip
+        with contextlib.suppress(OSError):  # only for the message above: a full disk may refuse
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_not_finished(output_dir: Path, ckpt_path: str | None) -> None:
+    """A new run in the directory of a finished one would overwrite its checkpoints, config
+    and metrics: refuse it. Resuming the run itself (``ckpt_path=last``) is allowed, and so
+    are the jobs of a multirun, which a re-run sweep trains again on purpose when their
+    config changed (see ``fmnist.runs.sweep.finished_job_metrics``)."""
+    if ckpt_path == "last" or in_multirun() or not (output_dir / METRICS_FILE).exists():
+        return
+    raise OutputDirError(
+        f"{output_dir} holds a finished run ({METRICS_FILE}); a new run there would overwrite "
+        "its checkpoints and results. Give the new run a new directory (leave out "
+        "hydra.run.dir for a fresh one), or resume this run with ckpt_path=last."
+    )
+
+
+def referenced_checkpoints(checkpoint: Mapping[str, Any]) -> set[str]:
+    """File names of the checkpoints the callbacks' states in ``checkpoint`` refer to."""
+    names: set[str] = set()
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if not isinstance(state, Mapping):
+            continue
+        paths = [state.get(k) for k in ("best_model_path", "kth_best_model_path")]
+        paths += [state.get("last_model_path"), *(state.get("best_k_models") or {})]
+        names |= {Path(p).name for p in paths if isinstance(p, str) and p}
+    return names
+
+
+def stale_checkpoints(checkpoint_dir: Path, resume_from: Path) -> list[Path]:
+    """Checkpoints of ``checkpoint_dir`` written after ``resume_from`` by the killed start,
+    and ``-vN`` duplicates; neither ``resume_from`` nor one it refers to."""
+    checkpoint = read_checkpoint(resume_from)
+    keep = referenced_checkpoints(checkpoint) | {resume_from.name, "last.ckpt"}
+    epoch = checkpoint.get("epoch")
+    stale = []
+    for path in sorted(checkpoint_dir.glob("*.ckpt")):
+        match = CHECKPOINT_NAME.fullmatch(path.name)
+        if match is None or path.name in keep:
+            continue
+        later = isinstance(epoch, int) and int(match["epoch"] or -1) > epoch
+        if match["version"] or later:
+            stale.append(path)
+    return stale
+
+
+def remove_leftovers(output_dir: Path, ckpt_path: str | None) -> list[Path]:
+    """Remove the temporary files of interrupted writes in ``output_dir``, and, when resuming
+    from one of its own checkpoints, the stale checkpoints (:func:`stale_checkpoints`)."""
+    # The run directory and its folders (checkpoints/, activations/): where runs write.
+    found = [*output_dir.glob(f"{TMP_PREFIX}*"), *output_dir.glob(f"*/{TMP_PREFIX}*")]
+    leftovers = [p for p in found if p.is_file()]
+    checkpoint_dir = last_checkpoint(output_dir).parent
+    if ckpt_path and Path(ckpt_path).resolve().parent == checkpoint_dir.resolve():
+        leftovers += stale_checkpoints(checkpoint_dir, Path(ckpt_path))
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+        log.info("Removed %s, left by an interrupted start of this run", path)
+    return leftovers
