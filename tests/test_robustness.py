@@ -1,13 +1,21 @@
-"""Fashion-MNIST-C on the fly: the corruptions."""
+"""Fashion-MNIST-C on the fly: the corruptions and the robustness task."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from conftest import TINY_OVERRIDES, compose_config
 
+from fmnist.analysis.importance import evaluation_subset
 from fmnist.data.corruptions import CORRUPTIONS, corrupt, severities
 from fmnist.data.synthetic import make_images
 from fmnist.errors import ConfigError
+from fmnist.training.predictions import load_predictions
+from fmnist.training.run import train
 
 #: Corruptions with five severities (the flips and turns have one).
 GRADED = [name for name in CORRUPTIONS if len(severities(name)) == 5]
@@ -67,3 +75,38 @@ def test_flips_and_turns_are_exact() -> None:
         corrupt(x, "hflip", 2)
     with pytest.raises(ConfigError, match="Unknown corruption"):
         corrupt(x, "fog", 1)
+
+
+QUICK = ["model.filters=[4,8]", "model.hidden=16", "logger=none", "callbacks.lr_monitor=null",
+         "callbacks.permutation_importance=null", "callbacks.activation_capture=null",
+         "trainer.max_epochs=3"]  # fmt: skip
+
+
+def test_task_clean_row_is_the_run_s_test_accuracy(tiny_train_cfg, fake_data_dir, tmp_path):
+    """The task's clean row is the checkpoint's test accuracy on the same images, and it
+    writes its table, heatmap and examples."""
+    from fmnist.analysis.tasks import run_analysis
+
+    metrics = train(tiny_train_cfg(*QUICK))
+    run = Path(tiny_train_cfg().paths.output_dir)
+    predictions = load_predictions(run / "predictions.npz")
+    correct = predictions["predicted"] == predictions["labels"]
+
+    data = [o for o in TINY_OVERRIDES if o.startswith("data.")]
+    out = tmp_path / "analysis"
+    overrides = [*data, "task=robustness", f"ckpt={metrics['best_checkpoint']}",
+                 "task.samples=50", "task.examples=1", "seed=4"]  # fmt: skip
+    report = run_analysis(compose_config("analyze", overrides, out, fake_data_dir)).read_text()
+    result = json.loads((out / "robustness.json").read_text())
+    expected = correct[evaluation_subset(80, 50, seed=4).numpy()].mean()
+    assert result["images"] == 50 and result["clean_acc"] == pytest.approx(expected, abs=1e-12)
+    accuracies = [a for accs in result["accuracy"].values() for a in accs]
+    assert len(accuracies) == 10 * 5 + 5 and all(0 <= a <= 1 for a in accuracies)
+    mean = np.mean([np.mean(accs) for accs in result["accuracy"].values()])
+    assert result["mean_corruption_acc"] == pytest.approx(mean)
+    assert result["drop"] == pytest.approx(result["clean_acc"] - mean)
+    assert set(result["worst_per_class"]) >= {"Trouser", "Ankle boot"}
+    for name in ("robustness_heatmap", "corruption_examples"):
+        assert (out / f"{name}.png").stat().st_size > 1000 and f"{name}.png" in report
+    assert f"| clean | {100 * expected:.2f} |" in report
+    assert "| rot90 |" in report and "| Trouser |" in report
