@@ -1,4 +1,4 @@
-"""Fashion-MNIST-C on the fly: the corruptions and the robustness task."""
+"""Fashion-MNIST-C on the fly: the corruptions, the robustness task and the callback."""
 
 from __future__ import annotations
 
@@ -82,15 +82,24 @@ QUICK = ["model.filters=[4,8]", "model.hidden=16", "logger=none", "callbacks.lr_
          "trainer.max_epochs=3"]  # fmt: skip
 
 
-def test_task_clean_row_is_the_run_s_test_accuracy(tiny_train_cfg, fake_data_dir, tmp_path):
-    """The task's clean row is the checkpoint's test accuracy on the same images, and it
-    writes its table, heatmap and examples."""
+def test_callback_and_task_agree_with_the_run_test(tiny_train_cfg, fake_data_dir, tmp_path):
+    """The callback's numbers land in metrics.json; the task's clean row is the checkpoint's
+    test accuracy on the same images, and it writes its table, heatmap and examples."""
     from fmnist.analysis.tasks import run_analysis
 
-    metrics = train(tiny_train_cfg(*QUICK))
-    run = Path(tiny_train_cfg().paths.output_dir)
+    cfg = tiny_train_cfg(*QUICK, "callbacks.robustness.enabled=true",
+                         "callbacks.robustness.samples=null")  # fmt: skip
+    metrics = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    from_callback = json.loads((run / "robustness.json").read_text())
     predictions = load_predictions(run / "predictions.npz")
     correct = predictions["predicted"] == predictions["labels"]
+    assert from_callback["clean_acc"] == correct.mean()
+    assert from_callback["clean_acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)  # float32
+    stored = json.loads((run / "metrics.json").read_text())
+    assert stored["test/mean_corruption_acc"] == from_callback["mean_corruption_acc"]
+    accuracies = [a for accs in from_callback["accuracy"].values() for a in accs]
+    assert len(accuracies) == 10 * 5 + 5 and all(0 <= a <= 1 for a in accuracies)
 
     data = [o for o in TINY_OVERRIDES if o.startswith("data.")]
     out = tmp_path / "analysis"
@@ -100,8 +109,6 @@ def test_task_clean_row_is_the_run_s_test_accuracy(tiny_train_cfg, fake_data_dir
     result = json.loads((out / "robustness.json").read_text())
     expected = correct[evaluation_subset(80, 50, seed=4).numpy()].mean()
     assert result["images"] == 50 and result["clean_acc"] == pytest.approx(expected, abs=1e-12)
-    accuracies = [a for accs in result["accuracy"].values() for a in accs]
-    assert len(accuracies) == 10 * 5 + 5 and all(0 <= a <= 1 for a in accuracies)
     mean = np.mean([np.mean(accs) for accs in result["accuracy"].values()])
     assert result["mean_corruption_acc"] == pytest.approx(mean)
     assert result["drop"] == pytest.approx(result["clean_acc"] - mean)
@@ -110,3 +117,10 @@ def test_task_clean_row_is_the_run_s_test_accuracy(tiny_train_cfg, fake_data_dir
         assert (out / f"{name}.png").stat().st_size > 1000 and f"{name}.png" in report
     assert f"| clean | {100 * expected:.2f} |" in report
     assert "| rot90 |" in report and "| Trouser |" in report
+
+
+def test_callback_refuses_a_bad_sample_count() -> None:
+    from fmnist.callbacks import Robustness
+
+    with pytest.raises(ConfigError, match="samples=0"):
+        Robustness(enabled=True, samples=0)
