@@ -124,3 +124,18 @@ def test_callback_refuses_a_bad_sample_count() -> None:
 
     with pytest.raises(ConfigError, match="samples=0"):
         Robustness(enabled=True, samples=0)
+
+
+def test_the_robust_preset_is_the_default_recipe_plus_the_corruption_mix(tmp_path) -> None:
+    from omegaconf import OmegaConf
+
+    from fmnist.data import FashionMNISTDataModule
+
+    default = OmegaConf.to_container(compose_config("train", [], tmp_path), resolve=True)
+    robust = OmegaConf.to_container(compose_config("train", ["experiment=robust"], tmp_path),
+                                    resolve=True)  # fmt: skip
+    assert default["data"].pop("corruption_mix") == 0.0
+    assert robust["data"].pop("corruption_mix") == 0.5
+    assert robust == default
+    with pytest.raises(ConfigError, match="corruption_mix=1.5"):
+        FashionMNISTDataModule(corruption_mix=1.5)
