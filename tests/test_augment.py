@@ -63,3 +63,54 @@ def test_augmentation_is_reproducible_with_a_seed() -> None:
         generator=torch.Generator().manual_seed(6),
     )
     assert torch.equal(a, b)
+
+
+def test_corruption_mix_keeps_the_format_is_seeded_and_spares_the_rest() -> None:
+    x = images(160)  # 10 chunks of 16
+    out = augment.corruption_mix(x, p=1.0, generator=torch.Generator().manual_seed(2))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert out.min() >= 0 and out.max() <= 1
+    again = augment.corruption_mix(x, p=1.0, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(out, again)
+    other = augment.corruption_mix(x, p=1.0, generator=torch.Generator().manual_seed(3))
+    assert not torch.equal(out, other)
+    chunks_changed = (out != x).view(10, -1).any(1)
+    assert chunks_changed.all()  # p=1: every chunk gets an operation
+    assert torch.equal(augment.corruption_mix(x, p=0.0), x)
+
+    half = augment.corruption_mix(x.repeat(10, 1, 1, 1), 0.5, torch.Generator().manual_seed(0))
+    share = (half != x.repeat(10, 1, 1, 1)).view(100, -1).any(1).float().mean()
+    assert 0.3 < share < 0.7  # about half the chunks
+
+    raw = (x * 200).to(torch.uint8)[:, 0]  # uint8 (N, 28, 28) works too
+    out = augment.corruption_mix(raw, p=1.0, generator=torch.Generator().manual_seed(2))
+    assert out.shape == raw.shape and out.dtype == torch.uint8
+
+
+def test_the_mix_never_trains_the_evaluation_s_exact_corruptions() -> None:
+    """Strengths come from ranges where the evaluation has fixed severities; shot noise, glass
+    and motion blur, flips and turns are not trained at all (Gaussian noise and blur are)."""
+    from fmnist.data import corruptions as c
+
+    operations = {operation for operation, _ in augment.CORRUPTION_MIX}
+    assert all(low < high for _, (low, high) in augment.CORRUPTION_MIX)
+    untrained = {c.shot_noise, c.glass_blur, c.motion_blur, c.hflip, c.vflip, c.turn, c.inversion}
+    assert not operations & untrained
+    assert {c.gaussian_noise, c.gaussian_blur} <= operations
+
+
+def test_datamodule_applies_the_corruption_mix_only_when_asked(fake_data_dir) -> None:
+    from fmnist.data import FashionMNISTDataModule
+
+    def module(share: float) -> FashionMNISTDataModule:
+        return FashionMNISTDataModule(root=str(fake_data_dir), download=False,
+                                      search_system=False, strict=False, val_size=40,
+                                      crop_padding=0, corruption_mix=share)  # fmt: skip
+
+    batch = module(0.0).split("train").images[:64]
+    torch.manual_seed(0)
+    assert torch.equal(module(0.0).augment(batch), batch[:, None].float() / 255)
+    torch.manual_seed(0)
+    out = module(1.0).augment(batch)
+    assert out.shape == (64, 1, 28, 28) and out.dtype == torch.float32
+    assert out.min() >= 0 and out.max() <= 1 and not torch.equal(out, batch[:, None] / 255)

@@ -104,6 +104,30 @@ def test_a_loss_monitored_sweep_puts_the_lowest_loss_first(tmp_path: Path) -> No
     assert "val/loss 0.3100" in (tmp_path / "summary.md").read_text()
 
 
+def test_ece_and_mean_corruption_columns_appear_when_a_run_computed_them(tmp_path: Path) -> None:
+    write_job(tmp_path / "old", 0, ["seed=0"], fake_metrics(0.8, 0.8, 0))
+    write_summary(tmp_path / "old")
+    assert "corruption acc" not in (tmp_path / "old" / "summary.md").read_text()
+    rows = list(csv.DictReader((tmp_path / "old" / "summary.csv").open()))
+    assert rows[0]["test/mean_corruption_acc"] == "" and rows[0]["test/ece"] == ""
+
+    sweep = tmp_path / "new"
+    for seed, (ece, corruption) in enumerate(((0.021, 0.61), (0.013, 0.67))):
+        metrics = {**fake_metrics(0.8, 0.8, seed), "test/ece": ece,
+                   "test/mean_corruption_acc": corruption}  # fmt: skip
+        write_job(sweep, seed, [f"seed={seed}", "experiment=robust"], metrics)
+    write_job(sweep, 2, ["seed=2", "experiment=robust"], fake_metrics(0.8, 0.8, 2))  # callback off
+    jobs, groups = write_summary(sweep)
+    rows = {r["job"]: r for r in csv.DictReader((sweep / "summary.csv").open())}
+    assert float(rows["1"]["test/mean_corruption_acc"]) == pytest.approx(0.67)
+    assert float(rows["0"]["test/ece"]) == pytest.approx(0.021)
+    assert rows["2"]["test/mean_corruption_acc"] == ""
+    assert groups[0].mean["test/mean_corruption_acc"] == pytest.approx(0.64)
+    markdown = (sweep / "summary.md").read_text()
+    assert "| test ECE % | mean corruption acc % |" in markdown
+    assert "| 2.10 | 61.00 |" in markdown and "| 64.00 ± 4.24 |" in markdown
+
+
 def test_single_seed_group_has_no_std(tmp_path: Path) -> None:
     write_job(tmp_path, 0, ["seed=0"], fake_metrics(0.5, 0.5, 0))
     (group,) = seed_groups(read_sweep(tmp_path))

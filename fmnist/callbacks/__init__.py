@@ -3,6 +3,13 @@
 from fmnist.callbacks.activation_capture import ActivationCapture
 from fmnist.callbacks.learning_curves import LearningCurves
 from fmnist.callbacks.permutation_importance import PermutationImportance
+from fmnist.callbacks.robustness import Robustness
 from fmnist.callbacks.temperature import TemperatureScaling
 
-__all__ = ["ActivationCapture", "LearningCurves", "PermutationImportance", "TemperatureScaling"]
+__all__ = [
+    "ActivationCapture",
+    "LearningCurves",
+    "PermutationImportance",
+    "Robustness",
+    "TemperatureScaling",
+]

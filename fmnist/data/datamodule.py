@@ -72,6 +72,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
         flatten: the model takes 784-vectors (``module.flatten`` follows this value).
         one_hot: give targets as one-hot float vectors instead of class indices.
         crop_padding, hflip, erasing: batched training augmentation (0/False = off).
+        corruption_mix: share of the training images given a train-time counterpart of the
+            Fashion-MNIST-C corruptions (:func:`fmnist.data.augment.corruption_mix`; 0 = off).
         num_workers: DataLoader workers; 0 is fastest for in-memory data.
         on_device: keep the whole dataset (uint8, 55 MB) on the trainer's device and draw
             batches there (:class:`DeviceBatches`): ``"auto"`` does so on any accelerator
@@ -94,6 +96,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         crop_padding: int = 0,
         hflip: bool = False,
         erasing: float = 0.0,
+        corruption_mix: float = 0.0,
         num_workers: int = 0,
         pin_memory: bool = False,
         on_device: bool | str = "auto",
@@ -110,8 +113,9 @@ class FashionMNISTDataModule(L.LightningDataModule):
                 f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} "
                 "must be positive integers."
             )
-        if not 0.0 <= erasing <= 1.0:
-            raise ConfigError(f"data.erasing={erasing} is a probability: give a value in [0, 1].")
+        for name, value in (("erasing", erasing), ("corruption_mix", corruption_mix)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"data.{name}={value} is a probability: give a value in [0, 1].")
         if crop_padding < 0:
             raise ConfigError(f"data.crop_padding={crop_padding} must be >= 0.")
         self.save_hyperparameters()
@@ -125,6 +129,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.normalize, self.flatten, self.one_hot = normalize, flatten, one_hot
         self.crop_padding, self.hflip, self.erasing = crop_padding, hflip, erasing
+        self.corruption_mix = corruption_mix
         self.num_workers, self.pin_memory = num_workers, pin_memory
         if on_device not in (True, False, "auto"):
             raise ConfigError(f"data.on_device={on_device!r}: use true, false or auto.")
@@ -241,6 +246,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
             images = augment.random_crop(images, self.crop_padding)
         if self.hflip:
             images = augment.random_hflip(images)
+        if self.corruption_mix:
+            images = augment.corruption_mix(images, self.corruption_mix)
         if self.erasing:
             images = augment.random_erasing(images, self.erasing)
         return images

@@ -37,15 +37,27 @@ from rich.table import Table
 
 from fmnist.runs.config import in_multirun
 from fmnist.runs.files import CONFIG_FILE, METRICS_FILE, atomic_write_text
-from fmnist.training.metrics import VAL_ACC_BEST, sort_key
+from fmnist.training.metrics import MEAN_CORRUPTION_ACC, VAL_ACC_BEST, sort_key
 
 log = logging.getLogger(__name__)
 
 ERROR_FILE = "error.txt"
-#: Accuracy-like columns, by their logged names, in the order they are shown (fractions in
-#: CSV, percent in tables). Jobs are sorted by the monitored metric's best value (the value
-#: train.py returns to sweepers), in its mode: highest accuracy or lowest loss first.
-SCORES = (VAL_ACC_BEST, "test/acc", "test/f1_macro", "test/f1_weighted")
+#: Score columns, by their logged names, in the order they are shown (fractions in CSV,
+#: percent in tables), with their table headers. Jobs are sorted by the monitored metric's
+#: best value (the value train.py returns to sweepers), in its mode: highest accuracy or
+#: lowest loss first.
+SCORE_HEADERS = {
+    VAL_ACC_BEST: "val acc %",
+    "test/acc": "test acc %",
+    "test/f1_macro": "test F1 macro %",
+    "test/f1_weighted": "test F1 weighted %",
+    "test/ece": "test ECE %",
+    MEAN_CORRUPTION_ACC: "mean corruption acc %",
+}
+SCORES = tuple(SCORE_HEADERS)
+#: Columns of the printed and Markdown tables only when a job computed them (ECE: runs since
+#: calibration; mean corruption accuracy: runs with callbacks.robustness.enabled=true).
+OPTIONAL_SCORES = ("test/ece", MEAN_CORRUPTION_ACC)
 MONITOR_BEST = "monitor_best"
 JOB_COLUMNS = ("job", "overrides", "seed", "monitor", "monitor_best", *SCORES, "parameters",
                "train_time_s", "status", "error")  # fmt: skip
@@ -198,21 +210,27 @@ def _mean_std(group: SeedGroup, score: str) -> str:
     return _percent(group.mean[score]) + ("" if math.isnan(std) else f" ± {100 * std:.2f}")
 
 
-def _job_cells(job: JobResult, keys: set[str]) -> list[str]:
+def shown_scores(jobs: Sequence[JobResult]) -> list[str]:
+    """The score columns of the tables: the optional ones only when some job has them."""
+    return [s for s in SCORES if s not in OPTIONAL_SCORES or any(s in j.scores for j in jobs)]
+
+
+def _job_cells(job: JobResult, keys: set[str], scores: Sequence[str]) -> list[str]:
     return [
         job.job,
         job.varying(keys),
         "" if job.seed is None else str(job.seed),
         f"{job.monitor} {_monitor_cell(job.monitor_best, job.monitor_mode)}".strip(),
-        *(_percent(job.scores.get(s)) for s in SCORES),
+        *(_percent(job.scores.get(s)) for s in scores),
         "" if job.parameters is None else f"{job.parameters:,}",
         "" if job.train_time_s is None else f"{job.train_time_s:.1f}",
         job.status,
     ]
 
 
-_HEADERS = ["job", "overrides", "seed", "monitored best", "val acc %", "test acc %",
-            "test F1 macro %", "test F1 weighted %", "parameters", "train s", "status"]  # fmt: skip
+def _job_headers(scores: Sequence[str]) -> list[str]:
+    return ["job", "overrides", "seed", "monitored best", *(SCORE_HEADERS[s] for s in scores),
+            "parameters", "train s", "status"]  # fmt: skip
 
 
 def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -276,31 +294,29 @@ def _group_rows(groups: Sequence[SeedGroup]) -> list[dict[str, Any]]:
     ]
 
 
-_GROUP_HEADERS = ["overrides", "n", "seeds", "val acc %", "test acc %", "test F1 macro %",
-                  "test F1 weighted %"]  # fmt: skip
-
-
 def _summary_markdown(
     sweep_dir: Path, jobs: Sequence[JobResult], groups: Sequence[SeedGroup], keys: set[str]
 ) -> str:
     done = sum(j.status == "completed" for j in jobs)
+    scores = shown_scores(jobs)
     lines = [
         f"# Sweep {sweep_dir}",
         "",
         f"{done} of {len(jobs)} jobs completed. Sorted by the best value of the monitored "
         "metric (the value train.py returns to sweepers), best first. Scores in percent.",
         "",
-        *_markdown_table(_HEADERS, [_job_cells(j, keys) for j in jobs]),
+        *_markdown_table(_job_headers(scores), [_job_cells(j, keys, scores) for j in jobs]),
     ]
     if any(len(g.seeds) > 1 for g in groups):
         rows = [
             [g.overrides, str(len(g.seeds)), " ".join(map(str, g.seeds))]
-            + [_mean_std(g, s) for s in SCORES]
+            + [_mean_std(g, s) for s in scores]
             for g in groups
         ]
+        headers = ["overrides", "n", "seeds", *(SCORE_HEADERS[s] for s in scores)]
         lines += ["", "## Seed groups", "",
                   "Jobs differing only by seed: mean ± sample standard deviation (n - 1).", "",
-                  *_markdown_table(_GROUP_HEADERS, rows)]  # fmt: skip
+                  *_markdown_table(headers, rows)]  # fmt: skip
     failed = [j for j in jobs if j.status == "failed"]
     if failed:
         lines += ["", "## Failed jobs", ""]
@@ -313,22 +329,20 @@ def print_summary(jobs: Sequence[JobResult], groups: Sequence[SeedGroup], title:
     console = Console()
     keys = varying_keys(jobs)
     table = Table(title=title)
-    shown = [i for i, h in enumerate(_HEADERS) if h != "test F1 weighted %"]  # files have it
-    for i in shown:
-        header = _HEADERS[i]
+    scores = [s for s in shown_scores(jobs) if s != "test/f1_weighted"]  # the files have it
+    for header in _job_headers(scores):
         table.add_column(header, justify="left" if header in ("job", "overrides") else "right")
     for job in jobs:
-        cells = _job_cells(job, keys)
         style = "red" if job.status == "failed" else None
-        table.add_row(*(escape(cells[i]) for i in shown), style=style)
+        table.add_row(*map(escape, _job_cells(job, keys, scores)), style=style)
     console.print(table)
     if any(len(g.seeds) > 1 for g in groups):
         seeds = Table(title="Seed groups: mean ± std over seeds")
-        for header in ("overrides", "n", "val acc %", "test acc %", "test F1 macro %"):
+        for header in ("overrides", "n", *(SCORE_HEADERS[s] for s in scores)):
             seeds.add_column(header, justify="left" if header == "overrides" else "right")
         for g in groups:
             seeds.add_row(
-                escape(g.overrides), str(len(g.seeds)), *(_mean_std(g, s) for s in SCORES[:3])
+                escape(g.overrides), str(len(g.seeds)), *(_mean_std(g, s) for s in scores)
             )
         console.print(seeds)
     for job in jobs:

@@ -38,6 +38,8 @@ MODES: dict[str, str] = {
     "test/ece_calibrated": "min",
     "test/nll_calibrated": "min",
     "test/brier_calibrated": "min",
+    # Fashion-MNIST-C (fmnist.analysis.robustness), when callbacks.robustness is enabled.
+    "test/mean_corruption_acc": "max",
 }
 #: Metrics a run can monitor (checkpointing, sweeps): the validation ones.
 MONITORABLE = tuple(name for name in MODES if name.startswith("val/"))
@@ -48,6 +50,7 @@ CALIBRATION_SCALARS = tuple(
     n for n in TEST_SCALARS if n.split("/")[1].startswith(("ece", "nll", "brier"))
 )
 VAL_ACC_BEST = "val/acc_best"
+MEAN_CORRUPTION_ACC = "test/mean_corruption_acc"
 #: TensorBoard's HPARAMS tab: the metrics every run is compared on (logged under hp/).
 HPARAM_METRICS = {"hp/val_acc_best": VAL_ACC_BEST, "hp/test_acc": "test/acc"}
 
@@ -97,6 +100,7 @@ OVERALL_ORDER = (
     "test/precision_macro",
     "test/recall_macro",
     "test/f1_macro",
+    "test/mean_corruption_acc",
     "test/ece",
     "test/ece_calibrated",
     "test/nll",

@@ -1,0 +1,64 @@
+"""Robustness: after testing, the tested weights on Fashion-MNIST-C, for every run of a sweep."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+
+from fmnist.analysis.importance import evaluation_subset
+from fmnist.analysis.robustness import evaluate_robustness
+from fmnist.callbacks.outputs import run_dir
+from fmnist.errors import ConfigError
+from fmnist.runs.files import write_json
+from fmnist.training.metrics import MEAN_CORRUPTION_ACC
+
+log = logging.getLogger(__name__)
+
+
+class Robustness(L.Callback):
+    """At the end of testing, the accuracy of the tested weights under every corruption of
+    ``fmnist.data.corruptions`` on ``samples`` seeded test images (None: all 10,000), as
+    ``analyze.py task=robustness`` computes it: ``robustness.json`` in the run directory, and
+    the mean corruption accuracy in the test report, so ``metrics.json`` and the sweep
+    summary carry it. Off unless ``enabled`` (``callbacks.robustness.enabled=true``): it
+    predicts 56 x ``samples`` images after every run.
+    """
+
+    def __init__(
+        self,
+        enabled: bool = False,
+        samples: int | None = 2000,
+        seed: int = 0,
+        batch_size: int = 1000,
+    ) -> None:
+        if samples is not None and samples < 1:  # now, not after training
+            raise ConfigError(
+                f"callbacks.robustness.samples={samples}: give a positive number of test "
+                "images, or null for all of them."
+            )
+        self.enabled, self.samples, self.seed, self.batch_size = enabled, samples, seed, batch_size
+
+    def on_test_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not self.enabled or not trainer.is_global_zero:
+            return
+        data = trainer.datamodule.split("test")
+        index = evaluation_subset(len(data), self.samples, self.seed).to(data.labels.device)
+        result = evaluate_robustness(
+            module, data.images[index], data.labels[index], self.seed, self.batch_size
+        )
+        write_json(run_dir(trainer) / "robustness.json", result)
+        # Lightning calls the module's on_test_epoch_end (which fills test_report) before
+        # this hook; train() writes test_report["overall"] into metrics.json after it.
+        module.test_report.setdefault("overall", {})[MEAN_CORRUPTION_ACC] = result[
+            "mean_corruption_acc"
+        ]
+        for logger in trainer.loggers:
+            logger.log_metrics({MEAN_CORRUPTION_ACC: result["mean_corruption_acc"]})
+        log.info(
+            "Mean corruption accuracy %.2f%% (clean %.2f%%, %d images, %.1f s)",
+            100 * result["mean_corruption_acc"],
+            100 * result["clean_acc"],
+            result["images"],
+            result["seconds"],
+        )
