@@ -1,4 +1,4 @@
-"""Figures comparing two models on the same test images (``analyze.py task=compare``)."""
+"""Figures comparing models on the same test images (``task=compare``, ``task=baselines``)."""
 
 from __future__ import annotations
 
@@ -48,4 +48,20 @@ def recall_differences(
     ax.set_xticks(range(len(class_names)), class_names, rotation=40, ha="right", fontsize=8)
     ax.set_ylabel("recall difference (pp)")
     ax.set_title(f"Per-class recall: {names[1]} minus {names[0]}", fontsize=9)
+    return fig
+
+
+def accuracy_and_time(
+    names: Sequence[str], accuracy: Sequence[float], seconds: Sequence[float]
+) -> Figure:
+    """Test accuracy of each classifier, its fitting time written beside the bar."""
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(names) + 1.2), constrained_layout=True)
+    percent = 100 * np.asarray(accuracy)
+    ax.barh(range(len(names)), percent, color="tab:blue")
+    for row, (value, time_s) in enumerate(zip(percent, seconds, strict=True)):
+        ax.text(value + 0.3, row, f"{value:.2f}%  ({time_s:.0f} s fit)", va="center", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(max(0.0, percent.min() - 10), min(100.0, percent.max() + 8))
+    ax.set_xlabel("test accuracy (%)")
     return fig
