@@ -1,0 +1,194 @@
+"""One leaderboard of every finished run and baseline: read, grouped by seed, sorted.
+
+Every training run (``train.py``, single or in a sweep) and every baseline
+(``analyze.py task=baselines``) leaves a ``metrics.json`` with ``test/acc``,
+``val/acc_best``, ``parameters``, ``train_time_s`` and ``seed``; this module finds them under
+some directories and groups the ones that differ only by seed: a training run's identity is
+its resolved ``config.yaml`` without the seed and the entries that only say where things are;
+a baseline's is its name, estimator (its ``random_state`` is the seed), features, training
+images and preprocessing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from fmnist.training.metrics import VAL_ACC_BEST
+
+METRICS_FILE = "metrics.json"
+PUBLISHED = "published, not measured here"
+#: Top-level config entries that do not change what is trained (where, how it is logged).
+NOT_IDENTITY = ("seed", "paths", "hydra", "ckpt_path", "skip_finished", "callbacks", "logger",
+                "task_name")  # fmt: skip
+#: Nested entries that only say where data and outputs are.
+NOT_IDENTITY_NESTED = {"trainer": ("default_root_dir",),
+                       "data": ("root", "download", "search_system")}  # fmt: skip
+
+
+@dataclass
+class Entry:
+    """One finished run or baseline."""
+
+    path: Path
+    kind: str  # "trained" or "baseline"
+    name: str
+    key: str  # equal for entries that differ only by seed
+    seed: int | None
+    scores: dict[str, float | None]  # test/acc, val/acc_best, test/f1_macro
+    parameters: int | None
+    train_time_s: float | None
+
+
+@dataclass
+class Row:
+    """A leaderboard line: one configuration over its seeds, or a published result."""
+
+    name: str
+    kind: str
+    test_acc: float
+    test_acc_std: float | None = None
+    seeds: list[int | None] = field(default_factory=list)
+    val_acc: float | None = None
+    parameters: int | None = None
+    train_time_s: float | None = None
+    source: str = ""
+
+
+def run_identity(run_dir: Path) -> tuple[str, str]:
+    """(name, key) of a training run: its command-line overrides without the seed, and its
+    resolved config without the seed and locations."""
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    overrides = []
+    if overrides_file.exists():
+        overrides = [str(o) for o in OmegaConf.load(overrides_file)]
+        overrides = [o for o in overrides if o.split("=")[0].lstrip("+~") not in NOT_IDENTITY]
+    name = "train.py " + (" ".join(overrides) if overrides else "(defaults)")
+    config_file = run_dir / "config.yaml"
+    if not config_file.exists():
+        return name, str(run_dir)
+    config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False)
+    config = {k: v for k, v in config.items() if k not in NOT_IDENTITY}
+    for group, keys in NOT_IDENTITY_NESTED.items():
+        if isinstance(config.get(group), dict):
+            config[group] = {k: v for k, v in config[group].items() if k not in keys}
+    return name, json.dumps(config, sort_keys=True)
+
+
+def baseline_identity(baseline: dict[str, Any]) -> tuple[str, str]:
+    """(name, key) of a baseline: the seed shows in its estimator as ``random_state``."""
+    estimator = re.sub(r"random_state=\d+", "random_state=<seed>", baseline["estimator"])
+    parts = (baseline["name"], estimator, baseline["features"], baseline["train_images"],
+             baseline["normalize"])  # fmt: skip
+    samples = baseline["train_images"]
+    return f"baseline {baseline['name']} ({samples:,} train images)", json.dumps(parts)
+
+
+def read_entry(metrics_file: Path) -> Entry | None:
+    """The entry of a ``metrics.json``; None when it is not a finished, tested run."""
+    try:
+        metrics = json.loads(metrics_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("test/acc"), int | float):
+        return None
+    if "baseline" in metrics:
+        kind, (name, key) = "baseline", baseline_identity(metrics["baseline"])
+    else:
+        kind, (name, key) = "trained", run_identity(metrics_file.parent)
+    scores = {k: metrics.get(k) for k in ("test/acc", VAL_ACC_BEST, "test/f1_macro")}
+    return Entry(metrics_file.parent, kind, name, key, metrics.get("seed"), scores,
+                 metrics.get("parameters"), metrics.get("train_time_s"))  # fmt: skip
+
+
+def find_entries(roots: Iterable[str | Path]) -> list[Entry]:
+    """Every finished run and baseline under ``roots`` (each directory once)."""
+    seen: set[Path] = set()
+    entries = []
+    for root in roots:
+        for metrics_file in sorted(Path(root).expanduser().rglob(METRICS_FILE)):
+            real = metrics_file.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            if (entry := read_entry(metrics_file)) is not None:
+                entries.append(entry)
+    return entries
+
+
+def _mean(values: list[Any]) -> float | None:
+    present = [float(v) for v in values if v is not None]
+    return statistics.fmean(present) if present else None
+
+
+def leaderboard(entries: list[Entry], published: Iterable[dict[str, Any]] = ()) -> list[Row]:
+    """One row per configuration (mean and sample std over its seeds) and per published
+    result, highest test accuracy first."""
+    groups: dict[str, list[Entry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.key, []).append(entry)
+    rows = []
+    for members in groups.values():
+        members.sort(key=lambda e: (e.seed is None, e.seed or 0))
+        accuracies = [float(e.scores["test/acc"]) for e in members]
+        rows.append(Row(
+            name=members[0].name,
+            kind=members[0].kind,
+            test_acc=statistics.fmean(accuracies),
+            test_acc_std=statistics.stdev(accuracies) if len(accuracies) > 1 else None,
+            seeds=[e.seed for e in members],
+            val_acc=_mean([e.scores[VAL_ACC_BEST] for e in members]),
+            parameters=members[0].parameters,
+            train_time_s=_mean([e.train_time_s for e in members]),
+            source=", ".join(str(e.path) for e in members),
+        ))  # fmt: skip
+    for result in published:
+        rows.append(
+            Row(
+                name=str(result["name"]),
+                kind=PUBLISHED,
+                test_acc=float(result["test_acc"]),
+                source=str(result["source"]),
+            )
+        )
+    return sorted(rows, key=lambda r: -r.test_acc)
+
+
+def row_cells(rank: int, row: Row) -> list[str]:
+    """A row as table cells: percentages, mean ± std, counts, minutes."""
+    accuracy = f"{100 * row.test_acc:.2f}"
+    if row.test_acc_std is not None and not math.isnan(row.test_acc_std):
+        accuracy += f" ± {100 * row.test_acc_std:.2f}"
+    seeds = " ".join("-" if s is None else str(s) for s in row.seeds)
+    return [
+        str(rank),
+        row.name,
+        row.kind,
+        accuracy,
+        "" if row.val_acc is None else f"{100 * row.val_acc:.2f}",
+        f"{len(row.seeds)} ({seeds})" if row.seeds else "",
+        "" if row.parameters is None else f"{row.parameters:,}",
+        "" if row.train_time_s is None else f"{row.train_time_s / 60:.1f}",
+        row.source,
+    ]
+
+
+HEADERS = ["#", "model", "kind", "test acc %", "val acc %", "seeds", "parameters",
+           "train min", "source"]  # fmt: skip
+
+
+def to_markdown(cells: list[list[str]]) -> str:
+    """The table in Markdown, as report.md shows it (pipes in cells escaped)."""
+    lines = [HEADERS, ["---"] * len(HEADERS), *cells]
+    return (
+        "\n".join("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines)
+        + "\n"
+    )

@@ -1,0 +1,96 @@
+"""The leaderboard: every finished run and baseline, seeds grouped, sorted by test accuracy."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from fmnist.runs.leaderboard import PUBLISHED, find_entries, leaderboard
+from tests.conftest import compose_config
+
+
+def fake_run(folder: Path, seed: int, acc: float, filters: list[int], overrides: list[str]) -> None:
+    """A finished training run as train.py leaves it: config.yaml, .hydra, metrics.json."""
+    (folder / ".hydra").mkdir(parents=True)
+    config = {"seed": seed, "model": {"filters": filters}, "paths": {"output_dir": str(folder)},
+              "trainer": {"max_epochs": 2, "default_root_dir": str(folder)},
+              "data": {"root": "/somewhere", "val_size": 40}}  # fmt: skip
+    OmegaConf.save(OmegaConf.create(config), folder / "config.yaml")
+    OmegaConf.save(OmegaConf.create([*overrides, f"seed={seed}"]), folder / ".hydra/overrides.yaml")
+    metrics = {"test/acc": acc, "val/acc_best": acc + 0.01, "test/f1_macro": acc, "seed": seed,
+               "parameters": 1000 * len(filters), "train_time_s": 60.0 * (seed + 1)}  # fmt: skip
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def fake_baseline(folder: Path, seed: int, acc: float) -> None:
+    folder.mkdir(parents=True)
+    baseline = {"name": "random_forest", "features": "pixels", "train_images": 100,
+                "normalize": "global",
+                "estimator": f"RandomForestClassifier(n_jobs=-1, random_state={seed})"}  # fmt: skip
+    metrics = {"test/acc": acc, "val/acc_best": acc, "parameters": 50, "train_time_s": 3.0,
+               "seed": seed, "baseline": baseline}  # fmt: skip
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    logs = tmp_path / "out" / "logs"
+    fake_run(logs / "train/runs/a", 0, 0.90, [4], [])
+    fake_run(logs / "train/runs/b", 1, 0.92, [4], [])
+    fake_run(logs / "train/multiruns/m/0", 0, 0.96, [8], ["model.filters=[8]"])
+    fake_baseline(logs / "analyze/runs/x/baselines/random_forest", 0, 0.85)
+    fake_baseline(logs / "analyze/runs/y/baselines/random_forest", 1, 0.87)
+    unfinished = logs / "train/runs/killed"
+    unfinished.mkdir(parents=True)
+    (unfinished / "metrics.json").write_text(json.dumps({"test/acc": None, "seed": 0}))
+    return logs
+
+
+def test_leaderboard_groups_seeds_and_sorts(logs: Path) -> None:
+    entries = find_entries([logs, logs / "train"])  # a run found twice counts once
+    assert len(entries) == 5
+    rows = leaderboard(entries, [{"name": "ResNet-18", "test_acc": 0.949, "source": "README"}])
+    assert [r.name for r in rows] == [
+        "train.py model.filters=[8]",
+        "ResNet-18",
+        "train.py (defaults)",
+        "baseline random_forest (100 train images)",
+    ]
+    assert [r.test_acc for r in rows] == sorted((r.test_acc for r in rows), reverse=True)
+    default = rows[2]
+    assert default.seeds == [0, 1] and default.kind == "trained"
+    assert default.test_acc == pytest.approx(0.91)
+    assert default.test_acc_std == pytest.approx(statistics.stdev([0.90, 0.92]))
+    assert default.train_time_s == pytest.approx(90.0) and default.val_acc == pytest.approx(0.92)
+    assert rows[1].kind == PUBLISHED and rows[1].seeds == []
+    assert rows[3].seeds == [0, 1] and rows[3].test_acc == pytest.approx(0.86)
+    assert rows[0].test_acc_std is None
+
+
+def test_leaderboard_task_writes_the_table(logs: Path, tmp_path: Path) -> None:
+    from fmnist.analysis.tasks import run_analysis
+
+    extra = tmp_path / "elsewhere"
+    fake_run(extra / "seed_s0", 0, 0.914, [32, 64, 128], ["experiment=seed"])
+    cfg = compose_config("analyze", ["task=leaderboard", f"runs=[{extra}]"], tmp_path / "out")
+    GlobalHydra.instance().clear()
+    report = run_analysis(cfg).read_text()
+    with open(tmp_path / "out" / "leaderboard.csv") as f:
+        rows = list(csv.DictReader(f))
+    names = [r["model"] for r in rows]
+    assert names[:3] == ["train.py model.filters=[8]", "ResNet-18", "HOG + SVM"]
+    assert "train.py experiment=seed" in names
+    published = [r for r in rows if r["kind"] == PUBLISHED]
+    assert {r["model"] for r in published} == {
+        "ResNet-18", "HOG + SVM", "XGBoost", "SVC, RBF kernel, C=10"
+    }  # fmt: skip
+    default = next(r for r in rows if r["model"] == "train.py (defaults)")
+    assert default["test acc %"] == "91.00 ± 1.41" and default["seeds"] == "2 (0 1)"
+    table = (tmp_path / "out" / "leaderboard.md").read_text().splitlines()
+    assert len(table) == 2 + len(rows) and all(line in report for line in table[2:])
