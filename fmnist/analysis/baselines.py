@@ -20,10 +20,10 @@ from torch import Tensor
 from fmnist.data import CLASS_NAMES
 from fmnist.errors import ConfigError
 from fmnist.models.preprocess import Preprocess
-from fmnist.training.metrics import CALIBRATION_SCALARS, TEST_SCALARS
+from fmnist.training.metrics import CLASSIFICATION_SCALARS
 
 #: The classification scores of a run's metrics.json, e.g. ``test/precision_macro``.
-SCORE_NAMES = tuple(name for name in TEST_SCALARS if name not in CALIBRATION_SCALARS)
+SCORE_NAMES = CLASSIFICATION_SCALARS
 #: Fitted attributes a prediction reads, counted as a baseline's "parameters".
 PREDICTING_ATTRIBUTES = ("coef_", "intercept_", "support_vectors_", "dual_coef_",
                          "components_", "mean_", "scale_", "_fit_X")  # fmt: skip

@@ -45,6 +45,12 @@ MODES: dict[str, str] = {
 MONITORABLE = tuple(name for name in MODES if name.startswith("val/"))
 #: The test scalars, as the test step logs them and metrics.json stores them.
 TEST_SCALARS = tuple(name for name in MODES if name.startswith("test/"))
+#: The classification scores of the test set: accuracy, precision, recall and F1.
+CLASSIFICATION_SCALARS = tuple(
+    name
+    for name in TEST_SCALARS
+    if name.startswith(("test/acc", "test/precision", "test/recall", "test/f1"))
+)
 #: Calibration scalars, logged and stored beside the classification scores.
 CALIBRATION_SCALARS = tuple(
     n for n in TEST_SCALARS if n.split("/")[1].startswith(("ece", "nll", "brier"))
