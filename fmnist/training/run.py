@@ -178,8 +178,11 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> di
         metrics.update(test_best(trainer, module, datamodule, metrics["best_checkpoint"]))
         if trainer.is_global_zero:
             print_test_report(module.test_report, title=f"Test metrics ({output_dir})")
-    if trainer.is_global_zero:
+    if trainer.is_global_zero:  # printed first: a full disk must not cost the test metrics
         log.info("Wrote %s", write_json(output_dir / METRICS_FILE, metrics))
+        if module.test_report:
+            predictions = module.test_report["predictions"]
+            log.info("Wrote %s", save_predictions(output_dir / PREDICTIONS_FILE, predictions))
     return metrics
 
 
@@ -228,8 +231,6 @@ def test_best(
         module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False, weights_only=True
     )
     report = module.test_report
-    if trainer.is_global_zero:
-        save_predictions(Path(trainer.default_root_dir) / PREDICTIONS_FILE, report["predictions"])
     return {
         **report["overall"],
         "per_class": report["per_class"],
