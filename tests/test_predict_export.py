@@ -17,32 +17,12 @@ from fmnist.inference.checkpoint import load_classifier
 from fmnist.inference.export import export_onnx, export_torchscript, exportable
 from fmnist.inference.images import load_inputs
 from fmnist.inference.predict import predict
-from fmnist.training.run import train
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, fake_data_dir) -> Path:
-    """A small CNN trained on the synthetic squares (class = square position)."""
-    from conftest import TINY_OVERRIDES, compose_config
-
-    out = tmp_path_factory.mktemp("trained")
-    cfg = compose_config(
-        "train",
-        TINY_OVERRIDES
-        + [
-            "model.filters=[16,32]",
-            "trainer.max_epochs=4",
-            "data.crop_padding=0",
-            "data.hflip=false",
-            "module.tta_flip=false",
-            "logger=none",
-            "callbacks.lr_monitor=null",
-            "test=false",
-        ],
-        out,
-        fake_data_dir,
-    )
-    return Path(train(cfg)["best_checkpoint"])
+def checkpoint(tiny_checkpoint: Path) -> Path:
+    """The session's small CNN trained on the synthetic squares (class = square position)."""
+    return tiny_checkpoint
 
 
 def square_images(labels: list[int]) -> np.ndarray:
