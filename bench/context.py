@@ -33,14 +33,15 @@ class Context:
     guard: LoadGuard = field(default_factory=LoadGuard)
     runs: int = 0
 
-    def compose(self, *overrides: str) -> DictConfig:
-        """A run config as ``train.py OVERRIDES`` composes it, writing under ``workdir``."""
+    def compose(self, *overrides: str, name: str = "") -> DictConfig:
+        """A run config as ``train.py OVERRIDES`` composes it, writing under ``workdir`` in a
+        folder numbered in run order (and named ``name`` where given, e.g. frontier-default-s0)."""
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose("train", overrides=[*self.base_overrides, *overrides])
         GlobalHydra.instance().clear()
         self.runs += 1
-        out = self.workdir / f"run{self.runs:03d}"
+        out = self.workdir / "-".join(filter(None, [f"run{self.runs:03d}", name]))
         with open_dict(cfg):
             cfg.paths.output_dir = str(out)
             cfg.paths.log_dir = str(out / "logs")

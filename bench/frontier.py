@@ -48,10 +48,12 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def one_run(ctx: Context, preset: Preset, seed: int) -> tuple[dict[str, Any], DictConfig]:
+def one_run(ctx: Context, name: str, seed: int) -> tuple[dict[str, Any], DictConfig]:
     """One seed of a preset as ``train.py`` runs it; wall time includes composing."""
     start = time.perf_counter()
-    cfg = ctx.compose(*preset.overrides, f"seed={seed}", *(TINY_OVERRIDES if ctx.tiny else []))
+    tiny = TINY_OVERRIDES if ctx.tiny else []
+    overrides = PRESETS[name].overrides
+    cfg = ctx.compose(*overrides, f"seed={seed}", *tiny, name=f"frontier-{name}-s{seed}")
     run = {"seed": seed, **train_timed(cfg)}
     run["wall_s"] = round(time.perf_counter() - start, 3)
     return run, cfg
@@ -83,7 +85,7 @@ def run_preset(ctx: Context, name: str, seeds: list[int], peak: dict) -> dict[st
     preset = PRESETS[name]
     runs, cfg = [], None
     for seed in seeds:
-        run, cfg = one_run(ctx, preset, seed)
+        run, cfg = one_run(ctx, name, seed)
         runs.append(run)
     precision = str(cfg.trainer.precision)
     flops = preset_flops_per_image(cfg)

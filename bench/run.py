@@ -91,6 +91,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="trainer config for every run, e.g. gpu (default: each preset's own, as train.py)",
     )
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="folder for results.json/.md")
+    parser.add_argument(
+        "--keep-runs",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep every run's directory (checkpoints, metrics.json, predictions.npz) under DIR,"
+        " named by part, preset and seed, so analyze.py can use them (default: a temporary folder)",
+    )
     return parser.parse_args(argv)
 
 
@@ -117,12 +125,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     measured_on = machine()  # before the runs: the load average says if the machine was idle
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as tmp:
         workdir = Path(tmp)
+        runs_dir = args.keep_runs.resolve() if args.keep_runs else workdir / "runs"
         base = [f"trainer={args.trainer}"] if args.trainer else []
         if args.tiny:
             data_dir = write_synthetic_dataset(workdir / "data", 24, 8)
             base += [f"data.root={data_dir}", *SYNTHETIC_DATA_OVERRIDES]
         ctx = Context(
-            workdir=workdir / "runs",
+            workdir=runs_dir,
             tiny=args.tiny,
             base_overrides=base,
             seeds=args.seeds or ([0] if args.tiny else [0, 1, 2]),

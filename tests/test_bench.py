@@ -35,7 +35,8 @@ TINY_PRESETS = ["speedrun:0,1", *(name for name in PRESETS if name != "speedrun"
 def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """One tiny run of every part (the slow step of this file), shared by its tests."""
     out = tmp_path_factory.mktemp("bench")
-    main(["--tiny", "--parts", *PARTS, "--presets", *TINY_PRESETS, "--out", str(out)])
+    runs = ["--keep-runs", str(out / "runs")]
+    main(["--tiny", "--parts", *PARTS, "--presets", *TINY_PRESETS, "--out", str(out), *runs])
     return out, json.loads((out / "results.json").read_text())
 
 
@@ -126,6 +127,13 @@ def test_tiny_frontier_records_every_preset_and_draws_the_figure(
     flops = {n: p["flops_per_image"] for n, p in frontier["presets"].items()}
     assert flops["speedrun"] == flops["quick"] < flops["default"] < flops["cpu_best"]
     assert frontier["reference"]["time_s"] == (134.0 if hardware.has_amx_bf16() else 320.0)
+
+    # --keep-runs: each frontier run's directory stays, named by preset and seed, with the
+    # metrics the bench recorded (analyze.py task=compare/robustness read these directories).
+    for name, preset in frontier["presets"].items():
+        for run in preset["runs"]:
+            (kept,) = (out / "runs").glob(f"run*-frontier-{name}-s{run['seed']}")
+            assert json.loads((kept / "metrics.json").read_text())["test/acc"] == run["test_acc"]
 
     figure = out / frontier["figure"]
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
