@@ -39,8 +39,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
+# The benchmark, then the README's copies of its tables (bench/readme.py).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(ARGS)
+	$(BIN)/python -m bench.readme
 
 clean:
 	rm -rf outputs multirun .pytest_cache

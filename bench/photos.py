@@ -17,8 +17,6 @@ Writes ``bench/photos.json`` and ``bench/photos.md`` (the README's numbers) for 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
+from bench.report import command_line, write_results
 from fmnist.data import FashionMNISTDataModule, load_fashion_mnist
 from fmnist.inference.checkpoint import load_classifier
 from fmnist.inference.ood import classify, detector_for, energy, mahalanobis
@@ -230,15 +229,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             contact_sheet_figure(args.ckpt, raw, args.figure, Path(tmp))
     results = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "command": "python -m bench.photos " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("bench.photos", argv),
         "ckpt": str(args.ckpt),
         "accuracy": {"images": args.n, **accuracy},
         "ood": ood,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "photos.json").write_text(json.dumps(results, indent=2))
-    (args.out / "photos.md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(args.out, "photos", results, markdown)
     return results
 
 

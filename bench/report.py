@@ -6,7 +6,10 @@ without a writer gets none. Every part also gets a row with the load average aro
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 Row = tuple[str, str, str]
@@ -115,6 +118,14 @@ def load_row(load: dict[str, Any] | None) -> list[Row]:
     return [("load average (1 min) at start -> end", text, f"<= {load['limit']} at start")]
 
 
+def kept_row(part: dict[str, Any]) -> list[Row]:
+    """When a part kept from an earlier results file was measured: its numbers may come from
+    another machine than the header's."""
+    stamp = part.get("measured")
+    when = f"{stamp['date']} on {stamp['cpu']}" if stamp else "in an earlier session"
+    return [("kept from an earlier command, measured", when, "compare within one machine")]
+
+
 ROW_WRITERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "speedrun": speedrun_rows,
     "overhead": overhead_rows,
@@ -206,7 +217,26 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [header(results), "", "| Part | Measure | Result | Target |", "|---|---|---|---|"]
     for name, part in results["parts"].items():
         rows = ROW_WRITERS.get(name, lambda _: [])(part) + load_row(part.get("load"))
+        if name not in results.get("parts_measured", results["parts"]):
+            rows += kept_row(part)
         lines += [f"| {name} | {measure} | {value} | {target} |" for measure, value, target in rows]
     if "frontier" in results["parts"]:
         lines += frontier_table(results["parts"]["frontier"])
     return "\n".join(lines) + "\n"
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command that produced a results file, as the user typed it."""
+    return f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
+def write_results(
+    out: Path, stem: str, results: dict[str, Any], to_markdown: Callable[[dict], str]
+) -> None:
+    """``<stem>.json`` and the ``<stem>.md`` the README quotes, written side by side, and the
+    Markdown printed: every bench entry point ends this way."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2))
+    text = to_markdown(results)
+    (out / f"{stem}.md").write_text(text)
+    print(text)

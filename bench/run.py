@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import platform
-import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 
 from bench.context import Context
 from bench.parts import DEFAULT_PARTS, PARTS, REPEATS_INSIDE
-from bench.report import markdown
+from bench.report import command_line, markdown, write_results
 from bench.targets import PRESETS
 from bench.timing import LoadGuard, load_average
 from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
@@ -56,6 +55,10 @@ def machine() -> dict[str, Any]:
     }
 
 
+def now() -> str:
+    return dt.datetime.now().isoformat(timespec="seconds")
+
+
 def preset_and_seeds(text: str) -> tuple[str, list[int] | None]:
     """``NAME`` or ``NAME:SEED,SEED``: a frontier preset of bench/targets.py and its seeds."""
     name, _, seeds = text.partition(":")
@@ -72,7 +75,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tiny", action="store_true", help="synthetic data, a few steps")
-    parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(DEFAULT_PARTS))
+    parser.add_argument("--parts", nargs="*", choices=list(PARTS), default=list(DEFAULT_PARTS))
+    parser.add_argument(
+        "--forget",
+        nargs="+",
+        choices=list(PARTS),
+        default=[],
+        help="drop these parts kept from an earlier results file (e.g. measured on another"
+        " machine); `--parts --forget full` only rewrites the results without them",
+    )
     parser.add_argument(
         "--seeds", nargs="+", type=int, default=None, help="speedrun seeds (default 0 1 2; tiny: 0)"
     )
@@ -111,6 +122,8 @@ def run_parts(ctx: Context, names: list[str]) -> dict[str, Any]:
         guard = replace(ctx.guard, repeat=False) if name in REPEATS_INSIDE else ctx.guard
         measured[name], load = guard.run(lambda name=name: PARTS[name](ctx))
         measured[name]["load"] = load
+        # When and on what: a part kept into a later results file keeps its own stamp.
+        measured[name]["measured"] = {"date": now(), "cpu": cpu_model()}
     return measured
 
 
@@ -121,6 +134,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     json_path = args.out / "results.json"
     previous = json.loads(json_path.read_text()) if json_path.is_file() else {}
     keep = previous.get("parts", {}) if previous.get("tiny") == args.tiny else {}
+    keep = {name: part for name, part in keep.items() if name not in args.forget}
 
     measured_on = machine()  # before the runs: the load average says if the machine was idle
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as tmp:
@@ -142,15 +156,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         parts = {**keep, **run_parts(ctx, args.parts)}
     results = {
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": now(),
+        "command": command_line("bench.run", argv),
         "tiny": args.tiny,
         "machine": measured_on,
         "parts": {name: parts[name] for name in PARTS if name in parts},
+        "parts_measured": list(args.parts),  # by this command; the others were kept
     }
-    json_path.write_text(json.dumps(results, indent=2))
-    (args.out / "results.md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(args.out, "results", results, markdown)
     return results
 
 

@@ -169,6 +169,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from bench.report import command_line, write_results
     from bench.run import machine
     from fmnist.data import load_fashion_mnist
     from fmnist.inference.stand_ins import as_photo, png_bytes
@@ -187,12 +188,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         served([f"ckpt={args.ckpt}", *args.overrides], Path(run_dir)) as url,
     ):
         results["latency"] = measure(url, body, args.concurrency, args.rounds)
-    command = " ".join(argv if argv is not None else sys.argv[1:])
     results.update(concurrency=args.concurrency, rounds=args.rounds)
-    results["command"] = f"python -m bench.serving {command}"
-    (args.out / "serving.json").write_text(json.dumps(results, indent=2))
-    (args.out / "serving.md").write_text(markdown(results))
-    print(markdown(results))
+    results["command"] = command_line("bench.serving", argv)
+    write_results(args.out, "serving", results, markdown)
     return results
 
 

@@ -38,6 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
             r"^optimizer torch.optim.AdamW refuses its settings: "
             r"Invalid weight_decay value: -1",
         ),  # fmt: skip
+        (
+            "scheduler.pct_start=2",
+            r"^scheduler torch.optim.lr_scheduler.OneCycleLR refuses its settings: .*pct_start",
+        ),
     ],
 )
 def test_invalid_config_values_fail_before_training(tiny_train_cfg, override, words) -> None:

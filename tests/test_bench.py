@@ -22,10 +22,13 @@ from omegaconf.errors import UnsupportedInterpolationType
 import fmnist.runs.hardware as hardware  # registers fmnist.cpu_precision (as fmnist/ will)
 from bench.flops import training_flops_per_image
 from bench.parts import PARTS
+from bench.readme import synced
 from bench.run import main
 from bench.targets import PRESETS
 from bench.timing import LoadGuard
 from fmnist.models import CNN
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: Two speedrun seeds (a spread and a std), the first seed of every other preset.
 TINY_PRESETS = ["speedrun:0,1", *(name for name in PRESETS if name != "speedrun")]
@@ -255,3 +258,39 @@ def test_without_the_resolver_registered_the_error_names_it(tmp_path: Path) -> N
             _ = cfg.trainer.precision
     finally:
         OmegaConf.register_new_resolver(hardware.RESOLVER, hardware.cpu_precision)
+
+
+def test_readme_quotes_the_result_files_as_they_are() -> None:
+    # Every table between include markers is the file a bench command wrote, byte for byte.
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count("<!-- include bench/") >= 3
+    assert synced(readme) == readme, "README is stale: run `python -m bench.readme`"
+
+
+def test_readme_sync_rewrites_only_the_include_blocks(tmp_path: Path) -> None:
+    (tmp_path / "table.md").write_text("| a | 1 |\n")
+    text = "intro\n<!-- include table.md -->\nold | 0\n<!-- end include -->\nafter\n"
+    assert synced(text, tmp_path) == (
+        "intro\n<!-- include table.md -->\n| a | 1 |\n<!-- end include -->\nafter\n"
+    )
+    # A figure next to the included file is linked from the README's folder.
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "r.md").write_text("![fig](f.png) [web](https://x.org/a.png)\n")
+    text = "<!-- include sub/r.md -->\n<!-- end include -->"
+    assert "![fig](sub/f.png) [web](https://x.org/a.png)" in synced(text, tmp_path)
+    with pytest.raises(FileNotFoundError, match="missing.md"):
+        synced("<!-- include missing.md -->\n<!-- end include -->", tmp_path)
+
+
+def test_forget_drops_a_kept_part_and_kept_parts_say_when_they_were_measured(
+    tiny_bench: tuple[Path, dict], tmp_path: Path
+) -> None:
+    out, results = tiny_bench
+    shutil.copy(out / "results.json", tmp_path / "results.json")
+    rewritten = main(["--tiny", "--parts", "--forget", "full", "--out", str(tmp_path)])
+    assert "full" not in rewritten["parts"] and rewritten["parts_measured"] == []
+    assert rewritten["parts"]["speedrun"] == results["parts"]["speedrun"]  # kept as measured
+    table = (tmp_path / "results.md").read_text()
+    stamp = results["parts"]["speedrun"]["measured"]
+    assert f"| speedrun | kept from an earlier command, measured | {stamp['date']} on " in table
+    assert "| full |" not in table

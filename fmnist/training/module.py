@@ -78,6 +78,18 @@ def _scalar_metrics(num_classes: int, prefix: str, full: bool) -> MetricCollecti
     return MetricCollection(metrics, prefix=prefix)
 
 
+def build_scheduler(
+    config: Mapping[str, Any], optimizer: torch.optim.Optimizer, steps: int
+) -> tuple[Any, bool]:
+    """The scheduler of a Hydra partial config, and whether it is stepped every batch: a
+    scheduler that takes the run's length (OneCycleLR's total_steps, cosine's T_max) gets
+    ``steps`` optimizer steps and is stepped per batch; others per epoch."""
+    factory = build(config)
+    accepted = inspect.signature(factory.func).parameters
+    length = {name: steps for name in ("total_steps", "T_max") if name in accepted}
+    return factory(optimizer, **length), bool(length)
+
+
 class ClassificationModule(L.LightningModule):
     """Trains any image classifier ``net`` with cross-entropy.
 
@@ -350,12 +362,9 @@ class ClassificationModule(L.LightningModule):
         optimizer = build(self.hparams.optimizer)(params=self.parameters())
         if not self.hparams.scheduler:
             return optimizer
-        scheduler_factory = build(self.hparams.scheduler)
-        signature = inspect.signature(scheduler_factory.func)
         steps = int(self.trainer.estimated_stepping_batches)
-        length = {name: steps for name in ("total_steps", "T_max") if name in signature.parameters}
-        scheduler = scheduler_factory(optimizer, **length)
+        scheduler, per_step = build_scheduler(self.hparams.scheduler, optimizer, steps)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step" if length else "epoch"},
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step" if per_step else "epoch"},
         }

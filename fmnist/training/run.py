@@ -39,7 +39,7 @@ from fmnist.runs.resume import AtomicCheckpointIO, check_resume_config, fit, res
 from fmnist.runs.rundir import check_not_finished, remove_leftovers, run_dir_lock
 from fmnist.runs.sweep import finished_job_metrics
 from fmnist.training.metrics import HPARAM_METRICS, VAL_ACC_BEST, mode_of, print_test_report
-from fmnist.training.module import ClassificationModule
+from fmnist.training.module import ClassificationModule, build_scheduler
 from fmnist.training.predictions import PREDICTIONS_FILE, save_predictions
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ def check_config(cfg: DictConfig) -> None:
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"seed={seed!r} must be a non-negative integer or null.")
     check_optimizer(cfg.optimizer)
+    check_scheduler(cfg.get("scheduler"), cfg.optimizer)
 
 
 def check_optimizer(optimizer: DictConfig) -> None:
@@ -95,6 +96,21 @@ def check_optimizer(optimizer: DictConfig) -> None:
     except (ValueError, TypeError) as exc:
         raise ConfigError(
             f"optimizer {optimizer._target_} refuses its settings: {exc}. Fix the optimizer.* "
+            "overrides."
+        ) from exc
+
+
+def check_scheduler(scheduler: DictConfig | None, optimizer: DictConfig) -> None:
+    """The scheduler's own checks on a dummy optimizer, before anything is built: torch
+    refuses e.g. OneCycleLR's pct_start=2 only once ``fit`` configures the optimizers."""
+    if not scheduler:
+        return
+    dummy = build(optimizer)(params=[torch.zeros(1, requires_grad=True)])
+    try:
+        build_scheduler(scheduler, dummy, steps=100)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"scheduler {scheduler._target_} refuses its settings: {exc}. Fix the scheduler.* "
             "overrides."
         ) from exc
 
