@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from bench.targets import Reference
 
@@ -23,6 +24,10 @@ def _preset_point(ax: Any, name: str, p: dict[str, Any], color: str) -> None:
     target = p["target"]
     target_acc = target["min_mean_acc"] or target["min_acc"]
     ax.scatter(target["max_s"], 100 * target_acc, marker="*", s=140, color=color, alpha=0.3)
+
+
+#: Time ticks in seconds, labelled as numbers (matplotlib's log axis writes 3x10^1 otherwise).
+TIME_TICKS = (5, 10, 15, 30, 60, 90, 180, 300, 600, 1200, 1800, 3600, 7200)
 
 
 def frontier_figure(presets: dict[str, dict[str, Any]], reference: Reference, path: Path) -> None:
@@ -40,6 +45,10 @@ def frontier_figure(presets: dict[str, dict[str, Any]], reference: Reference, pa
     )
     ax.scatter([], [], marker="*", s=140, color="gray", alpha=0.3, label="target (same colour)")
     ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ticks = [t for t in TIME_TICKS if low <= t <= high]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training time, s (log scale; median over seeds, min-max)")
     ax.set_ylabel("test accuracy, % (mean ± std over seeds)")
     ax.set_title("Fashion-MNIST on this CPU: accuracy against training time")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,7 +23,7 @@ from omegaconf import DictConfig
 from bench.context import Context, train_timed
 from bench.figure import frontier_figure
 from bench.flops import matmul_peak_gflops, preset_flops_per_image
-from bench.targets import KERAS_REFERENCE, PRESETS, Preset
+from bench.targets import KERAS_REFERENCE, PRESETS, Preset, Reference
 from fmnist.runs.hardware import has_amx_bf16
 
 #: --tiny: three steps of every preset, one epoch with validation where it has one; without
@@ -122,10 +123,14 @@ def frontier(ctx: Context) -> dict[str, Any]:
     earlier = ctx.previous.get("frontier", {}).get("presets", {})
     presets = {n: measured.get(n) or earlier[n] for n in PRESETS if n in measured or n in earlier}
     reference = KERAS_REFERENCE[has_amx_bf16()]
-    frontier_figure(presets, reference, ctx.out / FIGURE)
     return {
         "peak_gflops": peak,
         "reference": asdict(reference),
         "presets": presets,
         "figure": FIGURE,
     }
+
+
+def draw(part: dict[str, Any], out: Path) -> None:
+    """The frontier figure of a results file's frontier part, next to the results."""
+    frontier_figure(part["presets"], Reference(**part["reference"]), out / part["figure"])

@@ -27,6 +27,7 @@ import lightning as L
 import torch
 
 from bench.context import Context
+from bench.frontier import draw as draw_frontier
 from bench.parts import DEFAULT_PARTS, PARTS, REPEATS_INSIDE
 from bench.report import command_line, markdown, write_results
 from bench.targets import PRESETS
@@ -127,6 +128,19 @@ def run_parts(ctx: Context, names: list[str]) -> dict[str, Any]:
     return measured
 
 
+def rewritten(previous: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """A results file rewritten without measuring (``--parts --forget X``): the date, machine
+    and measuring command of the previous file, this command appended."""
+    measured = previous.get("parts_measured", list(previous["parts"]))
+    return {
+        **results,
+        "date": previous["date"],
+        "machine": previous["machine"],
+        "command": f"{previous['command']}` then `{results['command']}",
+        "parts_measured": [name for name in measured if name in results["parts"]],
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     logging.getLogger("lightning").setLevel(logging.WARNING)
@@ -163,6 +177,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "parts": {name: parts[name] for name in PARTS if name in parts},
         "parts_measured": list(args.parts),  # by this command; the others were kept
     }
+    if not args.parts and previous:  # only forgetting: the file still says what measured it
+        results = rewritten(previous, results)
+    if "frontier" in results["parts"]:
+        draw_frontier(results["parts"]["frontier"], args.out)
     write_results(args.out, "results", results, markdown)
     return results
 

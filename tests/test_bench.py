@@ -287,10 +287,16 @@ def test_forget_drops_a_kept_part_and_kept_parts_say_when_they_were_measured(
 ) -> None:
     out, results = tiny_bench
     shutil.copy(out / "results.json", tmp_path / "results.json")
-    rewritten = main(["--tiny", "--parts", "--forget", "full", "--out", str(tmp_path)])
-    assert "full" not in rewritten["parts"] and rewritten["parts_measured"] == []
-    assert rewritten["parts"]["speedrun"] == results["parts"]["speedrun"]  # kept as measured
+    again = main(["--tiny", "--parts", "data", "--out", str(tmp_path)])
+    assert again["parts_measured"] == ["data"]
+    assert again["parts"]["speedrun"] == results["parts"]["speedrun"]  # kept as measured
     table = (tmp_path / "results.md").read_text()
     stamp = results["parts"]["speedrun"]["measured"]
     assert f"| speedrun | kept from an earlier command, measured | {stamp['date']} on " in table
-    assert "| full |" not in table
+    assert "| data | kept from" not in table
+
+    rewritten = main(["--tiny", "--parts", "--forget", "full", "--out", str(tmp_path)])
+    assert "full" not in rewritten["parts"] and rewritten["parts_measured"] == ["data"]
+    assert rewritten["date"] == again["date"] and rewritten["machine"] == again["machine"]
+    assert rewritten["command"].startswith(f"{again['command']}` then `python -m bench.run --tiny")
+    assert "| full |" not in (tmp_path / "results.md").read_text()
