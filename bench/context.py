@@ -12,7 +12,7 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench.timing import LoadGuard
 from fmnist.runs.config import CONF_DIR
@@ -45,6 +45,10 @@ class Context:
         with open_dict(cfg):
             cfg.paths.output_dir = str(out)
             cfg.paths.log_dir = str(out / "logs")
+        # Where Hydra's own runs keep them: the leaderboard names a run by its overrides.
+        (out / ".hydra").mkdir(parents=True, exist_ok=True)
+        recorded = OmegaConf.create([*self.base_overrides, *overrides])
+        OmegaConf.save(recorded, out / ".hydra" / "overrides.yaml")
         return cfg
 
     def steps(self, full: int) -> int:

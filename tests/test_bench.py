@@ -137,6 +137,8 @@ def test_tiny_frontier_records_every_preset_and_draws_the_figure(
         for run in preset["runs"]:
             (kept,) = (out / "runs").glob(f"run*-frontier-{name}-s{run['seed']}")
             assert json.loads((kept / "metrics.json").read_text())["test/acc"] == run["test_acc"]
+            recorded = list(OmegaConf.load(kept / ".hydra" / "overrides.yaml"))
+            assert {*PRESETS[name].overrides, f"seed={run['seed']}"} <= set(recorded)
 
     figure = out / frontier["figure"]
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

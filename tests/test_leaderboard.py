@@ -94,3 +94,10 @@ def test_leaderboard_task_writes_the_table(logs: Path, tmp_path: Path) -> None:
     assert default["test acc %"] == "91.00 ± 1.41" and default["seeds"] == "2 (0 1)"
     table = (tmp_path / "out" / "leaderboard.md").read_text().splitlines()
     assert len(table) == 2 + len(rows) and all(line in report for line in table[2:])
+
+
+def test_a_run_without_recorded_overrides_is_not_called_defaults(tmp_path: Path) -> None:
+    fake_run(tmp_path / "r", 0, 0.9, [4], ["experiment=quick"])
+    (tmp_path / "r/.hydra/overrides.yaml").unlink()  # composed outside train.py's Hydra
+    (row,) = leaderboard(find_entries([tmp_path]))
+    assert row.name == "train.py (overrides not recorded: r)"

@@ -67,11 +67,12 @@ def run_identity(run_dir: Path) -> tuple[str, str]:
     """(name, key) of a training run: its command-line overrides without the seed, and its
     resolved config without the seed and locations."""
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    overrides = []
     if overrides_file.exists():
         overrides = [str(o) for o in OmegaConf.load(overrides_file)]
         overrides = [o for o in overrides if o.split("=")[0].lstrip("+~") not in NOT_IDENTITY]
-    name = "train.py " + (" ".join(overrides) if overrides else "(defaults)")
+        name = "train.py " + (" ".join(overrides) if overrides else "(defaults)")
+    else:  # not started by train.py's Hydra: what was overridden is unknown, not "defaults"
+        name = f"train.py (overrides not recorded: {run_dir.name})"
     config_file = run_dir / "config.yaml"
     if not config_file.exists():
         return name, str(run_dir)
