@@ -122,7 +122,7 @@ def kept_row(part: dict[str, Any]) -> list[Row]:
     """When a part kept from an earlier results file was measured: its numbers may come from
     another machine than the header's."""
     stamp = part.get("measured")
-    when = f"{stamp['date']} on {stamp['cpu']}" if stamp else "in an earlier session"
+    when = f"{stamp['date']} on {stamp['cpu']}" if stamp else "by an earlier command (unstamped)"
     return [("kept from an earlier command, measured", when, "compare within one machine")]
 
 
@@ -182,7 +182,7 @@ def frontier_row(name: str, p: dict[str, Any]) -> str:
         _target(p["target"]),
         _met(p),
         f"{p['flops_per_image'] / 1e6:.1f} M",
-        f"{p['gflops']:.1f} ({pct(p['peak_share'])}, {p['precision']})",
+        f"{p['gflops']:.1f} ({pct(p['peak_share'])} of {p['peak_gflops']:.1f}, {p['precision']})",
         start,
     ]
     return f"| {name} | " + " | ".join(cells) + " |"
@@ -195,7 +195,8 @@ def frontier_table(f: dict[str, Any]) -> list[str]:
     return [
         "",
         "The CPU frontier (`python -m bench.run --parts frontier`). Matmul peak of this machine, "
-        f"measured in the same run (best of {peak['n']}x{peak['n']} matmuls): fp32 "
+        "measured in the same run as each preset (its row shows the one it is compared with; "
+        f"best of {peak['n']}x{peak['n']} matmuls), in the latest run: fp32 "
         f"{peak['fp32']:.1f} GFLOP/s{bf16}. Achieved GFLOP/s: training FLOPs per image "
         "(forward + backward, counted by `FlopCounterMode`) x images trained / time of the "
         "training loop (fit without its setup and after-fit analysis), median over seeds. "
