@@ -81,38 +81,39 @@ def check_config(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"seed={seed!r} must be a non-negative integer or null.")
-    check_optimizer(cfg.optimizer)
-    check_scheduler(cfg.get("scheduler"), cfg.optimizer)
+    dummy_optimizer = check_optimizer(cfg.optimizer)
+    check_scheduler(cfg.get("scheduler"), dummy_optimizer)
 
 
-def check_optimizer(optimizer: DictConfig) -> None:
+def refused(group: DictConfig, name: str, exc: Exception) -> ConfigError:
+    """torch's refusal of a config group's settings, as the one-line error naming the fix."""
+    return ConfigError(
+        f"{name} {group._target_} refuses its settings: {exc}. Fix the {name}.* overrides."
+    )
+
+
+def check_optimizer(optimizer: DictConfig) -> torch.optim.Optimizer:
     """The learning rate, then the optimizer's own checks on one dummy parameter, before
-    anything is built: torch accepts lr=nan, and refuses other values mid-``fit``."""
+    anything is built: torch accepts lr=nan, and refuses other values mid-``fit``. Returns
+    that dummy optimizer, for the scheduler's check."""
     lr = optimizer.get("lr")
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
         raise ConfigError(f"optimizer.lr={lr!r} must be a positive finite number (e.g. 0.001).")
     try:
-        build(optimizer)(params=[torch.zeros(1, requires_grad=True)])
+        return build(optimizer)(params=[torch.zeros(1, requires_grad=True)])
     except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"optimizer {optimizer._target_} refuses its settings: {exc}. Fix the optimizer.* "
-            "overrides."
-        ) from exc
+        raise refused(optimizer, "optimizer", exc) from exc
 
 
-def check_scheduler(scheduler: DictConfig | None, optimizer: DictConfig) -> None:
-    """The scheduler's own checks on a dummy optimizer, before anything is built: torch
+def check_scheduler(scheduler: DictConfig | None, dummy_optimizer: torch.optim.Optimizer) -> None:
+    """The scheduler's own checks on the dummy optimizer, before anything is built: torch
     refuses e.g. OneCycleLR's pct_start=2 only once ``fit`` configures the optimizers."""
     if not scheduler:
         return
-    dummy = build(optimizer)(params=[torch.zeros(1, requires_grad=True)])
     try:
-        build_scheduler(scheduler, dummy, steps=100)
+        build_scheduler(scheduler, dummy_optimizer, steps=100)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"scheduler {scheduler._target_} refuses its settings: {exc}. Fix the scheduler.* "
-            "overrides."
-        ) from exc
+        raise refused(scheduler, "scheduler", exc) from exc
 
 
 def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, ClassificationModule]:
