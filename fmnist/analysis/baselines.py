@@ -4,7 +4,7 @@ The baselines see exactly what the networks see: the data module's splits, turne
 inputs by the models' own :class:`~fmnist.models.preprocess.Preprocess` (the training
 split's statistics, ``data.normalize``), flattened to 784-vectors; HOG features are computed
 on those same preprocessed images. Their metrics use the names and layout of a training
-run's ``metrics.json`` (``fmnist.training.metrics``), so they land in the same tables.
+run's ``metrics.json`` (``fmnist.metrics``), so they land in the same tables.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from torch import Tensor
 
 from fmnist.data import CLASS_NAMES
 from fmnist.errors import ConfigError
+from fmnist.metrics import CLASSIFICATION_SCALARS
 from fmnist.models.preprocess import Preprocess
-from fmnist.training.metrics import CLASSIFICATION_SCALARS
 
 #: The classification scores of a run's metrics.json, e.g. ``test/precision_macro``.
 SCORE_NAMES = CLASSIFICATION_SCALARS

@@ -2,7 +2,7 @@
 
 Images are uint8 arrays ``(N, 28, 28)`` (or any ``(N, H, W)``), labels integer arrays
 ``(N,)``. Every function returns numbers or arrays; figures are drawn in
-``fmnist.analysis.plots.data_figures`` and the report is written in ``fmnist.analysis.tasks.data``.
+``fmnist.plots.data_figures`` and the report is written in ``fmnist.tasks.data``.
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ from fmnist.analysis.importance import (
     importance_rows,
     permutation_importance,
 )
-from fmnist.analysis.plots.model_figures import importance_bars
 from fmnist.callbacks.outputs import model_inputs, run_dir, save_figure
 from fmnist.errors import ConfigError
-from fmnist.runs.files import write_json
+from fmnist.files import write_json
+from fmnist.plots.model_figures import importance_bars
 
 log = logging.getLogger(__name__)
 

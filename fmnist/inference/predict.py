@@ -1,4 +1,4 @@
-"""Classify your own images: `python -m fmnist.inference.predict ckpt=PATH images=PATH_OR_FOLDER`.
+"""Classify your own images: `python -m fmnist.cli predict ckpt=PATH images=PATH_OR_FOLDER`.
 
 See conf/predict.yaml. PNG/JPEG/... files, folders of them, ``.npy`` arrays and IDX files;
 unreadable files are skipped and listed, the others are still predicted.
@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fmnist.errors import ConfigError
-from fmnist.inference.checkpoint import load_classifier
+from fmnist.files import check_output_spares_inputs, ensure_writable_dir
 from fmnist.inference.contact_sheet import write_contact_sheet
 from fmnist.inference.convert import check_invert
 from fmnist.inference.images import (
@@ -29,7 +29,7 @@ from fmnist.inference.images import (
     write_csv,
 )
 from fmnist.inference.ood import detector_for, mark_ood, predict_with_ood
-from fmnist.runs.files import check_output_spares_inputs, ensure_writable_dir
+from fmnist.training.load import load_classifier
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,3 @@ def predict(cfg: DictConfig) -> list[Prediction]:
         limit = cfg.get("contact_sheet_limit", 48)
         log.info("Wrote %s", write_contact_sheet(predictions, inputs.images, sheet, limit))
     return predictions
-
-
-if __name__ == "__main__":  # python -m fmnist.inference.predict, the same as fmnist-predict
-    from fmnist.runs.cli import predict_main
-
-    predict_main()

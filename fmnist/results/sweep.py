@@ -35,9 +35,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fmnist.runs.config import in_multirun
-from fmnist.runs.files import CONFIG_FILE, METRICS_FILE, atomic_write_text
-from fmnist.training.metrics import MEAN_CORRUPTION_ACC, VAL_ACC_BEST, sort_key
+from fmnist.files import METRICS_FILE, atomic_write_text
+from fmnist.metrics import MEAN_CORRUPTION_ACC, VAL_ACC_BEST, sort_key
 
 log = logging.getLogger(__name__)
 
@@ -394,26 +393,3 @@ class SweepSummary(Callback):
         if jobs:
             print_summary(jobs, groups, title=f"Sweep summary ({self._sweep_dir})")
             log.info("Sweep summary: %s", self._sweep_dir / "summary.md")
-
-
-def finished_job_metrics(cfg: DictConfig) -> dict[str, Any] | None:
-    """The stored metrics of this multirun job when an earlier run of the sweep finished it.
-
-    Re-running a sweep command with ``hydra.sweep.dir=<its directory>`` then trains only the
-    jobs without ``metrics.json``. A job is reused only when its stored resolved config
-    equals this one, so a changed command or changed defaults train again.
-    """
-    if not cfg.get("skip_finished", False):
-        return None
-    if not in_multirun():
-        return None
-    output_dir = Path(cfg.paths.output_dir)
-    metrics_path, config_path = output_dir / METRICS_FILE, output_dir / CONFIG_FILE
-    if not (metrics_path.exists() and config_path.exists()):
-        return None
-    stored = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
-    if stored != OmegaConf.to_container(cfg, resolve=True):
-        log.info("%s holds a different config: training this job again", output_dir)
-        return None
-    log.info("Reusing %s: this job finished in an earlier run of the sweep", metrics_path)
-    return json.loads(metrics_path.read_text())

@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from fmnist.training.metrics import VAL_ACC_BEST
+from fmnist.metrics import VAL_ACC_BEST
 
 METRICS_FILE = "metrics.json"
 PUBLISHED = "published, not measured here"

@@ -22,13 +22,13 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from sklearn.model_selection import train_test_split
 
 from fmnist.analysis import baselines
-from fmnist.analysis.plots.compare_figures import accuracy_and_time
-from fmnist.analysis.report import Report
-from fmnist.analysis.tasks.model import load_data
 from fmnist.errors import ConfigError
+from fmnist.files import write_json
+from fmnist.metrics import VAL_ACC_BEST, print_test_report
 from fmnist.models.preprocess import Preprocess
-from fmnist.runs.files import write_json
-from fmnist.training.metrics import VAL_ACC_BEST, print_test_report
+from fmnist.plots.compare_figures import accuracy_and_time
+from fmnist.results.report import Report
+from fmnist.tasks.model import load_data
 from fmnist.training.predictions import PREDICTIONS_FILE, save_predictions
 
 log = logging.getLogger(__name__)

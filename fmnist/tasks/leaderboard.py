@@ -19,10 +19,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fmnist.analysis.report import Report
 from fmnist.errors import ConfigError
-from fmnist.runs.files import atomic_write_text
-from fmnist.runs.leaderboard import HEADERS, find_entries, leaderboard, row_cells, to_markdown
+from fmnist.files import atomic_write_text
+from fmnist.results.leaderboard import HEADERS, find_entries, leaderboard, row_cells, to_markdown
+from fmnist.results.report import Report
 
 log = logging.getLogger(__name__)
 

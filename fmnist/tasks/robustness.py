@@ -14,18 +14,18 @@ from typing import Any
 from omegaconf import DictConfig
 
 from fmnist.analysis.importance import evaluation_subset
-from fmnist.analysis.plots import robustness_figures as figures
-from fmnist.analysis.report import Report
 from fmnist.analysis.robustness import (
     MAX_SEVERITY,
     accuracy_table,
     evaluate_robustness,
     example_grid,
 )
-from fmnist.analysis.tasks.model import load_data
 from fmnist.errors import CheckpointError
-from fmnist.inference.checkpoint import load_classifier
-from fmnist.runs.files import write_json
+from fmnist.files import write_json
+from fmnist.plots import robustness_figures as figures
+from fmnist.results.report import Report
+from fmnist.tasks.model import load_data
+from fmnist.training.load import load_classifier
 
 log = logging.getLogger(__name__)
 

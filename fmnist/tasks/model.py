@@ -23,14 +23,14 @@ from fmnist.analysis.importance import (
     region_importance,
     top_channels,
 )
-from fmnist.analysis.plots import model_figures as figures
-from fmnist.analysis.report import Report
 from fmnist.callbacks.outputs import model_inputs
 from fmnist.data import CLASS_NAMES, FashionMNISTDataModule
 from fmnist.data.pixels import to_unit_range
 from fmnist.errors import CheckpointError
-from fmnist.inference.checkpoint import load_classifier
-from fmnist.runs.files import write_json
+from fmnist.files import write_json
+from fmnist.plots import model_figures as figures
+from fmnist.results.report import Report
+from fmnist.training.load import load_classifier
 
 log = logging.getLogger(__name__)
 

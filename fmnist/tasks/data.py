@@ -2,7 +2,7 @@
 
 Each task loads both official splits (70,000 images) through the same data config as
 training, computes with ``fmnist.analysis.eda``/``pca``, draws with
-``fmnist.analysis.plots.data_figures`` and writes what it found into the report. Every number in the
+``fmnist.plots.data_figures`` and writes what it found into the report. Every number in the
 report is computed in the run.
 """
 
@@ -20,9 +20,9 @@ from sklearn.decomposition import PCA
 
 from fmnist.analysis import eda
 from fmnist.analysis import pca as pca_lib
-from fmnist.analysis.plots import data_figures as figures
-from fmnist.analysis.report import Report
 from fmnist.data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES, load_fashion_mnist
+from fmnist.plots import data_figures as figures
+from fmnist.results.report import Report
 
 log = logging.getLogger(__name__)
 

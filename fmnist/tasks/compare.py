@@ -22,13 +22,13 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist.analysis import compare as stats
-from fmnist.analysis.plots import compare_figures as figures
-from fmnist.analysis.report import Report
-from fmnist.analysis.tasks.model import load_data
 from fmnist.data import CLASS_NAMES, NUM_CLASSES
 from fmnist.errors import ConfigError
-from fmnist.runs.files import write_json
-from fmnist.runs.sweep import METRICS_FILE, read_sweep, seed_groups
+from fmnist.files import write_json
+from fmnist.plots import compare_figures as figures
+from fmnist.results.report import Report
+from fmnist.results.sweep import METRICS_FILE, read_sweep, seed_groups
+from fmnist.tasks.model import load_data
 from fmnist.training.predictions import PREDICTIONS_FILE, load_predictions
 
 log = logging.getLogger(__name__)

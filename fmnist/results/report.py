@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fmnist.runs.files import atomic_write_text, write_figure
+from fmnist.files import atomic_write_text, write_figure
 
 
 class Report:
