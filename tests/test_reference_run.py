@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import TINY_OVERRIDES, compose_config
 
+from fmnist.analysis.scores import classification_report
 from fmnist.training.run import train
 
 REFERENCE = Path(__file__).parent / "fixtures" / "reference_run"
@@ -47,3 +48,18 @@ def test_a_short_run_writes_the_predictions_it_wrote_before(reference_run: Path)
 def test_a_short_run_writes_the_files_it_wrote_before(reference_run: Path) -> None:
     written = sorted(str(p.relative_to(reference_run)) for p in reference_run.rglob("*"))
     assert [p for p in written if "." in Path(p).name] == FILES
+
+
+def test_the_classification_report_is_the_modules_on_the_same_predictions(
+    reference_run: Path,
+) -> None:
+    """The one report function (baselines, task=model) gives what the module's torchmetrics
+    gave for the run's test set."""
+    metrics = json.loads((reference_run / "metrics.json").read_text())
+    predictions = np.load(reference_run / "predictions.npz")
+    report = classification_report(predictions["labels"], predictions["predicted"])
+    for name, value in report["overall"].items():
+        assert value == pytest.approx(metrics[name], abs=1e-6), name
+    assert report["confusion_matrix"] == metrics["confusion_matrix"]
+    for name, row in report["per_class"].items():
+        assert row == pytest.approx(metrics["per_class"][name], abs=1e-6), name
