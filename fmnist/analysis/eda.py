@@ -183,12 +183,6 @@ def correlation_structure(corr: np.ndarray, width: int) -> dict[str, float]:
     }
 
 
-def seeded_subsample(n_total: int, n: int, seed: int) -> np.ndarray:
-    """``min(n, n_total)`` distinct indices drawn with ``seed``, sorted."""
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n_total, size=min(n, n_total), replace=False))
-
-
 def sample_grid(
     images: np.ndarray, labels: np.ndarray, per_class: int, num_classes: int, seed: int
 ) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from fmnist.analysis import compare as stats
+from fmnist.analysis.importance import evaluation_subset
 from fmnist.data import CLASS_NAMES, NUM_CLASSES
 from fmnist.errors import ConfigError
 from fmnist.files import METRICS_FILE, write_json
@@ -255,8 +256,7 @@ def report_pair(
         f"Per-class recall, {b.name} minus {a.name}",
     )
     differ = np.flatnonzero(a.predicted != b.predicted)
-    rng = np.random.default_rng(seed)
-    shown = np.sort(rng.choice(differ, min(disagreements, len(differ)), replace=False))
+    shown = differ[evaluation_subset(len(differ), disagreements, seed).numpy()]
     report.figure(
         figures.disagreement_grid(test_images[shown], a.labels[shown],
                                   (a.predicted[shown], b.predicted[shown]), names, CLASS_NAMES),

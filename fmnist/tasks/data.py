@@ -20,6 +20,7 @@ from sklearn.decomposition import PCA
 
 from fmnist.analysis import eda
 from fmnist.analysis import pca as pca_lib
+from fmnist.analysis.importance import evaluation_subset
 from fmnist.data import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES, load_fashion_mnist
 from fmnist.plots import data_figures as figures
 from fmnist.results.report import Report
@@ -397,7 +398,7 @@ def _projection(
     seed: int,
 ) -> None:
     """A seeded subsample of ``points`` images on the first two components."""
-    drawn = eda.seeded_subsample(len(labels), points, seed)
+    drawn = evaluation_subset(len(labels), points, seed).numpy()
     projections = {
         pca_lib.PREPROCESSINGS[n]: fit.transform(features[n][drawn])[:, :2]
         for n, fit in fits.items()
@@ -489,7 +490,7 @@ def _embedding_projector(
     components, without fitting again)."""
     if report.writer is None:
         return
-    chosen = eda.seeded_subsample(len(data.labels), points, seed)
+    chosen = evaluation_subset(len(data.labels), points, seed).numpy()
     if normalize in fits:
         x, fit = features[normalize], fits[normalize]
     else:
@@ -530,7 +531,7 @@ def tsne_task(
     data = load_splits(cfg)
     normalize = str(preprocessing)
     x = pca_lib.preprocess(data.images, normalize, data.train_images)
-    chosen = eda.seeded_subsample(len(data.labels), int(n_samples), seed)
+    chosen = evaluation_subset(len(data.labels), int(n_samples), seed).numpy()
     k = min(int(pca_components), *x[chosen].shape)
     reduced = pca_lib.fit_pca(x, k, seed).transform(x[chosen])
     watch.lap("PCA")
