@@ -2,7 +2,8 @@
 
 Images are uint8 arrays ``(N, 28, 28)`` (or any ``(N, H, W)``), labels integer arrays
 ``(N,)``. Every function returns numbers or arrays; figures are drawn in
-``fmnist.plots.data_figures`` and the report is written in ``fmnist.tasks.data``.
+``fmnist.plots.data_figures`` and the reports are written in ``fmnist.tasks.eda`` and
+``fmnist.tasks.pca``.
 """
 
 from __future__ import annotations
