@@ -1,11 +1,12 @@
 """Every command, and what they share: user errors as one paragraph, not a traceback.
 
-``fmnist-train``, ``fmnist-analyze``, ``fmnist-predict``, ``fmnist-export``, ``fmnist-serve``
-and ``fmnist-fetch`` (console scripts, see pyproject.toml) are the functions below;
-``python train.py``, ``python analyze.py`` and ``python -m fmnist.cli COMMAND [overrides]``
-call the same functions. Each imports its work only when it runs, so a command loads only
-its own code. The sweep summary runs inside a multirun as the Hydra callback
-``fmnist.results.sweep.SweepSummary`` (conf/hydra/default.yaml). No module imports this one.
+``fmnist-train``, ``fmnist-analyze``, ``fmnist-predict``, ``fmnist-export``, ``fmnist-serve``,
+``fmnist-fetch`` and ``fmnist-sweep-summary`` (console scripts, see pyproject.toml) are the
+functions below; ``python train.py``, ``python analyze.py`` and
+``python -m fmnist.cli COMMAND [arguments]`` call the same functions. Each imports its work
+only when it runs, so a command loads only its own code. Inside a multirun the sweep summary
+is also written after every job by the Hydra callback ``fmnist.results.sweep.SweepSummary``
+(conf/hydra/default.yaml). No module imports this one.
 """
 
 from __future__ import annotations
@@ -122,6 +123,23 @@ def fetch_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def sweep_summary_main(argv: Sequence[str] | None = None) -> int:
+    """Summarize a sweep directory again (what the ``SweepSummary`` callback writes after every
+    job of a multirun): after jobs that ran elsewhere (SLURM, joblib), or a killed sweep."""
+    from fmnist.results.sweep import print_summary, write_summary
+
+    parser = argparse.ArgumentParser(
+        prog="fmnist-sweep-summary", description="Write and print the summary of a sweep directory."
+    )
+    parser.add_argument("sweep_dir", help="a multirun directory, e.g. logs/train/multiruns/<time>")
+    sweep_dir = parser.parse_args(argv).sweep_dir
+    jobs, groups = write_summary(sweep_dir)
+    if not jobs:
+        sys.exit(f"{sweep_dir} holds no job of a multirun (no */.hydra/overrides.yaml).")
+    print_summary(jobs, groups, title=f"Sweep summary ({sweep_dir})")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[], Any]] = {
     "train": train_main,
     "analyze": analyze_main,
@@ -129,6 +147,7 @@ COMMANDS: dict[str, Callable[[], Any]] = {
     "export": export_main,
     "serve": serve_main,
     "fetch": fetch_main,
+    "sweep-summary": sweep_summary_main,
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from fmnist.cli import sweep_summary_main
 from fmnist.results.leaderboard import read_entry
 from fmnist.results.rundir import read_metrics, read_overrides
 from fmnist.results.sweep import read_job
@@ -64,3 +65,11 @@ def test_a_missing_or_cut_metrics_file_reads_as_unfinished(tmp_path: Path) -> No
     assert read_entry(run_dir / "metrics.json") is None
     assert read_job(run_dir).status == "unfinished"
     assert read_overrides(tmp_path) is None
+
+
+def test_the_sweep_summary_command_summarizes_a_sweep_directory(tmp_path: Path, capsys) -> None:
+    write_run(tmp_path / "sweep" / "0")
+    assert sweep_summary_main([str(tmp_path / "sweep")]) == 0
+    summary = (tmp_path / "sweep" / "summary.md").read_text()
+    assert "1 of 1 jobs completed" in summary and "model.filters=[8]" in summary
+    assert "Sweep summary" in capsys.readouterr().out
