@@ -9,13 +9,15 @@ from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import torch
+from conftest import compose_config
 
 from fmnist.analysis.importance import evaluation_subset
 from fmnist.callbacks.outputs import save_figure
 from fmnist.files import write_figure, write_torch
 from fmnist.inference.ood import OodDetector, save_detector
 from fmnist.results.report import Report
-from fmnist.training.load import store_temperature
+from fmnist.tables import markdown_table
+from fmnist.training.load import datamodule_for, store_temperature
 from fmnist.training.resume import AtomicCheckpointIO
 
 
@@ -65,3 +67,24 @@ def test_one_seeded_subset_sorted_distinct_and_all_when_too_few() -> None:
     assert not torch.equal(index, evaluation_subset(100, 10, seed=4))
     assert torch.equal(evaluation_subset(5, 10, seed=3), torch.arange(5))
     assert torch.equal(evaluation_subset(5, None), torch.arange(5))
+
+
+def test_every_markdown_table_escapes_pipes_as_markdown_table_does(tmp_path: Path) -> None:
+    report = Report(tmp_path, title="t")
+    report.table(["a", "b"], [["x|y", 1]])
+    lines = markdown_table(["a", "b"], [["x|y", 1]])
+    assert lines == ["| a | b |", "| --- | --- |", "| x\\|y | 1 |"]
+    assert report.lines[2:5] == lines
+
+
+def test_the_data_module_is_rebuilt_with_the_checkpoint_settings(fake_data_dir: Path) -> None:
+    where = {"root": str(fake_data_dir), "download": False, "search_system": False,
+             "strict": False, "val_size": 40}  # fmt: skip
+    data = datamodule_for(where, {"val_size": 20, "split_seed": 1})
+    assert len(data.split("val")) == 20 and data.split_seed == 1
+
+
+def test_the_ood_fit_looks_for_the_data_where_training_does(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FMNIST_ROOT", str(tmp_path))
+    cfg = compose_config("predict", ["ckpt=x", "images=y"], tmp_path)
+    assert cfg.ood.data_root == cfg.paths.data_dir == f"{tmp_path}/data"
