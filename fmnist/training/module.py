@@ -2,7 +2,7 @@
 
 The network, optimizer and scheduler arrive as Hydra configs (plain dicts with ``_target_``)
 and are built here; the network only through the allowlist of ``fmnist.models.build_net``.
-The checkpoint's hyperparameters are therefore plain data, and ``fmnist.checkpoint``
+The checkpoint's hyperparameters are therefore plain data, and ``fmnist.training.load``
 rebuilds any checkpoint's model from them without running code stored in the file.
 
 The module owns a :class:`~fmnist.models.preprocess.Classifier`: preprocessing (with the
