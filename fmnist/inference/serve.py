@@ -9,9 +9,11 @@ base64 PNG). ``GET /`` serves the page ``static/index.html``; ``GET /health`` is
 Bad requests never reach the model. LitServe decodes requests in the inference worker, and
 when ``decode_request`` raises for one request of a batch, every request of that batch gets
 the error (litserve 0.2's batched loop). So :class:`ImageBodies`, an ASGI middleware in the
-HTTP process, reads the body within a size limit, decodes each image within a pixel limit,
-converts it (``fmnist.inference.convert``), and answers a 4xx with a message itself when
-anything is wrong; the worker receives only valid tiles, batched across concurrent requests.
+HTTP process, reads the body within a size limit, decodes each image with the decoder
+prediction uses (``fmnist.inference.decode``: one pixel limit; every frame of an animated
+image is an image, as in prediction), converts it (``fmnist.inference.convert``), and
+answers a 4xx with a message itself when anything is wrong; the worker receives only valid
+tiles, batched across concurrent requests.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import json
 import logging
 import os
 import signal
-import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,8 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from fmnist.errors import ConfigError
-from fmnist.inference.convert import check_invert, fashion_mnist_tile, to_rgb
+from fmnist.inference.convert import check_invert, fashion_mnist_tile
+from fmnist.inference.decode import ImageTooLargeError, NotAnImageError, decode_image
 from fmnist.inference.images import Prediction, to_predictions
 from fmnist.inference.ood import detector_for, mark_ood, predict_with_ood
 from fmnist.runs.cli import run_reporting_errors
@@ -70,36 +72,29 @@ class Limits:
     """What one request may hold (conf/serve.yaml)."""
 
     max_body_bytes: int
-    max_pixels: int
     max_images: int
     invert: bool | str = "auto"
     trim: bool = True
     parallel: int = 4  # requests whose images are converted at the same time
 
 
-def open_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """Image bytes -> RGB (see ``convert.to_rgb``); the size is checked from the header,
-    before any pixel is decoded (a small file can hold a decompression bomb)."""
+def open_image(data: bytes, max_frames: int) -> list[np.ndarray]:
+    """Image bytes -> its frames as RGB, by the decoder that prediction uses too
+    (``fmnist.inference.decode``: one pixel limit, checked from the header before decoding;
+    every frame of an animated image, at most ``max_frames``)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise RequestError(
-                    413,
-                    f"The image is {width}x{height} = {width * height:,} pixels, over the limit "
-                    f"of {max_pixels:,}: send a smaller image (e.g. at most 4000x3000).",
-                )
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                return to_rgb(image)
-    except RequestError:
-        raise
-    except Exception as exc:  # PIL raises many types for hostile or truncated bytes
+        decoded = decode_image(data, max_frames=max_frames)
+    except ImageTooLargeError as exc:
+        raise RequestError(413, f"The image has {exc}.") from None
+    except NotAnImageError as exc:
         raise RequestError(
             415,
-            f"Not an image that can be read ({type(exc).__name__}): send a PNG, JPEG, GIF, "
-            "BMP, TIFF or WebP file.",
-        ) from exc
+            f"Not an image that can be read ({exc}): send a PNG, JPEG, GIF, BMP, TIFF or "
+            "WebP file.",
+        ) from None
+    if decoded.left_out:
+        raise RequestError(413, f"The image has {decoded.left_out}: send at most {max_frames}.")
+    return decoded.frames
 
 
 def tile_png(tile: np.ndarray) -> str:
@@ -110,17 +105,19 @@ def tile_png(tile: np.ndarray) -> str:
 
 
 def convert_images(items: list[tuple[str, bytes]], limits: Limits) -> list[dict[str, str]]:
-    """Each (name, bytes) -> {"source", "tile"}; the first bad image fails the request,
-    naming it."""
-    converted = []
+    """Each (name, bytes) -> {"source", "tile"} per frame (``name#k`` for the frames of an
+    animated image, as prediction names them); the first bad image fails the request, naming
+    it. Frames count against ``max_images``."""
+    converted: list[dict[str, str]] = []
     for i, (name, data) in enumerate(items):
         try:
-            rgb = open_image(data, limits.max_pixels)
-            tile = fashion_mnist_tile(rgb, limits.invert, limits.trim)
+            frames = open_image(data, limits.max_images - len(converted))
+            tiles = [fashion_mnist_tile(rgb, limits.invert, limits.trim) for rgb in frames]
         except RequestError as exc:
             where = f"image {i + 1} ({name}): " if len(items) > 1 else ""
             raise RequestError(exc.status, f"{where}{exc}") from None
-        converted.append({"source": name, "tile": tile_png(tile)})
+        names = [f"{name}#{k}" for k in range(len(tiles))] if len(tiles) > 1 else [name]
+        converted += [{"source": n, "tile": tile_png(t)} for n, t in zip(names, tiles, strict=True)]
     return converted
 
 
@@ -366,9 +363,7 @@ def build_server(cfg: DictConfig) -> Any:
     """The LitServer: the API, the request middleware and the page at ``GET /``."""
     from starlette.responses import HTMLResponse
 
-    limits = Limits(
-        cfg.max_body_bytes, cfg.max_pixels, cfg.max_images, cfg.invert, cfg.trim, cfg.parallel
-    )
+    limits = Limits(cfg.max_body_bytes, cfg.max_images, cfg.invert, cfg.trim, cfg.parallel)
     api = FashionMNISTAPI(
         str(cfg.ckpt),
         OmegaConf.to_container(cfg.ood, resolve=True),
@@ -403,7 +398,6 @@ def check_serve_config(cfg: DictConfig) -> None:
         raise ConfigError(f"port={cfg.port} must be between 1024 and 65535.")
     for key in (
         "max_body_bytes",
-        "max_pixels",
         "max_images",
         "parallel",
         "max_batch_size",
