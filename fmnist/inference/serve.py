@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from fmnist.errors import ConfigError
+from fmnist.inference.connections import guarded_protocol
 from fmnist.inference.convert import check_invert, fashion_mnist_tile
 from fmnist.inference.decode import ImageTooLargeError, NotAnImageError, decode_image
 from fmnist.inference.images import Prediction, to_predictions
@@ -76,6 +77,7 @@ class Limits:
     invert: bool | str = "auto"
     trim: bool = True
     parallel: int = 4  # requests whose images are converted at the same time
+    read_timeout: float = 30.0  # seconds to send a request's headers, then again its body
 
 
 def open_image(data: bytes, max_frames: int) -> list[np.ndarray]:
@@ -194,35 +196,63 @@ def _header(scope: Message, name: bytes) -> str:
     return next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == name), "")
 
 
-async def respond(send: Send, status: int, payload: dict[str, Any]) -> None:
-    """A JSON answer, sent directly (the app behind never sees the request)."""
+async def respond(send: Send, status: int, payload: dict[str, Any], close: bool = False) -> None:
+    """A JSON answer, sent directly (the app behind never sees the request); ``close`` ends
+    the connection after it (the body was not read to its end)."""
     body = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def read_body(scope: Message, receive: Receive, max_bytes: int) -> bytes:
-    """The whole body, or a 413 when it is longer than ``max_bytes``. The rest of a body up to
-    :data:`DRAIN_FACTOR` times the limit is read and dropped first: most clients send the
-    whole body before reading the answer, and would see a broken pipe instead of the 413."""
+def _too_large(max_bytes: int) -> RequestError:
+    return RequestError(
+        413, f"The body is over the limit of {max_bytes:,} bytes: send a smaller image."
+    )
+
+
+async def read_body(scope: Message, receive: Receive, max_bytes: int, timeout: float) -> bytes:
+    """The whole body, within ``timeout`` seconds, or a 4xx:
+
+    - 413 at once when the declared ``Content-Length`` is over :data:`DRAIN_FACTOR` times
+      ``max_bytes``; otherwise, when the body is over ``max_bytes``, after reading and dropping
+      the rest (most clients send the whole body before reading the answer, and would see a
+      broken pipe instead of the 413);
+    - 408 when the body has not arrived within ``timeout`` seconds (a slow or stalled client);
+    - 400 when the body ends, the client having closed its side, before the length it declared.
+    """
+    import anyio
+
     declared = _header(scope, b"content-length")
-    declared_size = int(declared) if declared.isdigit() else 0
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise RequestError(400, "The client went away before sending the whole body.")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        too_large = max(size, declared_size) > max_bytes
-        if not too_large:
-            chunks.append(chunk)
-        if not message.get("more_body", False) or size > DRAIN_FACTOR * max_bytes:
-            break
-    if too_large:
+    declared_size = int(declared) if declared.isdigit() else None
+    if declared_size is not None and declared_size > DRAIN_FACTOR * max_bytes:
+        raise _too_large(max_bytes)
+    chunks, size, complete = [], 0, False
+    with anyio.move_on_after(timeout):
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestError(400, "The client went away before sending the whole body.")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if max(size, declared_size or 0) <= max_bytes:
+                chunks.append(chunk)
+            if not message.get("more_body", False) or size > DRAIN_FACTOR * max_bytes:
+                complete = True
+                break
+    if max(size, declared_size or 0) > max_bytes:
+        raise _too_large(max_bytes)
+    if not complete:
         raise RequestError(
-            413, f"The body is over the limit of {max_bytes:,} bytes: send a smaller image."
+            408,
+            f"The body did not arrive within {timeout:g} s ({size:,} of "
+            f"{declared_size if declared_size is not None else 'an unknown number of'} bytes).",
+        )
+    if declared_size is not None and size < declared_size:
+        raise RequestError(
+            400, f"The body ended after {size:,} of the {declared_size:,} bytes it declared."
         )
     return b"".join(chunks)
 
@@ -245,13 +275,15 @@ class ImageBodies:
         if self.limiter is None:  # made in the event loop; bounds memory (conf/serve.yaml)
             self.limiter = anyio.CapacityLimiter(self.limits.parallel)
         try:
-            body = await read_body(scope, receive, self.limits.max_body_bytes)
+            body = await read_body(
+                scope, receive, self.limits.max_body_bytes, self.limits.read_timeout
+            )
             items = await body_images(scope, receive, body, self.limits)
             images = await anyio.to_thread.run_sync(
                 convert_images, items, self.limits, limiter=self.limiter
             )
-        except RequestError as exc:
-            await respond(send, exc.status, {"detail": str(exc)})
+        except RequestError as exc:  # 408 and 413 leave the body unread: end the connection
+            await respond(send, exc.status, {"detail": str(exc)}, close=exc.status in (408, 413))
             return
         except Exception as exc:  # a bug here must not become a 500 without a word
             log.exception("Could not read a request")
@@ -363,7 +395,9 @@ def build_server(cfg: DictConfig) -> Any:
     """The LitServer: the API, the request middleware and the page at ``GET /``."""
     from starlette.responses import HTMLResponse
 
-    limits = Limits(cfg.max_body_bytes, cfg.max_images, cfg.invert, cfg.trim, cfg.parallel)
+    limits = Limits(
+        cfg.max_body_bytes, cfg.max_images, cfg.invert, cfg.trim, cfg.parallel, cfg.read_timeout
+    )
     api = FashionMNISTAPI(
         str(cfg.ckpt),
         OmegaConf.to_container(cfg.ood, resolve=True),
@@ -402,9 +436,13 @@ def check_serve_config(cfg: DictConfig) -> None:
         "parallel",
         "max_batch_size",
         "top_k",
+        "max_connections_per_client",
     ):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigError(f"{key}={cfg[key]!r} must be a positive integer.")
+    timeout = cfg.read_timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 1e6:
+        raise ConfigError(f"read_timeout={timeout!r} must be a positive number of seconds.")
 
 
 def _interrupt_in(main_pid: int) -> Callable[[int, Any], None]:
@@ -439,6 +477,8 @@ def serve(cfg: DictConfig) -> None:
         num_api_servers=cfg.num_api_servers,
         log_level=cfg.log_level,
         generate_client_file=False,
+        # Connection limits and deadlines below the app (fmnist.inference.connections).
+        http=guarded_protocol(float(cfg.read_timeout), cfg.max_connections_per_client),
     )
 
 
