@@ -21,8 +21,23 @@ from fmnist.errors import ConfigError, OutputDirError
 
 #: A run directory's record of a finished run (fit summary and test metrics)...
 METRICS_FILE = "metrics.json"
-#: ...and of its resolved config, which a resume is compared with.
+#: ...and of its resolved config, which a resume is compared with...
 CONFIG_FILE = "config.yaml"
+#: ...and of the command-line overrides that started it. Like the two above, only the run
+#: itself writes it, once it holds its directory; Hydra's ``.hydra/`` copy is written before.
+OVERRIDES_FILE = "overrides.yaml"
+
+
+def recorded_overrides(run_dir: Path) -> list[str] | None:
+    """The overrides that started the run in ``run_dir``, as the leaderboard, compare and
+    sweep summaries name it: the run's own record, else Hydra's (runs from before the record,
+    and sweep jobs that failed before claiming their directory); None when neither exists."""
+    from omegaconf import OmegaConf
+
+    for path in (run_dir / OVERRIDES_FILE, run_dir / ".hydra" / OVERRIDES_FILE):
+        if path.is_file():
+            return [str(o) for o in OmegaConf.load(path)]
+    return None
 
 
 def ensure_writable_dir(path: str | Path, what: str = "output directory") -> Path:

@@ -22,6 +22,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from fmnist.runs.files import recorded_overrides
 from fmnist.training.metrics import VAL_ACC_BEST
 
 METRICS_FILE = "metrics.json"
@@ -66,9 +67,8 @@ class Row:
 def run_identity(run_dir: Path) -> tuple[str, str]:
     """(name, key) of a training run: its command-line overrides without the seed, and its
     resolved config without the seed and locations."""
-    overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    if overrides_file.exists():
-        overrides = [str(o) for o in OmegaConf.load(overrides_file)]
+    overrides = recorded_overrides(run_dir)
+    if overrides is not None:
         overrides = [o for o in overrides if o.split("=")[0].lstrip("+~") not in NOT_IDENTITY]
         name = "train.py " + (" ".join(overrides) if overrides else "(defaults)")
     else:  # not started by train.py's Hydra: what was overridden is unknown, not "defaults"

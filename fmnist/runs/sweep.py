@@ -36,7 +36,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fmnist.runs.config import in_multirun
-from fmnist.runs.files import CONFIG_FILE, METRICS_FILE, atomic_write_text
+from fmnist.runs.files import CONFIG_FILE, METRICS_FILE, atomic_write_text, recorded_overrides
 from fmnist.training.metrics import MEAN_CORRUPTION_ACC, VAL_ACC_BEST, sort_key
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,13 @@ def _key(override: str) -> str:
 
 
 def read_job(job_dir: Path) -> JobResult:
-    """Read a job directory written by Hydra (``.hydra/``) and ``train()``."""
-    overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
-    job_config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
+    """Read a job directory written by ``train()`` (and Hydra's ``.hydra/``, for jobs that
+    failed before ``train()`` wrote its records)."""
+    overrides = recorded_overrides(job_dir) or []
+    config_file = job_dir / CONFIG_FILE  # the job's own record, else Hydra's
+    if not config_file.is_file():
+        config_file = job_dir / ".hydra" / CONFIG_FILE
+    job_config = OmegaConf.load(config_file)
     seed = job_config.get("seed")
     metrics_path, error_path = job_dir / METRICS_FILE, job_dir / ERROR_FILE
     if metrics_path.exists():

@@ -15,6 +15,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import (
     Callback,
     LearningRateMonitor,
@@ -31,6 +32,7 @@ from fmnist.runs.distributed import ddp_children_run_this_job, is_launching_proc
 from fmnist.runs.files import (
     CONFIG_FILE,
     METRICS_FILE,
+    OVERRIDES_FILE,
     atomic_write_text,
     ensure_writable_dir,
     write_json,
@@ -159,7 +161,16 @@ def prepare_run_dir(cfg: DictConfig, output_dir: Path, launching: bool) -> str |
         remove_leftovers(output_dir, ckpt_path)
         # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
         atomic_write_text(output_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+        write_overrides_record(cfg, output_dir)
     return ckpt_path
+
+
+def write_overrides_record(cfg: DictConfig, output_dir: Path) -> None:
+    """The run's own record of the overrides that started it (``OVERRIDES_FILE``), which its
+    readers trust over Hydra's ``.hydra/`` copy; a resume keeps the starting command's."""
+    record = output_dir / OVERRIDES_FILE
+    if HydraConfig.initialized() and (cfg.get("ckpt_path") != "last" or not record.exists()):
+        atomic_write_text(record, OmegaConf.to_yaml(HydraConfig.get().overrides.task))
 
 
 def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from fmnist.analysis import compare as stats
 from fmnist.analysis.plots import compare_figures as figures
@@ -27,7 +27,7 @@ from fmnist.analysis.report import Report
 from fmnist.analysis.tasks.model import load_data
 from fmnist.data import CLASS_NAMES, NUM_CLASSES
 from fmnist.errors import ConfigError
-from fmnist.runs.files import write_json
+from fmnist.runs.files import recorded_overrides, write_json
 from fmnist.runs.sweep import METRICS_FILE, read_sweep, seed_groups
 from fmnist.training.predictions import PREDICTIONS_FILE, load_predictions
 
@@ -57,11 +57,8 @@ class Contestant:
 
 
 def run_name(run_dir: Path) -> str:
-    """The directory name, with the run's command-line overrides when Hydra recorded them."""
-    overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    if not overrides_file.exists():
-        return run_dir.name
-    overrides = [str(o) for o in OmegaConf.load(overrides_file) if not str(o).startswith("hydra")]
+    """The directory name, with the command-line overrides the run recorded."""
+    overrides = [o for o in recorded_overrides(run_dir) or [] if not o.startswith("hydra")]
     return f"{run_dir.name} ({' '.join(overrides)})" if overrides else run_dir.name
 
 
