@@ -15,9 +15,12 @@ import pytest
 from conftest import TINY_OVERRIDES
 
 from fmnist.analysis.tasks.compare import run_name
+from fmnist.errors import CheckpointError, ConfigError
+from fmnist.inference.checkpoint import read_checkpoint
 from fmnist.runs.files import recorded_overrides
 from fmnist.runs.leaderboard import find_entries
 from fmnist.runs.sweep import read_job
+from fmnist.training.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["model.filters=[8]", "trainer.max_epochs=1", "logger=none", "callbacks.lr_monitor=null",
@@ -132,3 +135,30 @@ def test_a_resume_of_the_finished_run_is_still_allowed(fake_data_dir, finished, 
     result = train_cli(fake_data_dir, resumed, *FIRST, "ckpt_path=last")
     assert result.returncode == 0, result.stderr[-3000:]
     assert_named_by_its_own_settings(resumed)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.max_epochs=-3", "`max_epochs` must be a non-negative integer or -1"),
+        ("trainer.precision=17", "Precision 17 is invalid"),
+    ],
+)
+def test_a_trainer_setting_lightning_refuses_is_one_config_error(
+    tiny_train_cfg, override, message, tmp_path
+) -> None:
+    cfg = tiny_train_cfg(override)
+    with pytest.raises(ConfigError) as error:
+        train(cfg)
+    text = str(error.value)
+    assert message in text and "Fix the trainer.* overrides." in text and "\n" not in text
+    assert not Path(cfg.paths.output_dir).exists()  # refused before anything is written
+
+
+def test_a_checkpoint_path_that_is_a_directory_says_so(tmp_path) -> None:
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"is a directory, not a checkpoint file.*last\.ckpt"):
+        read_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="is a directory, not a checkpoint file"):
+        read_checkpoint(tmp_path / "checkpoints" / "..")
