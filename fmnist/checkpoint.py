@@ -38,6 +38,13 @@ def weights_checksum(state_dict: Mapping[str, Tensor]) -> str:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint's content, read without executing pickled code, checked for shape."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        inside = (path / "last.ckpt", path / "checkpoints" / "last.ckpt")
+        found = next((f" (such as {p})" for p in inside if p.is_file()), "")
+        raise CheckpointError(
+            f"Checkpoint {path} is a directory, not a checkpoint file. Pass the path of a .ckpt "
+            f"file{found}: runs keep them in <run dir>/checkpoints/."
+        )
     if not path.is_file():
         hint = (
             " To resume a run, give its directory: hydra.run.dir=<run dir> ckpt_path=last."

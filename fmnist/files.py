@@ -21,8 +21,11 @@ from fmnist.errors import ConfigError, OutputDirError
 
 #: A run directory's record of a finished run (fit summary and test metrics)...
 METRICS_FILE = "metrics.json"
-#: ...and of its resolved config, which a resume is compared with.
+#: ...and of its resolved config, which a resume is compared with...
 CONFIG_FILE = "config.yaml"
+#: ...and of the command-line overrides that started it. Like the two above, only the run
+#: itself writes it, once it holds its directory; Hydra's ``.hydra/`` copy is written before.
+OVERRIDES_FILE = "overrides.yaml"
 
 
 def ensure_writable_dir(path: str | Path, what: str = "output directory") -> Path:

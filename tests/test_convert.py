@@ -17,9 +17,9 @@ from fmnist.inference.convert import (
     fashion_mnist_tile,
     sharpen,
     subsample,
-    to_rgb,
     trim,
 )
+from fmnist.inference.decode import decode_image
 from fmnist.inference.images import load_inputs, to_fashion_mnist
 
 
@@ -105,8 +105,7 @@ def test_transparency_goes_on_white_and_exif_orientation_is_applied(tmp_path) ->
     rgba = np.zeros((30, 50, 4), np.uint8)  # transparent everywhere...
     rgba[10:20, 10:40] = (0, 0, 0, 255)  # ...but an opaque black item
     Image.fromarray(rgba, "RGBA").save(tmp_path / "cutout.png")
-    with Image.open(tmp_path / "cutout.png") as image:
-        rgb = to_rgb(image)
+    (rgb,) = decode_image(tmp_path / "cutout.png").frames
     assert rgb[0, 0].tolist() == [255, 255, 255] and rgb[15, 15].tolist() == [0, 0, 0]
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways: viewers rotate it 90 degrees clockwise
@@ -117,5 +116,4 @@ def test_transparency_goes_on_white_and_exif_orientation_is_applied(tmp_path) ->
     assert [s.rsplit("/", 1)[-1] for s in inputs.sources] == ["cutout.png", "sideways.jpg"]
     cutout = inputs.images[0]
     assert cutout[0].max() == 0 and cutout[14].min() > 200  # 10x30 item -> 9x28 rows 9..17
-    with Image.open(tmp_path / "sideways.jpg") as image:
-        assert to_rgb(image).shape == (50, 30, 3)
+    assert decode_image(buffer.getvalue()).frames[0].shape == (50, 30, 3)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_decode import SAMPLES, header_only_png
 
 from bench.serving import post, served
 from fmnist.data import CLASS_NAMES
@@ -27,7 +28,7 @@ pytest.importorskip("multipart", reason="python-multipart not installed (extra: 
 
 pytestmark = pytest.mark.slow  # starting the server's processes takes 10-60 s
 LABELS = [0, 3, 7, 9]
-LIMITS = {"max_body_bytes": 2_000_000, "max_pixels": 1_000_000, "max_images": 8}
+LIMITS = {"max_body_bytes": 2_000_000, "max_images": 8}
 
 
 def multipart(files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
@@ -115,13 +116,26 @@ def test_a_photo_is_converted_and_the_tile_sent_back(server, tiles) -> None:
         (b"[42]", "application/json", 400, "not a base64 string"),
         (b"garbage", "multipart/form-data; boundary=x", 400, "multipart form"),
         (b"x" * 2_000_001, "image/png", 413, "over the limit of 2,000,000 bytes"),
-        (png_bytes(np.zeros((1000, 1001), np.uint8)), "image/png", 413, "over the limit of"),
+        (header_only_png(6000, 6000), "image/png", 413, "32-megapixel limit"),
         (json.dumps([""] * 9).encode(), "application/json", 413, "at most 8"),
     ],
 )
 def test_bad_requests_get_a_4xx_with_a_message(server, body, content_type, status, message):
     got, answer = post(f"{server}/predict", body, content_type)
     assert got == status and message in answer["detail"]
+
+
+@pytest.mark.parametrize("kind", ["I;16", "CMYK", "animated"])
+def test_the_server_sees_the_pixels_predict_sees(server, kind, tmp_path) -> None:
+    from fmnist.inference.images import load_inputs
+
+    _, data = SAMPLES[kind]()
+    (tmp_path / "image").write_bytes(data)
+    from_file = load_inputs([tmp_path / "image"]).images
+    status, answer = post(f"{server}/predict", data, "application/octet-stream")
+    assert status == 200, answer
+    served = [decoded_tile(a) for a in answer["predictions"]]
+    assert len(served) == len(from_file) and all(map(np.array_equal, served, from_file))
 
 
 def test_the_server_survives_bad_requests_and_answers_100_at_once(server, tiles) -> None:

@@ -5,7 +5,7 @@ product photo on a light background (#fdfdfd) with these seven steps, which
 :func:`fashion_mnist_tile` follows in order:
 
 1. Converting the input to a PNG image. Here: any image PIL reads, EXIF orientation applied,
-   transparency composited on white (:func:`to_rgb`), kept in RGB until step 7.
+   transparency composited on white (``fmnist.inference.decode``), kept in RGB until step 7.
 2. Trimming any edges that are close to the colour of the corner pixels, "close" being within
    5% of the maximum intensity as a distance in RGB space (:func:`trim`).
 3. Resizing the longest edge to 28 by subsampling the pixels, i.e. skipping some rows and
@@ -44,16 +44,6 @@ _IDENTITY[1, 1] = 1.0
 #: Unsharp masking, ``2 * image - blur(image)``, as one kernel: flat regions stay as they are
 #: and the effect grows with the local contrast ("increasing effect near outlines").
 SHARPEN_KERNEL = ImageFilter.Kernel((3, 3), (2 * _IDENTITY - _GAUSS).ravel().tolist(), scale=1)
-
-
-def to_rgb(image: Image.Image) -> np.ndarray:
-    """Step 1: a PIL image -> uint8 (H, W, 3), upright (EXIF) and transparency on white."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        image = image.convert("RGBA")
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, image)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
 def corner_colour(rgb: np.ndarray) -> np.ndarray:

@@ -6,8 +6,9 @@ Fashion-MNIST items are light on a black background, centred and filling a 28x28
 (``fmnist.inference.convert``): trim to the item, longest edge to 28, sharpen, centre, negate.
 
 Files come from anywhere, so each is sized from its header before anything is decoded
-(pixels, bytes, frames, capped below), large images are decoded reduced, and any failure
-reading one file skips that file with its reason while the others are still read.
+(bytes of arrays capped below; pixels and frames of images by the one image decoder,
+``fmnist.inference.decode``, which the server uses too), large images are decoded reduced,
+and any failure reading one file skips that file with its reason while the others are read.
 """
 
 from __future__ import annotations
@@ -15,23 +16,20 @@ from __future__ import annotations
 import csv
 import math
 import os
-import re
 import stat
 import sys
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
-from PIL import ExifTags, Image, UnidentifiedImageError
 from torch import Tensor
 
 from fmnist.data import CLASS_NAMES, read_idx
 from fmnist.errors import CorruptDatasetError
 from fmnist.files import ensure_writable_dir
 from fmnist.inference.convert import check_invert, fashion_mnist_tile
+from fmnist.inference.decode import decode_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 ARRAY_SUFFIXES = {".npy"}
@@ -39,25 +37,6 @@ IDX_SUFFIXES = {".idx", ".ubyte", ".gz", ".idx3-ubyte"}
 
 #: The most bytes of pixels one .npy or IDX input may claim (the real train images are 47 MB).
 MAX_INPUT_BYTES = 100_000_000
-#: The most pixels decoded for one image: the header's size (JPEG: at its reduced decoding
-#: scale) is checked before decoding.
-MAX_PIXELS = 32_000_000
-#: The most frames read from one animated or multi-page image; the rest are reported.
-MAX_FRAMES = 100
-#: Images are decoded, or reduced right after decoding, to at most this longest side before
-#: any conversion: a 36-megapixel photo then costs one decoded copy, not five.
-WORK_SIDE = 1024
-#: EXIF orientation -> the transpose that undoes it (ImageOps.exif_transpose's table; it is
-#: applied to the reduced image, where exif_transpose would copy the full-size one).
-_EXIF_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 
 @dataclass
@@ -134,58 +113,6 @@ def _read_npy(path: Path) -> np.ndarray:
         return np.load(f, allow_pickle=False)  # never unpickle objects from a .npy
 
 
-def _too_many_pixels(pixels: int) -> ValueError:
-    return ValueError(
-        f"{pixels} pixels, more than the {MAX_PIXELS // 10**6}-megapixel limit: resize it"
-    )
-
-
-def _check_pixels(image: Image.Image) -> None:
-    """Refuse an image, or frame, before it is decoded (even PNG's getexif decodes)."""
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise _too_many_pixels(width * height)
-
-
-def _open_image(f: BinaryIO) -> Image.Image:
-    """Open (header only) and cap the size to decode. PIL refuses bombs above twice its global
-    limit itself; below that, :data:`MAX_PIXELS` applies, after JPEG's reduced-scale draft."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(f)
-    except Image.DecompressionBombError as exc:
-        claimed = re.search(r"(\d+) pixels", str(exc))
-        raise _too_many_pixels(int(claimed.group(1))) if claimed else ValueError(str(exc)) from exc
-    except UnidentifiedImageError as exc:
-        raise ValueError("not an image PIL can read") from exc
-    image.draft("RGB", (WORK_SIDE, WORK_SIDE))  # JPEG: at 1/2-1/8 scale; others: no-op
-    _check_pixels(image)
-    return image
-
-
-def _to_rgb(image: Image.Image, transpose: Image.Transpose | None) -> np.ndarray:
-    """The current frame as uint8 RGB (H, W, 3), transparency on white, longest side <=
-    WORK_SIDE: colour is kept until the conversion's trim step. Reduced before any other
-    full-size copy is made."""
-    _check_pixels(image)
-    frame = image
-    if frame.mode.startswith("I;16"):  # 16-bit grey: the high byte; convert("L") clips at 255
-        frame = Image.fromarray((np.asarray(frame) >> 8).astype(np.uint8))
-    elif frame.mode == "1" or (frame.mode == "P" and "transparency" not in frame.info):
-        frame = frame.convert("RGB")  # reduce() takes no palette or bilevel images
-    elif frame.mode in ("P", "PA"):
-        frame = frame.convert("RGBA")
-    factor = math.ceil(max(frame.size) / WORK_SIDE)
-    if factor > 1:
-        frame = frame.reduce(factor)  # box average; premultiplied for RGBA and LA
-    if frame.mode in ("RGBA", "LA"):  # transparency: composite on white
-        frame = frame.convert("RGBA")
-        frame = Image.alpha_composite(Image.new("RGBA", frame.size, "white"), frame)
-    frame = frame.convert("RGB")
-    return np.asarray(frame.transpose(transpose) if transpose else frame, dtype=np.uint8)
-
-
 def source_name(path: Path) -> str:
     """``path`` as text that any CSV, log or terminal takes: bytes that are not valid in the
     file system's encoding (a Latin-1 name on a UTF-8 system) become ``\\xe9`` escapes
@@ -201,26 +128,6 @@ class FileImages:
     images: Sequence[np.ndarray]  # uint8 (H, W) grey or (H, W, 3) RGB each
     sources: list[str]
     left_out: str = ""  # why some of the file's images were not read
-
-
-def _read_frames(path: Path, name: str) -> FileImages:
-    """Every frame of an animated GIF/PNG/WebP or multi-page TIFF, at most MAX_FRAMES."""
-    with path.open("rb") as f, _open_image(f) as image:
-        transpose = _EXIF_TRANSPOSE.get(image.getexif().get(ExifTags.Base.Orientation))
-        frames = [_to_rgb(image, transpose)]
-        left_out = ""
-        # MPO: a camera JPEG whose extra frames are previews or other views of one photo.
-        while image.format != "MPO" and not left_out:
-            try:
-                image.seek(len(frames))
-            except EOFError:
-                break
-            if len(frames) == MAX_FRAMES:
-                left_out = f"more than {MAX_FRAMES} frames: only #0-#{MAX_FRAMES - 1} were read"
-            else:
-                frames.append(_to_rgb(image, transpose))
-    sources = [f"{name}#{k}" for k in range(len(frames))] if len(frames) > 1 else [name]
-    return FileImages(frames, sources, left_out)
 
 
 def _read_stack(path: Path) -> np.ndarray:
@@ -255,7 +162,11 @@ def read_file(path: Path) -> FileImages:
     if suffix in ARRAY_SUFFIXES or is_idx:
         stack = _read_stack(path)
         return FileImages(stack, [f"{source_name(path)}[{i}]" for i in range(len(stack))])
-    return _read_frames(path, source_name(path))
+    decoded = decode_image(path)
+    name = source_name(path)
+    frames = decoded.frames
+    sources = [f"{name}#{k}" for k in range(len(frames))] if len(frames) > 1 else [name]
+    return FileImages(frames, sources, decoded.left_out)
 
 
 def _reason(exc: Exception) -> str:

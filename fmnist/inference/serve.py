@@ -9,9 +9,11 @@ base64 PNG). ``GET /`` serves the page ``static/index.html``; ``GET /health`` is
 Bad requests never reach the model. LitServe decodes requests in the inference worker, and
 when ``decode_request`` raises for one request of a batch, every request of that batch gets
 the error (litserve 0.2's batched loop). So :class:`ImageBodies`, an ASGI middleware in the
-HTTP process, reads the body within a size limit, decodes each image within a pixel limit,
-converts it (``fmnist.inference.convert``), and answers a 4xx with a message itself when
-anything is wrong; the worker receives only valid tiles, batched across concurrent requests.
+HTTP process, reads the body within a size limit, decodes each image with the decoder
+prediction uses (``fmnist.inference.decode``: one pixel limit; every frame of an animated
+image is an image, as in prediction), converts it (``fmnist.inference.convert``), and
+answers a 4xx with a message itself when anything is wrong; the worker receives only valid
+tiles, batched across concurrent requests.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import json
 import logging
 import os
 import signal
-import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,9 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from fmnist.errors import ConfigError
-from fmnist.inference.convert import check_invert, fashion_mnist_tile, to_rgb
+from fmnist.inference.connections import guarded_protocol
+from fmnist.inference.convert import check_invert, fashion_mnist_tile
+from fmnist.inference.decode import ImageTooLargeError, NotAnImageError, decode_image
 from fmnist.inference.images import Prediction, to_predictions
 from fmnist.inference.ood import detector_for, mark_ood, predict_with_ood
 
@@ -67,36 +70,30 @@ class Limits:
     """What one request may hold (conf/serve.yaml)."""
 
     max_body_bytes: int
-    max_pixels: int
     max_images: int
     invert: bool | str = "auto"
     trim: bool = True
     parallel: int = 4  # requests whose images are converted at the same time
+    read_timeout: float = 30.0  # seconds to send a request's headers, then again its body
 
 
-def open_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """Image bytes -> RGB (see ``convert.to_rgb``); the size is checked from the header,
-    before any pixel is decoded (a small file can hold a decompression bomb)."""
+def open_image(data: bytes, max_frames: int) -> list[np.ndarray]:
+    """Image bytes -> its frames as RGB, by the decoder that prediction uses too
+    (``fmnist.inference.decode``: one pixel limit, checked from the header before decoding;
+    every frame of an animated image, at most ``max_frames``)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise RequestError(
-                    413,
-                    f"The image is {width}x{height} = {width * height:,} pixels, over the limit "
-                    f"of {max_pixels:,}: send a smaller image (e.g. at most 4000x3000).",
-                )
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                return to_rgb(image)
-    except RequestError:
-        raise
-    except Exception as exc:  # PIL raises many types for hostile or truncated bytes
+        decoded = decode_image(data, max_frames=max_frames)
+    except ImageTooLargeError as exc:
+        raise RequestError(413, f"The image has {exc}.") from None
+    except NotAnImageError as exc:
         raise RequestError(
             415,
-            f"Not an image that can be read ({type(exc).__name__}): send a PNG, JPEG, GIF, "
-            "BMP, TIFF or WebP file.",
-        ) from exc
+            f"Not an image that can be read ({exc}): send a PNG, JPEG, GIF, BMP, TIFF or "
+            "WebP file.",
+        ) from None
+    if decoded.left_out:
+        raise RequestError(413, f"The image has {decoded.left_out}: send at most {max_frames}.")
+    return decoded.frames
 
 
 def tile_png(tile: np.ndarray) -> str:
@@ -107,17 +104,19 @@ def tile_png(tile: np.ndarray) -> str:
 
 
 def convert_images(items: list[tuple[str, bytes]], limits: Limits) -> list[dict[str, str]]:
-    """Each (name, bytes) -> {"source", "tile"}; the first bad image fails the request,
-    naming it."""
-    converted = []
+    """Each (name, bytes) -> {"source", "tile"} per frame (``name#k`` for the frames of an
+    animated image, as prediction names them); the first bad image fails the request, naming
+    it. Frames count against ``max_images``."""
+    converted: list[dict[str, str]] = []
     for i, (name, data) in enumerate(items):
         try:
-            rgb = open_image(data, limits.max_pixels)
-            tile = fashion_mnist_tile(rgb, limits.invert, limits.trim)
+            frames = open_image(data, limits.max_images - len(converted))
+            tiles = [fashion_mnist_tile(rgb, limits.invert, limits.trim) for rgb in frames]
         except RequestError as exc:
             where = f"image {i + 1} ({name}): " if len(items) > 1 else ""
             raise RequestError(exc.status, f"{where}{exc}") from None
-        converted.append({"source": name, "tile": tile_png(tile)})
+        names = [f"{name}#{k}" for k in range(len(tiles))] if len(tiles) > 1 else [name]
+        converted += [{"source": n, "tile": tile_png(t)} for n, t in zip(names, tiles, strict=True)]
     return converted
 
 
@@ -194,35 +193,63 @@ def _header(scope: Message, name: bytes) -> str:
     return next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == name), "")
 
 
-async def respond(send: Send, status: int, payload: dict[str, Any]) -> None:
-    """A JSON answer, sent directly (the app behind never sees the request)."""
+async def respond(send: Send, status: int, payload: dict[str, Any], close: bool = False) -> None:
+    """A JSON answer, sent directly (the app behind never sees the request); ``close`` ends
+    the connection after it (the body was not read to its end)."""
     body = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def read_body(scope: Message, receive: Receive, max_bytes: int) -> bytes:
-    """The whole body, or a 413 when it is longer than ``max_bytes``. The rest of a body up to
-    :data:`DRAIN_FACTOR` times the limit is read and dropped first: most clients send the
-    whole body before reading the answer, and would see a broken pipe instead of the 413."""
+def _too_large(max_bytes: int) -> RequestError:
+    return RequestError(
+        413, f"The body is over the limit of {max_bytes:,} bytes: send a smaller image."
+    )
+
+
+async def read_body(scope: Message, receive: Receive, max_bytes: int, timeout: float) -> bytes:
+    """The whole body, within ``timeout`` seconds, or a 4xx:
+
+    - 413 at once when the declared ``Content-Length`` is over :data:`DRAIN_FACTOR` times
+      ``max_bytes``; otherwise, when the body is over ``max_bytes``, after reading and dropping
+      the rest (most clients send the whole body before reading the answer, and would see a
+      broken pipe instead of the 413);
+    - 408 when the body has not arrived within ``timeout`` seconds (a slow or stalled client);
+    - 400 when the body ends, the client having closed its side, before the length it declared.
+    """
+    import anyio
+
     declared = _header(scope, b"content-length")
-    declared_size = int(declared) if declared.isdigit() else 0
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise RequestError(400, "The client went away before sending the whole body.")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        too_large = max(size, declared_size) > max_bytes
-        if not too_large:
-            chunks.append(chunk)
-        if not message.get("more_body", False) or size > DRAIN_FACTOR * max_bytes:
-            break
-    if too_large:
+    declared_size = int(declared) if declared.isdigit() else None
+    if declared_size is not None and declared_size > DRAIN_FACTOR * max_bytes:
+        raise _too_large(max_bytes)
+    chunks, size, complete = [], 0, False
+    with anyio.move_on_after(timeout):
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestError(400, "The client went away before sending the whole body.")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if max(size, declared_size or 0) <= max_bytes:
+                chunks.append(chunk)
+            if not message.get("more_body", False) or size > DRAIN_FACTOR * max_bytes:
+                complete = True
+                break
+    if max(size, declared_size or 0) > max_bytes:
+        raise _too_large(max_bytes)
+    if not complete:
         raise RequestError(
-            413, f"The body is over the limit of {max_bytes:,} bytes: send a smaller image."
+            408,
+            f"The body did not arrive within {timeout:g} s ({size:,} of "
+            f"{declared_size if declared_size is not None else 'an unknown number of'} bytes).",
+        )
+    if declared_size is not None and size < declared_size:
+        raise RequestError(
+            400, f"The body ended after {size:,} of the {declared_size:,} bytes it declared."
         )
     return b"".join(chunks)
 
@@ -245,13 +272,15 @@ class ImageBodies:
         if self.limiter is None:  # made in the event loop; bounds memory (conf/serve.yaml)
             self.limiter = anyio.CapacityLimiter(self.limits.parallel)
         try:
-            body = await read_body(scope, receive, self.limits.max_body_bytes)
+            body = await read_body(
+                scope, receive, self.limits.max_body_bytes, self.limits.read_timeout
+            )
             items = await body_images(scope, receive, body, self.limits)
             images = await anyio.to_thread.run_sync(
                 convert_images, items, self.limits, limiter=self.limiter
             )
-        except RequestError as exc:
-            await respond(send, exc.status, {"detail": str(exc)})
+        except RequestError as exc:  # 408 and 413 leave the body unread: end the connection
+            await respond(send, exc.status, {"detail": str(exc)}, close=exc.status in (408, 413))
             return
         except Exception as exc:  # a bug here must not become a 500 without a word
             log.exception("Could not read a request")
@@ -364,7 +393,7 @@ def build_server(cfg: DictConfig) -> Any:
     from starlette.responses import HTMLResponse
 
     limits = Limits(
-        cfg.max_body_bytes, cfg.max_pixels, cfg.max_images, cfg.invert, cfg.trim, cfg.parallel
+        cfg.max_body_bytes, cfg.max_images, cfg.invert, cfg.trim, cfg.parallel, cfg.read_timeout
     )
     api = FashionMNISTAPI(
         str(cfg.ckpt),
@@ -400,14 +429,17 @@ def check_serve_config(cfg: DictConfig) -> None:
         raise ConfigError(f"port={cfg.port} must be between 1024 and 65535.")
     for key in (
         "max_body_bytes",
-        "max_pixels",
         "max_images",
         "parallel",
         "max_batch_size",
         "top_k",
+        "max_connections_per_client",
     ):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigError(f"{key}={cfg[key]!r} must be a positive integer.")
+    timeout = cfg.read_timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 1e6:
+        raise ConfigError(f"read_timeout={timeout!r} must be a positive number of seconds.")
 
 
 def _interrupt_in(main_pid: int) -> Callable[[int, Any], None]:
@@ -442,4 +474,6 @@ def serve(cfg: DictConfig) -> None:
         num_api_servers=cfg.num_api_servers,
         log_level=cfg.log_level,
         generate_client_file=False,
+        # Connection limits and deadlines below the app (fmnist.inference.connections).
+        http=guarded_protocol(float(cfg.read_timeout), cfg.max_connections_per_client),
     )

@@ -1,6 +1,6 @@
 """A finished run's directory, read back once for every reader (sweep summaries, the
-leaderboard, ``task=compare``): its ``metrics.json`` and the command-line overrides Hydra
-recorded in ``.hydra/overrides.yaml``."""
+leaderboard, ``task=compare``): its ``metrics.json`` and the command-line overrides that
+started it, as the run itself recorded them once it held its directory."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from fmnist.files import METRICS_FILE
+from fmnist.files import METRICS_FILE, OVERRIDES_FILE
 
-#: Where Hydra records a run's command-line overrides.
-OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
+#: Where Hydra records a job's command-line overrides (every job of a sweep has one).
+HYDRA_OVERRIDES = Path(".hydra") / OVERRIDES_FILE
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any] | None:
@@ -27,12 +27,14 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def read_overrides(run_dir: str | Path) -> list[str] | None:
-    """The run's command-line overrides as Hydra recorded them; None when it recorded none
-    (a run not started by a Hydra command)."""
-    path = Path(run_dir) / OVERRIDES_FILE
-    if not path.exists():
-        return None
-    return [str(o) for o in OmegaConf.load(path)]
+    """The overrides that started the run: the run's own record (``train()`` writes it once it
+    holds the directory, so a refused command cannot change it), else Hydra's (runs from
+    before the record, sweep jobs that failed before claiming their directory); None when
+    neither exists (a run not started by a Hydra command)."""
+    for path in (Path(run_dir) / OVERRIDES_FILE, Path(run_dir) / HYDRA_OVERRIDES):
+        if path.is_file():
+            return [str(o) for o in OmegaConf.load(path)]
+    return None
 
 
 def override_key(override: str) -> str:

@@ -31,9 +31,9 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.markup import escape
 
-from fmnist.files import atomic_write_text
+from fmnist.files import CONFIG_FILE, atomic_write_text
 from fmnist.metrics import MEAN_CORRUPTION_ACC, VAL_ACC_BEST, sort_key
-from fmnist.results.rundir import OVERRIDES_FILE, override_key, read_metrics, read_overrides
+from fmnist.results.rundir import HYDRA_OVERRIDES, override_key, read_metrics, read_overrides
 from fmnist.tables import csv_text, markdown_table, rich_table
 
 log = logging.getLogger(__name__)
@@ -96,9 +96,13 @@ class SeedGroup:
 
 
 def read_job(job_dir: Path) -> JobResult:
-    """Read a job directory written by Hydra (``.hydra/``) and ``train()``."""
+    """Read a job directory written by ``train()`` (and Hydra's ``.hydra/``, for jobs that
+    failed before ``train()`` wrote its records)."""
     overrides = read_overrides(job_dir) or []
-    seed = OmegaConf.load(job_dir / ".hydra" / "config.yaml").get("seed")
+    config_file = job_dir / CONFIG_FILE  # the job's own record, else Hydra's
+    if not config_file.is_file():
+        config_file = job_dir / ".hydra" / CONFIG_FILE
+    seed = OmegaConf.load(config_file).get("seed")
     metrics, error_path = read_metrics(job_dir), job_dir / ERROR_FILE
     if metrics is not None:
         monitor = metrics.get("monitor") or {}
@@ -129,7 +133,7 @@ def read_sweep(sweep_dir: str | Path) -> list[JobResult]:
     """Every job of a sweep directory, best monitored value first (in the metric's mode),
     then jobs without one (failed, unfinished) in job order."""
     job_dirs = sorted(
-        (p.parent.parent for p in Path(sweep_dir).glob(f"*/{OVERRIDES_FILE}")),
+        (p.parent.parent for p in Path(sweep_dir).glob(f"*/{HYDRA_OVERRIDES}")),
         key=_job_order,
     )
     jobs = [read_job(d) for d in job_dirs]

@@ -15,6 +15,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import (
     Callback,
     LearningRateMonitor,
@@ -22,6 +24,7 @@ from lightning.pytorch.callbacks import (
     ProgressBar,
 )
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist.config import build
@@ -29,6 +32,7 @@ from fmnist.errors import ConfigError
 from fmnist.files import (
     CONFIG_FILE,
     METRICS_FILE,
+    OVERRIDES_FILE,
     atomic_write_text,
     ensure_writable_dir,
     write_json,
@@ -87,12 +91,14 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"seed={seed!r} must be a non-negative integer or null.")
     dummy_optimizer = check_optimizer(cfg.optimizer)
     check_scheduler(cfg.get("scheduler"), dummy_optimizer)
+    check_trainer(cfg.trainer)
 
 
 def refused(group: DictConfig, name: str, exc: Exception) -> ConfigError:
     """torch's refusal of a config group's settings, as the one-line error naming the fix."""
     return ConfigError(
-        f"{name} {group._target_} refuses its settings: {exc}. Fix the {name}.* overrides."
+        f"{name} {group._target_} refuses its settings: {str(exc).rstrip('.')}. Fix the "
+        f"{name}.* overrides."
     )
 
 
@@ -118,6 +124,27 @@ def check_scheduler(scheduler: DictConfig | None, dummy_optimizer: torch.optim.O
         build_scheduler(scheduler, dummy_optimizer, steps=100)
     except (ValueError, TypeError) as exc:
         raise refused(scheduler, "scheduler", exc) from exc
+
+
+def check_trainer(trainer: DictConfig) -> None:
+    """Lightning's own checks of the trainer's settings (``max_epochs=-3``, an accelerator
+    this machine lacks), before anything is built or written: a Trainer without callbacks or
+    loggers is made and dropped, its start-up messages silenced. Lightning's refusal would
+    otherwise end the run in a Hydra error quoting its MisconfigurationException."""
+    quiet = logging.getLogger("lightning.pytorch")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        build(trainer, callbacks=[], logger=False, default_root_dir=None,
+              enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False)  # fmt: skip
+    except InstantiationException as exc:  # Hydra's wrapper of the Trainer's own error
+        cause = exc.__cause__
+        if isinstance(cause, MisconfigurationException | ValueError | TypeError):
+            raise refused(trainer, "trainer", cause) from exc
+        raise
+    finally:
+        quiet.setLevel(level)
 
 
 def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, ClassificationModule]:
@@ -163,7 +190,16 @@ def prepare_run_dir(cfg: DictConfig, output_dir: Path, launching: bool) -> str |
         remove_leftovers(output_dir, ckpt_path)
         # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
         atomic_write_text(output_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+        write_overrides_record(cfg, output_dir)
     return ckpt_path
+
+
+def write_overrides_record(cfg: DictConfig, output_dir: Path) -> None:
+    """The run's own record of the overrides that started it (``OVERRIDES_FILE``), which its
+    readers trust over Hydra's ``.hydra/`` copy; a resume keeps the starting command's."""
+    record = output_dir / OVERRIDES_FILE
+    if HydraConfig.initialized() and (cfg.get("ckpt_path") != "last" or not record.exists()):
+        atomic_write_text(record, OmegaConf.to_yaml(HydraConfig.get().overrides.task))
 
 
 def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> dict[str, Any]:

@@ -24,16 +24,19 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from fmnist.checkpoint import read_checkpoint
 from fmnist.config import in_multirun
-from fmnist.errors import OutputDirError, RunDirBusyError
+from fmnist.errors import FmnistError, OutputDirError, RunDirBusyError
 from fmnist.files import CONFIG_FILE, METRICS_FILE, TMP_PREFIX
+from fmnist.training.distributed import is_launching_process
 from fmnist.training.resume import last_checkpoint
 
 log = logging.getLogger(__name__)
@@ -44,30 +47,80 @@ LOCK_FILE = ".lock"
 CHECKPOINT_NAME = re.compile(r"(?:epoch_(?P<epoch>\d+)|last)(?P<version>-v\d+)?\.ckpt")
 
 
-@contextlib.contextmanager
-def run_dir_lock(output_dir: Path) -> Iterator[None]:
-    """Hold the run directory's lock while the block runs; a RunDirBusyError naming the
-    holder's PID when another process has it."""
+#: Run directories whose lock this process already holds (taken by :class:`RunDirGuard`
+#: before Hydra wrote anything there), resolved path -> the lock's file descriptor.
+_HELD: dict[Path, int] = {}
+
+
+def take_lock(output_dir: Path) -> int:
+    """Lock ``output_dir`` (its ``.lock`` file, written with this PID): the descriptor, which
+    holds the lock until it is closed; a RunDirBusyError naming the holder's PID when another
+    process has it. A refused process writes nothing."""
     fd = os.open(output_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise RunDirBusyError(
-                f"{output_dir} is in use by another run (PID {holder}): two runs in one "
-                "directory would overwrite each other's checkpoints and metrics. Wait for it "
-                "to end, or give this run its own directory (hydra.run.dir=...)."
-            ) from None
-        except OSError as exc:  # ENOLCK: a filesystem without locks
-            log.warning("Cannot lock %s (%s): a second run there would not be stopped",
-                        output_dir, errno.errorcode.get(exc.errno or 0, exc))  # fmt: skip
-        with contextlib.suppress(OSError):  # only for the message above: a full disk may refuse
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunDirBusyError(
+            f"{output_dir} is in use by another run (PID {holder}): two runs in one "
+            "directory would overwrite each other's checkpoints and metrics. Wait for it "
+            "to end, or give this run its own directory (hydra.run.dir=...)."
+        ) from None
+    except OSError as exc:  # ENOLCK: a filesystem without locks
+        log.warning("Cannot lock %s (%s): a second run there would not be stopped",
+                    output_dir, errno.errorcode.get(exc.errno or 0, exc))  # fmt: skip
+    with contextlib.suppress(OSError):  # only for the message above: a full disk may refuse
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+@contextlib.contextmanager
+def run_dir_lock(output_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock while the block runs (:func:`take_lock`); a lock this
+    process already holds is kept, not taken twice (``flock`` would refuse it)."""
+    if output_dir.resolve() in _HELD:
+        yield
+        return
+    fd = take_lock(output_dir)
+    try:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+class RunDirGuard(Callback):
+    """Claims a run's directory before Hydra writes anything there (conf/train.yaml).
+
+    Hydra writes ``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml`` and opens the
+    log file in ``hydra.run.dir`` before the task starts, so a second ``train.py`` refused in
+    the task had already rewritten the first run's record and appended to its log. This
+    callback runs first (``on_run_start``): a directory in use by another process
+    (RunDirBusyError) or holding a finished run (OutputDirError; unless resuming it with
+    ``ckpt_path=last``) stops the command with one line, exit status 1, and nothing written
+    there. Otherwise the lock is taken here and held to the end of the process, and
+    ``train()`` runs under it. Multiruns (one directory per job) and the DDP processes of
+    other ranks (which share rank 0's directory) are left to ``train()``.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not is_launching_process():
+            return
+        # ${now:...} in the directory's name is cached: Hydra resolves the same name later.
+        run_dir = Path(str(config.hydra.run.dir)).absolute()
+        try:
+            check_not_finished(run_dir, config.get("ckpt_path"))  # before writing anything
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _HELD[run_dir.resolve()] = take_lock(run_dir)
+            check_not_finished(run_dir, config.get("ckpt_path"))  # finished meanwhile?
+        except FmnistError as error:
+            if os.environ.get("FMNIST_TRACEBACK"):
+                raise
+            print(f"{type(error).__name__}: {error}", file=sys.stderr)  # logging is not set up
+            sys.exit(1)
+        except OSError:  # an unwritable place: train() says so in its own words
+            return
 
 
 def check_not_finished(output_dir: Path, ckpt_path: str | None) -> None:

@@ -1,0 +1,141 @@
+"""What one client may hold of the server: connections and time, below the ASGI app.
+
+uvicorn (under LitServe) keeps a connection open as long as its client wants before a request
+arrives: a client that opens connections and sends nothing, or sends its headers a byte at a
+time (slowloris), holds them for ever, and enough such clients exhaust the server; a client
+that closes its sending side after a request gets no answer at all (uvicorn closes the whole
+connection on end-of-file). :func:`guarded_protocol` makes uvicorn's HTTP protocol class
+(httptools' or h11's, whichever uvicorn picks) keep these promises, per HTTP process:
+
+- A client (an IP address) holds at most ``per_client`` connections. One more closes its
+  oldest idle one (no request in progress); when all are busy, the new one is answered 429.
+- A request's headers must arrive within ``read_timeout`` seconds of the connection's start,
+  or of the previous answer on it; else 408 and the connection is closed. (The body has its
+  own deadline, in the request middleware: ``fmnist.inference.serve.read_body``.) Headers
+  over :data:`MAX_HEADER_BYTES` are answered 431.
+- A client that closes its sending side (half-close) during a request still gets the answer:
+  the body ends there (the middleware answers 400 when it is shorter than declared), and the
+  connection closes after the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+#: The most bytes of request line and headers one request may send.
+MAX_HEADER_BYTES = 64 * 1024
+_REASONS = {400: "Bad Request", 408: "Request Timeout", 429: "Too Many Requests",
+            431: "Request Header Fields Too Large"}  # fmt: skip
+
+
+def raw_answer(status: int, detail: str) -> bytes:
+    """A whole HTTP/1.1 answer with a JSON ``detail``, for a connection with no request cycle."""
+    body = json.dumps({"detail": detail}).encode()
+    head = (
+        f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def guarded_protocol(read_timeout: float, per_client: int) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol class, guarded as the module's docstring says (pass it as
+    uvicorn's ``http=``). The HTTP processes are forked from the one that calls this."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    class GuardedProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+        #: This process's open connections, per client address, oldest first.
+        clients: dict[str, list[GuardedProtocol]] = {}
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.half_closed, self.pending_bytes = False, 0
+            self.deadline: asyncio.TimerHandle | None = None
+            self.host = self.client[0] if self.client else ""
+            held = self.clients.setdefault(self.host, [])
+            if len(held) >= per_client:
+                idle = next((c for c in held if c.idle()), None)
+                if idle is None:
+                    self.host = None  # not counted
+                    busy = f"{len(held)} connections from your address are busy, the most one"
+                    self.answer_and_close(429, f"{busy} client may hold: wait for one.")
+                    return
+                held.remove(idle)
+                idle.host = None
+                idle.close_idle()
+            held.append(self)
+            self.arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+            if self.host is not None:
+                held = self.clients.get(self.host, [])
+                if self in held:
+                    held.remove(self)
+                if not held:
+                    self.clients.pop(self.host, None)
+                self.host = None
+            super().connection_lost(exc)
+
+        def idle(self) -> bool:
+            """No request in progress: between requests, or its headers not yet complete."""
+            return self.cycle is None or self.cycle.response_complete
+
+        def arm(self) -> None:
+            """The headers' deadline, from now."""
+            if self.deadline is not None:
+                self.deadline.cancel()
+            self.deadline = self.loop.call_later(read_timeout, self.expired)
+
+        def expired(self) -> None:
+            self.deadline = None
+            if self.transport.is_closing() or not self.idle():
+                return  # a request in progress: the body's deadline and the model's apply
+            self.close_idle(f"No complete request within {read_timeout:g} s.")
+
+        def close_idle(self, reason: str = "Too many connections from your address.") -> None:
+            """Close a connection without a request in progress: with a 408 when part of a
+            request's headers came, silently when none did (an idle keep-alive connection)."""
+            if self.pending_bytes:
+                self.answer_and_close(408, reason)
+            else:
+                self.transport.close()
+
+        def answer_and_close(self, status: int, detail: str) -> None:
+            if not self.transport.is_closing():
+                self.transport.write(raw_answer(status, detail))
+                self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.idle() and not self.transport.is_closing():  # still in the headers
+                self.pending_bytes += len(data)
+                if self.pending_bytes > MAX_HEADER_BYTES:
+                    self.answer_and_close(
+                        431, f"The request's headers are over {MAX_HEADER_BYTES:,} bytes."
+                    )
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self.pending_bytes = 0
+            if self.half_closed:
+                self.transport.close()
+            elif not self.transport.is_closing():
+                self.arm()
+
+        def eof_received(self) -> bool:
+            """The client closed its sending side: answer what is in progress, then close."""
+            self.half_closed = True
+            if self.idle():
+                if self.pending_bytes:
+                    self.answer_and_close(400, "The connection ended inside the headers.")
+                return False  # nothing to answer: close
+            if self.cycle.more_body:  # the body ends here; the middleware checks its length
+                self.cycle.more_body = False
+                self.cycle.message_event.set()
+            return True  # keep the transport open for the answer
+
+    return GuardedProtocol

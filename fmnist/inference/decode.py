@@ -1,0 +1,169 @@
+"""The one image decoder: a file or the bytes of an HTTP body -> its frames as uint8 RGB arrays.
+
+Prediction (``fmnist.inference.images``), the contact sheet, the server and its page all read
+images through :func:`decode_image`, so the same bytes give the same pixels, and so the same
+tile, whichever way they come in. What it does, in order:
+
+1. Open the header only, and refuse an image over :data:`MAX_PIXELS` before a pixel is decoded
+   (a small file can hold a decompression bomb); a JPEG is first set to decode at a reduced
+   scale (1/2 to 1/8) when it is larger than :data:`WORK_SIDE`, and its reduced size counts.
+2. Every frame of an animated GIF/PNG/WebP or a multi-page TIFF is an image of its own, up
+   to ``max_frames``; the rest are reported in ``left_out``. A camera's MPO file is one image
+   (its other frames are previews or other views of the same photo).
+3. Each frame to 8-bit, by its mode: 16-bit and 32-bit integer grey (``I;16``, ``I``) keep
+   their high byte (PIL's ``convert`` would clip everything above 255 to white); float grey
+   (``F``) in [0, 1] is scaled to 0-255, other floats are clipped to 0-255; bilevel, palette,
+   CMYK and the other colour spaces go through PIL's conversion to RGB.
+4. Reduced by box averaging to at most :data:`WORK_SIDE` pixels on its longest side before any
+   other full-size copy is made (a 32-megapixel photo costs one decoded copy, not five).
+5. Transparency composited on white; kept in RGB (the conversion's trim step compares colours).
+6. Turned upright by its EXIF orientation (``ImageOps.exif_transpose``, on the reduced frame:
+   the orientation of the first frame applies to all).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+#: The most pixels one image, or frame, may have: checked from the header before decoding
+#: (a JPEG: at its reduced decoding scale). The server and prediction share it.
+MAX_PIXELS = 32_000_000
+#: The most frames read from one animated or multi-page image; the rest are reported.
+MAX_FRAMES = 100
+#: Frames are decoded, or reduced right after decoding, to at most this longest side.
+WORK_SIDE = 1024
+#: Modes made RGBA first: their transparency is composited on white.
+_ALPHA_MODES = ("RGBA", "LA", "La", "RGBa", "PA")
+
+
+class ImageTooLargeError(ValueError):
+    """An image, or one of its frames, has more pixels than the limit."""
+
+
+class NotAnImageError(ValueError):
+    """Bytes that are not an image PIL can read (or a truncated, broken one)."""
+
+
+@dataclass
+class Decoded:
+    """The frames of one image, uint8 (H, W, 3) RGB each, and why some were not read."""
+
+    frames: list[np.ndarray]
+    left_out: str = ""
+
+
+def too_many_pixels(pixels: int, limit: int = MAX_PIXELS) -> ImageTooLargeError:
+    return ImageTooLargeError(
+        f"{pixels} pixels, more than the {limit / 10**6:g}-megapixel limit: resize it"
+    )
+
+
+def _check_pixels(image: Image.Image, limit: int) -> None:
+    """Refuse an image, or frame, before it is decoded (even PNG's getexif decodes)."""
+    width, height = image.size
+    if width * height > limit:
+        raise too_many_pixels(width * height, limit)
+
+
+@contextmanager
+def _opened(source: bytes | Path, limit: int) -> Iterator[Image.Image]:
+    """The image, header only, its size checked. PIL refuses bombs above twice its global
+    limit itself (89M pixels); below that, ``limit`` applies, after JPEG's reduced draft."""
+    with source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as f:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(f)
+        except Image.DecompressionBombError as exc:
+            claimed = re.search(r"(\d+) pixels", str(exc))
+            raise (
+                too_many_pixels(int(claimed.group(1)), limit)
+                if claimed
+                else ImageTooLargeError(str(exc))
+            ) from exc
+        except UnidentifiedImageError as exc:
+            raise NotAnImageError("not an image PIL can read") from exc
+        with image:
+            image.draft("RGB", (WORK_SIDE, WORK_SIDE))  # JPEG: at 1/2-1/8 scale; others: no-op
+            _check_pixels(image, limit)
+            yield image
+
+
+def _eight_bit(frame: Image.Image) -> Image.Image:
+    """A frame in a mode that ``reduce`` and ``convert("RGB")`` take without losing levels."""
+    mode = frame.mode
+    if mode.startswith("I;16") or mode == "I":  # 16/32-bit grey: the high byte of 16 bits
+        levels = np.asarray(frame).astype(np.int64).clip(0, 65535) >> 8
+        return Image.fromarray(levels.astype(np.uint8))
+    if mode == "F":  # float grey: [0, 1] scaled, anything else clipped to 0-255
+        values = np.nan_to_num(np.asarray(frame, dtype=np.float64), nan=0.0)
+        if values.size and values.min() >= 0 and values.max() <= 1:
+            values = values * 255
+        return Image.fromarray(values.clip(0, 255).round().astype(np.uint8))
+    if (mode == "P" and "transparency" in frame.info) or mode in ("PA", "La", "RGBa"):
+        return frame.convert("RGBA")
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return frame
+    return frame.convert("RGB")  # 1, P, CMYK, YCbCr, LAB, HSV, ...: reduce() takes none of them
+
+
+def _upright(rgb: Image.Image, orientation: int | None) -> Image.Image:
+    """``ImageOps.exif_transpose`` of the reduced frame, given the original's orientation."""
+    if orientation in (None, 1):
+        return rgb
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    rgb.info["exif"] = exif.tobytes()
+    return ImageOps.exif_transpose(rgb)
+
+
+def frame_to_rgb(frame: Image.Image, orientation: int | None, limit: int) -> np.ndarray:
+    """The current frame as uint8 RGB (H, W, 3), longest side <= :data:`WORK_SIDE`,
+    transparency on white, upright (steps 3-6 of the module's docstring)."""
+    _check_pixels(frame, limit)
+    frame = _eight_bit(frame)
+    factor = math.ceil(max(frame.size) / WORK_SIDE)
+    if factor > 1:
+        frame = frame.reduce(factor)  # box average; premultiplied for RGBA and LA
+    if frame.mode in _ALPHA_MODES:
+        frame = Image.alpha_composite(Image.new("RGBA", frame.size, "white"), frame.convert("RGBA"))
+    return np.asarray(_upright(frame.convert("RGB"), orientation), dtype=np.uint8)
+
+
+def decode_image(
+    source: bytes | Path, max_frames: int = MAX_FRAMES, max_pixels: int = MAX_PIXELS
+) -> Decoded:
+    """Every frame of an image file or of image bytes, as uint8 RGB arrays (see the module's
+    docstring). Raises :class:`ImageTooLargeError` over ``max_pixels`` and
+    :class:`NotAnImageError` for anything that cannot be read, with PIL's reason."""
+    try:
+        with _opened(source, max_pixels) as image:
+            orientation = image.getexif().get(ExifTags.Base.Orientation)
+            frames = [frame_to_rgb(image, orientation, max_pixels)]
+            left_out = ""
+            # MPO: a camera JPEG whose extra frames are previews or other views of one photo.
+            while image.format != "MPO" and not left_out:
+                try:
+                    image.seek(len(frames))
+                except EOFError:
+                    break
+                if len(frames) == max_frames:
+                    left_out = f"more than {max_frames} frames: only #0-#{max_frames - 1} were read"
+                else:
+                    frames.append(frame_to_rgb(image, orientation, max_pixels))
+    except (ImageTooLargeError, NotAnImageError, FileNotFoundError, IsADirectoryError):
+        raise
+    except Exception as exc:  # PIL raises many types for hostile or truncated bytes
+        reason = str(exc) if isinstance(exc, ValueError | OSError) and str(exc) else ""
+        raise NotAnImageError(reason or f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+    return Decoded(frames, left_out)
