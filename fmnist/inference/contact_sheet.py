@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fmnist.inference.convert import SHORT
 from fmnist.inference.images import Prediction, read_file
 from fmnist.runs.files import atomic_write_bytes, ensure_writable_dir
 
@@ -71,6 +72,7 @@ def write_contact_sheet(
         [p.top for p in shown],
         [Path(p.source).name for p in shown],
         [p.ood for p in shown],
+        [SHORT.get(p.background or "") for p in shown],  # why a background was not separated
     )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)

@@ -90,8 +90,8 @@ def scene(
     a darker garment absorbs more of the light the sheet would reflect. Its square spans a
     share of the frame's side drawn from ``cover``, turned by ``rotation`` degrees (either
     way), at a random place inside the frame. Then, in order: a soft ``shadow`` (the item's
-    silhouette, offset down and right and blurred, darkening the background by up to that
-    share), uneven light (``gradient``: that share darker across the frame in a random
+    silhouette, offset down and right and blurred, darkening the background beside the item
+    by up to that share), uneven light (``gradient``: that share darker across the frame in a random
     direction; ``vignette``: that share darker in the corners), and Gaussian sensor
     ``noise`` of that standard deviation in grey levels.
     """
@@ -117,7 +117,8 @@ def scene(
         offset = round(0.06 * side)
         cast = ndimage.shift(silhouette, (offset, offset), order=1)
         cast = ndimage.gaussian_filter(cast, 0.05 * side)
-        sheet *= 1 - shadow * np.clip(cast / max(cast.max(), 1e-6), 0, 1)[..., None]
+        cast = np.clip(cast / max(cast.max(), 1e-6), 0, 1) * (1 - silhouette)  # not on the item
+        sheet *= 1 - shadow * cast[..., None]
     photo = sheet * (1 - contrast[..., None]) + np.asarray(ink, np.float32) * contrast[..., None]
     y, x = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
     light = np.ones((size, size), np.float32)
