@@ -258,10 +258,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return results
 
 
-if __name__ == "__main__":
-    main()
-
-
 # --- The photo suite: the same items on the backgrounds people photograph them on ----------
 
 #: Each condition: (family, scene() settings, JPEG quality or None). Everything not named is
@@ -465,3 +461,7 @@ def suite_markdown(suite: dict[str, Any]) -> list[str]:
             f"{flagged} | {100 * row['not_separated']:.1f}% | {cells} |"
         )
     return lines
+
+
+if __name__ == "__main__":
+    main()
