@@ -32,6 +32,7 @@ class Context:
     previous: dict[str, Any] = field(default_factory=dict)  # parts kept from the last results
     guard: LoadGuard = field(default_factory=LoadGuard)
     runs: int = 0
+    ckpt: str | None = None  # the photos part's checkpoint (--ckpt)
 
     def compose(self, *overrides: str, name: str = "") -> DictConfig:
         """A run config as ``train.py OVERRIDES`` composes it, writing under ``workdir`` in a

@@ -152,6 +152,35 @@ def full_runs(ctx: Context) -> dict[str, Any]:
     return {"runs": runs}
 
 
+def photos(ctx: Context) -> dict[str, Any]:
+    """(6) People's photos (bench/photos.py on ``--ckpt``): writes photos.json/md beside the
+    results and the README's contact sheets; keeps the suite's summary here."""
+    from bench import photos as photo_bench
+
+    if not ctx.ckpt:
+        if ctx.tiny:  # the tiny bench checks the harness: there is no trained model to use
+            return {"skipped": "no --ckpt"}
+        raise SystemExit("--parts photos needs --ckpt PATH (a checkpoint written by train.py)")
+    figures = Path(__file__).resolve().parent.parent / "docs" / "figures"
+    argv = ["--ckpt", ctx.ckpt, "--out", str(ctx.out)]
+    if not ctx.tiny:
+        argv += ["--figure", str(figures / "contact_sheet.png"), "--sheets", str(figures)]
+    else:
+        argv += ["--n", "20"]
+    results = photo_bench.main(argv)
+    suite = results["suite"]
+    below = {name: row["points_below_raw"] for name, row in suite["conditions"].items()}
+    return {
+        "ckpt": ctx.ckpt,
+        "raw_tiles": suite["raw_tiles"],
+        "worst_condition": max(below, key=below.get),
+        "worst_points_below_raw": max(below.values()),
+        "conditions_within_3_points": sum(v <= 3 for v in below.values()),
+        "conditions": len(below),
+        "convert_ms": suite["timing"]["convert_ms"],
+    }
+
+
 PARTS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "speedrun": speedrun,
     "overhead": overhead,
@@ -159,10 +188,11 @@ PARTS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "callbacks": callbacks_cost,
     "full": full_runs,
     "frontier": frontier,
+    "photos": photos,
 }
 #: Parts run when none are named: all but the slow ones.
 DEFAULT_PARTS = ("speedrun", "overhead", "data", "callbacks")
 #: Parts that run their own pieces under the load guard, so are not repeated whole.
-REPEATS_INSIDE = frozenset({"frontier"})
+REPEATS_INSIDE = frozenset({"frontier", "photos"})
 
 __all__ = ["DEFAULT_PARTS", "PARTS", "REPEATS_INSIDE"]

@@ -1,4 +1,4 @@
-"""Your own photos: `python -m bench.photos --ckpt PATH [--n 200] [--figure PATH]`.
+"""Your own photos: `python -m bench.photos --ckpt PATH [--n 200] [--figure PATH] [--sheets DIR]`.
 
 Writes ``bench/photos.json`` and ``bench/photos.md`` (the README's numbers) for one checkpoint:
 
@@ -11,7 +11,14 @@ Writes ``bench/photos.json`` and ``bench/photos.md`` (the README's numbers) for 
    tiles inverted (dark on light, unconverted);
 3. with ``--figure``, a contact sheet of a few re-rendered test items (photos, an off-centre
    canvas, a JPEG on grey paper, a transparent cut-out, a sideways JPEG with an EXIF
-   orientation) and two non-clothing images, made by ``predict contact_sheet=true``.
+   orientation) and two non-clothing images, made by ``predict contact_sheet=true``;
+4. the photo suite (:data:`CONDITIONS`): the same items photographed on backgrounds of every
+   grey level and several colours, under gradients, vignettes and shadows, with sensor noise,
+   as JPEGs of falling quality, turned and at several sizes (``stand_ins.scene``); per
+   condition the accuracy through the conversion predict uses, the share the OOD flag marks,
+   the share whose background was not separated, the accuracy at each sharpening strength,
+   and the conversion's time on a 1-megapixel photo; with ``--sheets``, one contact sheet per
+   family of conditions (a row per condition).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from PIL import Image
 
 from bench.report import command_line, write_results
 from fmnist.data import FashionMNISTDataModule, load_fashion_mnist
-from fmnist.inference.ood import classify, detector_for, energy, mahalanobis
+from fmnist.inference.ood import classify, detector_for, energy, mahalanobis, predict_with_ood
 from fmnist.inference.predict import predict
 from fmnist.inference.stand_ins import as_photo, digits, off_centre, uniform_noise, write_pngs
 from fmnist.training.load import load_classifier
@@ -210,6 +217,8 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         shown = " | ".join(f"{100 * c:.1f}%" for c in cells)
         lines.append(f"| {name.replace('_', ' ')} | {rate['images']} | {shown} |")
+    if "suite" in results:
+        lines += suite_markdown(results["suite"])
     return "\n".join(lines) + "\n"
 
 
@@ -219,6 +228,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--n", type=int, default=200, help="seeded test images to re-render")
     parser.add_argument("--figure", type=Path, help="also write the contact sheet PNG here")
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="folder of photos.json/md")
+    parser.add_argument(
+        "--sheets", type=Path, help="also write the suite's contact sheets (one per family) here"
+    )
+    parser.add_argument("--no-suite", action="store_true", help="skip the photo suite")
     args = parser.parse_args(argv)
     raw = load_fashion_mnist()
     tiles, labels = seeded_sample(raw.test_images, raw.test_labels, args.n)
@@ -227,15 +240,227 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ood = ood_rates(args.ckpt, Path(tmp))
         if args.figure:
             contact_sheet_figure(args.ckpt, raw, args.figure, Path(tmp))
+        suite = None
+        if not args.no_suite:
+            suite, shown = photo_suite(args.ckpt, tiles, labels, Path(tmp))
+            suite = {"images": args.n, **suite, "timing": conversion_ms()}
+            if args.sheets:
+                condition_sheets(shown, suite, args.sheets)
     results = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "command": command_line("bench.photos", argv),
         "ckpt": str(args.ckpt),
         "accuracy": {"images": args.n, **accuracy},
         "ood": ood,
+        **({"suite": suite} if suite else {}),
     }
     write_results(args.out, "photos", results, markdown)
     return results
+
+
+# --- The photo suite: the same items on the backgrounds people photograph them on ----------
+
+#: Each condition: (family, scene() settings, JPEG quality or None). Everything not named is
+#: scene()'s default: a white background, the item's square spanning 35-65% of a 224x224
+#: frame at a random place, upright, even light, no shadow or noise, saved as PNG.
+CONDITIONS: dict[str, tuple[str, dict[str, Any], int | None]] = {
+    "black (0)": ("grey level", {"background": (0, 0, 0)}, None),
+    "grey 40": ("grey level", {"background": (40, 40, 40)}, None),
+    "grey 90": ("grey level", {"background": (90, 90, 90)}, None),
+    "grey 128": ("grey level", {"background": (128, 128, 128)}, None),
+    "grey 128, light item": ("grey level", {"background": (128,) * 3, "ink": (255,) * 3}, None),
+    "grey 170": ("grey level", {"background": (170, 170, 170)}, None),
+    "grey 215": ("grey level", {"background": (215, 215, 215)}, None),
+    "white (255)": ("grey level", {}, None),
+    "beige sheet": ("colour", {"background": (228, 214, 186)}, None),
+    "blue": ("colour", {"background": (40, 90, 180)}, None),
+    "red": ("colour", {"background": (190, 40, 40)}, None),
+    "green": ("colour", {"background": (70, 140, 80)}, None),
+    "navy item on white": ("colour", {"ink": (20, 30, 90)}, None),
+    "red item on beige": ("colour", {"background": (228, 214, 186), "ink": (170, 40, 30)}, None),
+    "gradient 30%": ("light", {"gradient": 0.3}, None),
+    "gradient 60%": ("light", {"gradient": 0.6}, None),
+    "vignette 40%": ("light", {"vignette": 0.4}, None),
+    "grey 170, gradient 40%": ("light", {"background": (170,) * 3, "gradient": 0.4}, None),
+    "shadow 15%": ("light", {"shadow": 0.15}, None),
+    "shadow 30%": ("light", {"shadow": 0.3}, None),
+    "noise 5": ("noise", {"noise": 5.0}, None),
+    "noise 10": ("noise", {"noise": 10.0}, None),
+    "noise 20": ("noise", {"noise": 20.0}, None),
+    "JPEG q90": ("noise", {}, 90),
+    "JPEG q50": ("noise", {}, 50),
+    "JPEG q20": ("noise", {}, 20),
+    "grey 170, noise 5, JPEG q75": ("noise", {"background": (170,) * 3, "noise": 5.0}, 75),
+    "turned 5 degrees": ("geometry", {"rotation": 5.0}, None),
+    "turned 10 degrees": ("geometry", {"rotation": 10.0}, None),
+    "turned 15 degrees": ("geometry", {"rotation": 15.0}, None),
+    "item 30% of the side": ("geometry", {"cover": (0.3, 0.3)}, None),
+    "item 60% of the side": ("geometry", {"cover": (0.6, 0.6)}, None),
+    "item 90% of the side": ("geometry", {"cover": (0.9, 0.9)}, None),
+}
+#: Unsharp-mask strengths compared on every condition (convert.SHARPEN_AMOUNT is the one used).
+SHARPEN_AMOUNTS = (0.0, 0.5, 1.0)
+#: Items shown per condition in the README's contact sheets.
+SHOWN = 6
+
+
+def condition_files(
+    tiles: np.ndarray, settings: dict[str, Any], quality: int | None, folder: Path
+) -> list[Path]:
+    """The items photographed under one condition (the same seed for every condition: the
+    same places and turns), written as PNG or JPEG files."""
+    from fmnist.inference.stand_ins import jpeg_bytes, png_bytes, scene
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, tile in enumerate(tiles):
+        photo = scene(tile, rng, **settings)
+        path = folder / f"item_{i:04d}.{'jpg' if quality else 'png'}"
+        path.write_bytes(jpeg_bytes(photo, quality) if quality else png_bytes(photo))
+        paths.append(path)
+    return paths
+
+
+def conversion_ms(repeats: int = 20) -> dict[str, float]:
+    """Median milliseconds to convert a 1000x1000 photo (an item on grey under a gradient,
+    with noise) on one core, against the seven steps alone."""
+    from threadpoolctl import threadpool_limits
+
+    from fmnist.inference.convert import convert, fashion_mnist_tile
+    from fmnist.inference.stand_ins import scene
+
+    raw = load_fashion_mnist()
+    rng = np.random.default_rng(0)
+    photos = [
+        scene(raw.test_images[i].numpy(), rng, background=(170,) * 3, size=1000, gradient=0.3,
+              noise=3.0)
+        for i in range(5)
+    ]  # fmt: skip
+    timings: dict[str, list[float]] = {"convert": [], "seven_steps": []}
+    with threadpool_limits(1):
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for _ in range(repeats):
+                for photo in photos:
+                    for name, run in (("convert", convert), ("seven_steps", fashion_mnist_tile)):
+                        start = time.perf_counter()
+                        run(photo)
+                        timings[name].append(1000 * (time.perf_counter() - start))
+        finally:
+            torch.set_num_threads(torch_threads)
+    return {f"{name}_ms": float(np.median(v)) for name, v in timings.items()}
+
+
+def photo_suite(
+    ckpt: str | Path, tiles: np.ndarray, labels: np.ndarray, workdir: Path
+) -> dict[str, Any]:
+    """Per condition: accuracy of the tiles made the way predict makes them (read_file, then
+    convert), the share the OOD flag marks and the share whose background was not separated;
+    and the accuracy at each of :data:`SHARPEN_AMOUNTS`. Against the raw tiles' accuracy."""
+    from fmnist.inference.convert import SHARPEN_AMOUNT, convert
+    from fmnist.inference.images import read_file, to_predictions
+    from fmnist.inference.ood import mark_ood
+
+    cfg = predict_config([f"ckpt={ckpt}", "images=none"], workdir)
+    module, settings = load_classifier(ckpt)
+    detector = detector_for(ckpt, module, settings, cfg.ood)
+    raw = module.predict_proba(torch.from_numpy(tiles)).argmax(1).numpy()
+    results: dict[str, Any] = {"raw_tiles": float((raw == labels).mean()), "conditions": {}}
+    shown: dict[str, Any] = {}
+    for name, (family, scene_settings, quality) in CONDITIONS.items():
+        folder = workdir / "suite" / f"{len(results['conditions']):02d}"
+        decoded = [read_file(p).images[0] for p in condition_files(tiles, scene_settings,
+                                                                    quality, folder)]  # fmt: skip
+        row: dict[str, Any] = {"family": family, "jpeg_quality": quality, **scene_settings}
+        for amount in sorted({*SHARPEN_AMOUNTS, SHARPEN_AMOUNT}):
+            conversions = [convert(np.asarray(image), sharpen_amount=amount) for image in decoded]
+            stack = torch.from_numpy(np.stack([c.tile for c in conversions]))
+            probabilities, scores = predict_with_ood(module, detector, stack, 512)
+            predictions = to_predictions(
+                [str(i) for i in range(len(stack))], probabilities,
+                backgrounds=[c.background for c in conversions],
+            )  # fmt: skip
+            mark_ood(predictions, scores, detector)
+            correct = np.array([p.label for p in predictions]) == labels
+            row[f"accuracy_sharpen_{amount:g}"] = float(correct.mean())
+            if amount == SHARPEN_AMOUNT:
+                row["accuracy"] = float(correct.mean())
+                row["ood_flagged"] = (
+                    None if detector is None else float(np.mean([bool(p.ood) for p in predictions]))
+                )
+                row["not_separated"] = float(np.mean([not p.separated for p in predictions]))
+                shown[name] = (decoded[:SHOWN], [c.tile for c in conversions[:SHOWN]],
+                               [p.name for p in predictions[:SHOWN]],
+                               [bool(p.ood) for p in predictions[:SHOWN]])  # fmt: skip
+        row["points_below_raw"] = 100 * (results["raw_tiles"] - row["accuracy"])
+        results["conditions"][name] = row
+    results["sharpen_amount"] = SHARPEN_AMOUNT
+    return results, shown
+
+
+def condition_sheets(shown: dict[str, Any], results: dict[str, Any], folder: Path) -> list[Path]:
+    """One contact sheet per family of conditions: a row per condition, each item's photo
+    beside the tile the model saw (its answer above, red when flagged)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    families: dict[str, list[str]] = {}
+    for name, row in results["conditions"].items():
+        families.setdefault(row["family"], []).append(name)
+    paths = []
+    for family, names in families.items():
+        fig, axes = plt.subplots(
+            len(names), 2 * SHOWN, figsize=(1.1 * 2 * SHOWN, 1.35 * len(names)), squeeze=False
+        )
+        for r, name in enumerate(names):
+            photos, tiles, answers, flags = shown[name]
+            acc = results["conditions"][name]["accuracy"]
+            for i in range(SHOWN):
+                photo_ax, tile_ax = axes[r, 2 * i], axes[r, 2 * i + 1]
+                photo_ax.imshow(photos[i], cmap="gray" if photos[i].ndim == 2 else None)
+                tile_ax.imshow(tiles[i], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                tile_ax.set_title(answers[i], fontsize=7, color="tab:red" if flags[i] else "k")
+                for ax in (photo_ax, tile_ax):
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+            axes[r, 0].set_ylabel(f"{name}\n{100 * acc:.1f}%", fontsize=7, rotation=0,
+                                  ha="right", va="center")  # fmt: skip
+        fig.tight_layout()
+        path = folder / f"photos_{family.replace(' ', '_')}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def suite_markdown(suite: dict[str, Any]) -> list[str]:
+    """The suite's table, for bench/photos.md."""
+    amounts = [k for k in next(iter(suite["conditions"].values())) if k.startswith("accuracy_s")]
+    lines = [
+        "",
+        f"Photo suite: the same {suite['images']} items, raw tiles {100 * suite['raw_tiles']:.1f}%"
+        f"; conversion of a 1-megapixel photo {suite['timing']['convert_ms']:.2f} ms on one core"
+        f" (the seven steps alone: {suite['timing']['seven_steps_ms']:.2f} ms). Sharpening used:"
+        f" {suite['sharpen_amount']:g}.",
+        "",
+        "| condition | accuracy | points below raw | OOD flagged | background not separated | "
+        + " | ".join(f"sharpen {a.rsplit('_', 1)[-1]}" for a in amounts)
+        + " |",
+        "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in amounts) + " |",
+    ]
+    for name, row in suite["conditions"].items():
+        flagged = "-" if row["ood_flagged"] is None else f"{100 * row['ood_flagged']:.1f}%"
+        cells = " | ".join(f"{100 * row[a]:.1f}%" for a in amounts)
+        lines.append(
+            f"| {name} | {100 * row['accuracy']:.1f}% | {row['points_below_raw']:+.1f} | "
+            f"{flagged} | {100 * row['not_separated']:.1f}% | {cells} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Benchmark: `python -m bench.run [--tiny] [--parts speedrun overhead data callbacks full
-frontier] [--presets NAME[:SEEDS] ...]`.
+"""Benchmark: `python -m bench.run [--tiny] [--parts speedrun overhead data callbacks full photos
+frontier] [--presets NAME[:SEEDS] ...] [--ckpt PATH]` (photos: bench/photos.py on PATH).
 
 Writes ``bench/results.json`` and the Markdown tables ``bench/results.md`` that the README
 shows (and ``bench/frontier.png`` with the frontier part). Run it alone on the machine: the
@@ -103,6 +103,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="trainer config for every run, e.g. gpu (default: each preset's own, as train.py)",
     )
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="folder for results.json/.md")
+    parser.add_argument("--ckpt", default=None, help="the photos part's checkpoint (train.py's)")
     parser.add_argument(
         "--keep-runs",
         type=Path,
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             out=args.out,
             previous=keep,
             guard=LoadGuard(max_wait_s=0, repeat=False) if args.tiny else LoadGuard(),
+            ckpt=args.ckpt,
         )
         parts = {**keep, **run_parts(ctx, args.parts)}
     results = {

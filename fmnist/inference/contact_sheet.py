@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from fmnist.files import ensure_writable_dir, write_figure
+from fmnist.inference.convert import SHORT
 from fmnist.inference.images import Prediction, read_file
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def write_contact_sheet(
         [p.top for p in shown],
         [Path(p.source).name for p in shown],
         [p.ood for p in shown],
+        [SHORT.get(p.background or "") for p in shown],  # why a background was not separated
     )
     try:
         return write_figure(path, figure, dpi=110, tight=False)

@@ -28,7 +28,7 @@ from torch import Tensor
 from fmnist.data import CLASS_NAMES, read_idx
 from fmnist.errors import CorruptDatasetError
 from fmnist.files import ensure_writable_dir
-from fmnist.inference.convert import check_invert, fashion_mnist_tile
+from fmnist.inference.convert import NOT_SEPARATED, check_invert, convert, fashion_mnist_tile
 from fmnist.inference.decode import decode_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -45,6 +45,7 @@ class Inputs:
 
     images: list[np.ndarray] = field(default_factory=list)  # uint8 (28, 28), dark background
     sources: list[str] = field(default_factory=list)  # as in FileImages
+    backgrounds: list[str] = field(default_factory=list)  # each tile's Conversion.background
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
 
 
@@ -209,11 +210,12 @@ def load_inputs(
     for path in iterator:
         try:
             read = read_file(path)
-            converted = [to_fashion_mnist(np.asarray(image), invert, trim) for image in read.images]
+            converted = [convert(np.asarray(image), invert, trim) for image in read.images]
         except Exception as exc:  # one hostile file must not cost the batch: skip it, say why
             inputs.skipped.append((source_name(path), _reason(exc)))
             continue
-        inputs.images += converted
+        inputs.images += [c.tile for c in converted]
+        inputs.backgrounds += [c.background for c in converted]
         inputs.sources += read.sources
         if read.left_out:
             inputs.skipped.append((source_name(path), read.left_out))
@@ -228,22 +230,37 @@ class Prediction:
     top: list[tuple[str, float]]  # the k most probable classes, best first
     ood_score: float | None = None  # how unlike the training data (fmnist.inference.ood)
     ood: bool | None = None  # out of distribution: score above the validation threshold
+    background: str | None = None  # what the conversion found (convert.Conversion.background)
+
+    @property
+    def separated(self) -> bool:
+        """False when the conversion could not tell the item from its background."""
+        return self.background not in NOT_SEPARATED
 
     @property
     def name(self) -> str:
         return CLASS_NAMES[self.label]
 
 
-def to_predictions(sources: Sequence[str], probabilities: Tensor, k: int = 3) -> list[Prediction]:
+def to_predictions(
+    sources: Sequence[str],
+    probabilities: Tensor,
+    k: int = 3,
+    backgrounds: Sequence[str | None] | None = None,
+) -> list[Prediction]:
     top_p, top_i = probabilities.topk(min(k, probabilities.shape[1]), dim=1)
+    backgrounds = [None] * len(sources) if backgrounds is None else backgrounds
     return [
         Prediction(
             source,
             int(indices[0]),
             float(probs[0]),
             [(CLASS_NAMES[int(i)], float(p)) for p, i in zip(probs, indices, strict=True)],
+            background=background,
         )
-        for source, probs, indices in zip(sources, top_p, top_i, strict=True)
+        for source, probs, indices, background in zip(
+            sources, top_p, top_i, backgrounds, strict=True
+        )
     ]
 
 
@@ -260,7 +277,7 @@ def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:
     header = ["source", "class", "label", "probability"]
     for rank in range(1, k + 1):
         header += [f"top{rank}_class", f"top{rank}_probability"]
-    header += ["ood_score", "ood"]
+    header += ["ood_score", "ood", "background"]
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(header)
@@ -269,5 +286,6 @@ def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:
         for name, probability in p.top:
             row += [name, f"{probability:.6f}"]
         row += ["", ""] if p.ood is None else [f"{p.ood_score:.4f}", str(p.ood).lower()]
+        row.append(p.background or "")
         writer.writerow(row)
     return atomic_write_text(path, text.getvalue())

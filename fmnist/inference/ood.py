@@ -254,11 +254,14 @@ def detector_for(
 def mark_ood(
     predictions: Sequence[Prediction], scores: Tensor | None, detector: OodDetector | None
 ) -> None:
-    """Fill in each prediction's score and flag (left None without a detector)."""
+    """Fill in each prediction's score and flag (left None without a detector). An image
+    whose background the conversion could not separate is flagged whatever its score: its
+    tile is a guess (``Prediction.separated``)."""
     if detector is None or scores is None:
         return
     for prediction, score in zip(predictions, scores.tolist(), strict=True):
-        prediction.ood_score, prediction.ood = score, score > detector.threshold
+        prediction.ood_score = score
+        prediction.ood = score > detector.threshold or not prediction.separated
 
 
 def predict_with_ood(

@@ -75,7 +75,9 @@ def predict(cfg: DictConfig) -> list[Prediction]:
         )
     stack = torch.from_numpy(np.stack(inputs.images))
     probabilities, scores = predict_with_ood(module, detector, stack, cfg.batch_size, cfg.progress)
-    predictions = to_predictions(inputs.sources, probabilities, k=top_k)
+    predictions = to_predictions(
+        inputs.sources, probabilities, k=top_k, backgrounds=inputs.backgrounds
+    )
     mark_ood(predictions, scores, detector)
     print_predictions(predictions, cfg.print_limit, Console())
     if inputs.skipped:

@@ -3,7 +3,8 @@
 ``POST /predict`` takes an image file (a multipart form, or the raw bytes as the body) or JSON
 (a list of base64 images, or ``{"images": [...]}``) and answers
 ``{"predictions": [{"source", "class", "label", "probability", "top", "ood_score", "ood",
-"tile"}]}``: ``top`` holds the top-k classes, ``tile`` the 28x28 image the model saw (a
+"background", "tile"}]}``: ``top`` holds the top-k classes, ``background`` what the conversion
+found behind the item (``convert.Conversion``), ``tile`` the 28x28 image the model saw (a
 base64 PNG). ``GET /`` serves the page ``static/index.html``; ``GET /health`` is LitServe's.
 
 Bad requests never reach the model. LitServe decodes requests in the inference worker, and
@@ -36,7 +37,7 @@ from PIL import Image
 
 from fmnist.errors import ConfigError
 from fmnist.inference.connections import guarded_protocol
-from fmnist.inference.convert import check_invert, fashion_mnist_tile
+from fmnist.inference.convert import check_invert, convert
 from fmnist.inference.decode import ImageTooLargeError, NotAnImageError, decode_image
 from fmnist.inference.images import Prediction, to_predictions
 from fmnist.inference.ood import detector_for, mark_ood, predict_with_ood
@@ -104,19 +105,22 @@ def tile_png(tile: np.ndarray) -> str:
 
 
 def convert_images(items: list[tuple[str, bytes]], limits: Limits) -> list[dict[str, str]]:
-    """Each (name, bytes) -> {"source", "tile"} per frame (``name#k`` for the frames of an
-    animated image, as prediction names them); the first bad image fails the request, naming
-    it. Frames count against ``max_images``."""
+    """Each (name, bytes) -> {"source", "tile", "background"} per frame (``name#k`` for the
+    frames of an animated image, as prediction names them); the first bad image fails the
+    request, naming it. Frames count against ``max_images``."""
     converted: list[dict[str, str]] = []
     for i, (name, data) in enumerate(items):
         try:
             frames = open_image(data, limits.max_images - len(converted))
-            tiles = [fashion_mnist_tile(rgb, limits.invert, limits.trim) for rgb in frames]
+            conversions = [convert(rgb, limits.invert, limits.trim) for rgb in frames]
         except RequestError as exc:
             where = f"image {i + 1} ({name}): " if len(items) > 1 else ""
             raise RequestError(exc.status, f"{where}{exc}") from None
-        names = [f"{name}#{k}" for k in range(len(tiles))] if len(tiles) > 1 else [name]
-        converted += [{"source": n, "tile": tile_png(t)} for n, t in zip(names, tiles, strict=True)]
+        names = [f"{name}#{k}" for k in range(len(frames))] if len(frames) > 1 else [name]
+        converted += [
+            {"source": n, "tile": tile_png(c.tile), "background": c.background}
+            for n, c in zip(names, conversions, strict=True)
+        ]
     return converted
 
 
@@ -256,8 +260,8 @@ async def read_body(scope: Message, receive: Receive, max_bytes: int, timeout: f
 
 class ImageBodies:
     """ASGI middleware in front of ``POST <path>``: turns any accepted body into the JSON the
-    inference worker reads (``{"images": [{"source", "tile"}]}``, tiles as base64 PNGs), or
-    answers a 4xx with ``{"detail": message}`` itself. Other requests pass through."""
+    inference worker reads (``{"images": [{"source", "tile", "background"}]}``, tiles as base64
+    PNGs), or answers a 4xx with ``{"detail": message}`` itself. Other requests pass through."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], path: str, limits: Limits) -> None:
         self.app, self.path, self.limits = app, path, limits
@@ -318,6 +322,7 @@ def answer(prediction: Prediction, tile: str) -> dict[str, Any]:
         "top": [{"class": name, "probability": p} for name, p in prediction.top],
         "ood_score": prediction.ood_score,
         "ood": prediction.ood,
+        "background": prediction.background,
         "tile": f"data:image/png;base64,{tile}",
     }
 
@@ -326,7 +331,7 @@ def answer(prediction: Prediction, tile: str) -> dict[str, Any]:
 class Batch:
     """The requests LitServe gathered into one batch, each a list of (source, tile, png)."""
 
-    requests: list[list[tuple[str, np.ndarray, str]]]
+    requests: list[list[tuple[str, np.ndarray, str, str | None]]]
 
 
 class FashionMNISTAPI(LitAPI):  # type: ignore[misc, valid-type]
@@ -346,28 +351,31 @@ class FashionMNISTAPI(LitAPI):  # type: ignore[misc, valid-type]
 
     # ``request`` stays unannotated: LitServe gives the endpoint the annotation's type, and
     # only the default (starlette's Request) makes it read the JSON body.
-    def decode_request(self, request) -> list[tuple[str, np.ndarray, str]]:  # noqa: ANN001
+    def decode_request(self, request) -> list[tuple[str, np.ndarray, str, str | None]]:  # noqa: ANN001
         """The middleware's JSON -> (source, uint8 tile, tile PNG) per image."""
         return [
             (
                 item["source"],
                 np.asarray(Image.open(io.BytesIO(base64.b64decode(item["tile"])))),
                 item["tile"],
+                item.get("background"),
             )
             for item in request["images"]
         ]
 
-    def batch(self, inputs: list[list[tuple[str, np.ndarray, str]]]) -> Batch:
+    def batch(self, inputs: list[list[tuple[str, np.ndarray, str, str | None]]]) -> Batch:
         return Batch(list(inputs))
 
-    def predict(self, x: Batch | list[tuple[str, np.ndarray, str]]) -> list[Any]:
+    def predict(self, x: Batch | list[tuple[str, np.ndarray, str, str | None]]) -> list[Any]:
         requests = x.requests if isinstance(x, Batch) else [x]
         flat = [item for request in requests for item in request]
-        tiles = torch.from_numpy(np.stack([tile for _, tile, _ in flat]))
+        tiles = torch.from_numpy(np.stack([tile for _, tile, *_ in flat]))
         probabilities, scores = predict_with_ood(self.module, self.detector, tiles, len(flat))
-        predictions = to_predictions([s for s, _, _ in flat], probabilities, k=self.top_k)
+        predictions = to_predictions(
+            [s for s, *_ in flat], probabilities, k=self.top_k, backgrounds=[b for *_, b in flat]
+        )
         mark_ood(predictions, scores, self.detector)
-        answers = [answer(p, png) for p, (_, _, png) in zip(predictions, flat, strict=True)]
+        answers = [answer(p, png) for p, (_, _, png, _) in zip(predictions, flat, strict=True)]
         per_request, start = [], 0
         for request in requests:
             per_request.append(answers[start : start + len(request)])

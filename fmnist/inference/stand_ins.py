@@ -68,3 +68,74 @@ def digits() -> np.ndarray:
 def uniform_noise(n: int, seed: int = 0) -> np.ndarray:
     """``n`` tiles of uniform noise over 0-255 (uint8 (n, 28, 28))."""
     return np.random.default_rng(seed).integers(0, 256, (n, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+
+
+def scene(
+    tile: np.ndarray,
+    rng: np.random.Generator,
+    background: tuple[int, int, int] = (255, 255, 255),
+    ink: tuple[int, int, int] | None = None,
+    size: int = CANVAS_SIZE,
+    cover: tuple[float, float] = (0.35, 0.65),
+    rotation: float = 0.0,
+    gradient: float = 0.0,
+    vignette: float = 0.0,
+    shadow: float = 0.0,
+    noise: float = 0.0,
+) -> np.ndarray:
+    """A 28x28 tile photographed on a background: uint8 (size, size, 3) RGB.
+
+    The item's contrast goes from ``background`` (where the tile is 0) towards ``ink``
+    (where it is 255; black on a light background, white on a dark one by default), the way
+    a darker garment absorbs more of the light the sheet would reflect. Its square spans a
+    share of the frame's side drawn from ``cover``, turned by ``rotation`` degrees (either
+    way), at a random place inside the frame. Then, in order: a soft ``shadow`` (the item's
+    silhouette, offset down and right and blurred, darkening the background beside the item
+    by up to that share), uneven light (``gradient``: that share darker across the frame in a random
+    direction; ``vignette``: that share darker in the corners), and Gaussian sensor
+    ``noise`` of that standard deviation in grey levels.
+    """
+    background_rgb = np.asarray(background, np.float32)
+    if ink is None:
+        ink = (0, 0, 0) if float(background_rgb @ (0.299, 0.587, 0.114)) >= 128 else (255,) * 3
+    side = max(8, round(size * rng.uniform(*cover)))
+    item = Image.fromarray(tile).resize((side, side), Image.Resampling.BICUBIC)
+    if rotation:
+        angle = rotation * rng.choice([-1.0, 1.0])
+        item = item.rotate(angle, Image.Resampling.BICUBIC, expand=True, fillcolor=0)
+    if max(item.size) > size:
+        item = item.resize((min(item.width, size), min(item.height, size)))
+    contrast = np.zeros((size, size), np.float32)
+    top = rng.integers(0, size - item.height + 1)
+    left = rng.integers(0, size - item.width + 1)
+    contrast[top : top + item.height, left : left + item.width] = np.asarray(item) / 255.0
+    sheet = np.broadcast_to(background_rgb, (size, size, 3)).copy()
+    if shadow:
+        from scipy import ndimage
+
+        silhouette = np.clip(contrast * 4, 0, 1)
+        offset = round(0.06 * side)
+        cast = ndimage.shift(silhouette, (offset, offset), order=1)
+        cast = ndimage.gaussian_filter(cast, 0.05 * side)
+        cast = np.clip(cast / max(cast.max(), 1e-6), 0, 1) * (1 - silhouette)  # not on the item
+        sheet *= 1 - shadow * cast[..., None]
+    photo = sheet * (1 - contrast[..., None]) + np.asarray(ink, np.float32) * contrast[..., None]
+    y, x = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
+    light = np.ones((size, size), np.float32)
+    if gradient:
+        direction = rng.uniform(0, 2 * np.pi)
+        along = (x * np.cos(direction) + y * np.sin(direction)) / np.sqrt(2)  # -1..1
+        light *= 1 - gradient * (along + 1) / 2
+    if vignette:
+        light *= 1 - vignette * (x**2 + y**2) / 2
+    photo *= light[..., None]
+    if noise:
+        photo += rng.normal(0, noise, photo.shape)
+    return np.clip(photo + 0.5, 0, 255).astype(np.uint8)
+
+
+def jpeg_bytes(image: np.ndarray, quality: int) -> bytes:
+    """``image`` as a JPEG file of that quality (4:2:0 chroma, as cameras and phones save)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

@@ -46,9 +46,11 @@ def contact_sheet(
     tops: Sequence[Sequence[tuple[str, float]]],
     titles: Sequence[str],
     flags: Sequence[bool | None],
+    notes: Sequence[str | None] | None = None,
 ) -> Figure:
     """For each image: its thumbnail, the 28x28 tile the model saw, and the top classes as
-    bars (red when the image is flagged out of distribution)."""
+    bars (red when the image is flagged out of distribution). A ``note`` (e.g. the
+    background could not be separated) replaces the tile's caption, in red."""
     n = len(tiles)
     rows = max(1, -(-n // PER_ROW))
     fig, axes = plt.subplots(
@@ -68,7 +70,9 @@ def contact_sheet(
         tile_ax.imshow(tiles[i], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         _caption(thumb_ax, _shorten(titles[i]), "lightgray")  # a white photo needs a frame
         flagged = bool(flags[i])
-        _caption(tile_ax, "model input, OOD" if flagged else "model input", "black", flagged)
+        note = notes[i] if notes is not None else None
+        caption = note or ("model input, OOD" if flagged else "model input")
+        _caption(tile_ax, caption, "black", flagged or bool(note))
         bar_ax.set_axis_on()
         _bars(bar_ax, tops[i], flags[i])
     return fig
