@@ -54,10 +54,11 @@ class Classifier(nn.Module):
         preprocess: Preprocess,
         tta_flip: bool = False,
         channels_last: bool = False,
+        tta_shift: int = 0,
     ) -> None:
         super().__init__()
         self.net, self.preprocess = net, preprocess
-        self.tta_flip, self.channels_last = tta_flip, channels_last
+        self.tta_flip, self.channels_last, self.tta_shift = tta_flip, channels_last, tta_shift
         # Temperature scaling (fmnist.training.calibration): 1 until fitted after training.
         self.register_buffer("temperature", torch.ones(()))
 
@@ -68,13 +69,30 @@ class Classifier(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
+    @property
+    def views(self) -> int:
+        """Network passes per evaluated batch: 2 with flip TTA, times 3 with shift TTA."""
+        return (2 if self.tta_flip else 1) * (3 if self.tta_shift else 1)
+
     def raw_logits(self, images: Tensor) -> Tensor:
-        """Evaluation logits of raw images (averaged with their mirror images under TTA),
-        before temperature scaling."""
-        logits = self.net_logits(images)
-        if self.tta_flip:
-            logits = 0.5 * (logits + self.net_logits(images.flip(-1)))
-        return logits
+        """Evaluation logits of raw images, before temperature scaling: the mean over the
+        TTA views (the image and its mirror with ``tta_flip``; each also translated by
+        ``tta_shift`` pixels up-left and down-right, as airbench's TTA, with ``tta_shift``)."""
+        flips = [images, images.flip(-1)] if self.tta_flip else [images]
+        views = [shifted for view in flips for shifted in self._shifts(view)]
+        logits = self.net_logits(views[0])
+        for view in views[1:]:
+            logits = logits + self.net_logits(view)
+        return logits / len(views)
+
+    def _shifts(self, images: Tensor) -> list[Tensor]:
+        """The image, and with ``tta_shift`` its copies moved diagonally by that many pixels
+        either way (the background, 0 in raw images, fills in)."""
+        s = self.tta_shift
+        if not s:
+            return [images]
+        padded = torch.nn.functional.pad(images, (s, s, s, s))
+        return [images, padded[..., 2 * s :, 2 * s :], padded[..., : -2 * s, : -2 * s]]
 
     def forward(self, images: Tensor) -> Tensor:
         """Calibrated logits: the raw logits divided by the temperature (the same argmax).
