@@ -20,7 +20,7 @@ install: $(STAMP)
 # train.py. Without the data `make train` stops with how to get it; `make test` goes on and
 # skips the tests that need it.
 data: $(STAMP)
-	$(BIN)/python -m fmnist.data.fetch $(FETCH_FLAGS) \
+	$(BIN)/python -m fmnist.cli fetch $(FETCH_FLAGS) \
 		$(filter data.root=% data.download=% data.search_system=%,$(ARGS))
 
 train: $(STAMP) data
@@ -33,8 +33,9 @@ test: $(STAMP) data
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not real_data and not slow"
 
+# Style, then the layering contract of pyproject.toml ([tool.importlinter]).
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

@@ -4,7 +4,7 @@ See conf/analyze.yaml. Each task writes figures and report.md into its run direc
 logs/analyze/, and logs the same figures to TensorBoard.
 """
 
-from fmnist.runs.cli import analyze_main
+from fmnist.cli import analyze_main
 
 if __name__ == "__main__":
     analyze_main()

@@ -1,6 +1,6 @@
 """Train and test a classifier: `python train.py [overrides]` (see conf/train.yaml)."""
 
-from fmnist.runs.cli import train_main
+from fmnist.cli import train_main
 
 if __name__ == "__main__":
     train_main()

@@ -15,7 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench.timing import LoadGuard
-from fmnist.runs.config import CONF_DIR
+from fmnist.config import CONF_DIR
 from fmnist.training.run import train
 
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from fmnist.runs.config import build
+from fmnist.config import build
 
 
 def matmul_peak_gflops(

@@ -24,7 +24,7 @@ from bench.context import Context, train_timed
 from bench.figure import frontier_figure
 from bench.flops import matmul_peak_gflops, preset_flops_per_image
 from bench.targets import KERAS_REFERENCE, PRESETS, Preset, Reference, normalized
-from fmnist.runs.hardware import has_amx_bf16
+from fmnist.hardware import has_amx_bf16
 
 #: --tiny: three steps of every preset, one epoch with validation where it has one; without
 #: the analysis callbacks and logger (the callbacks and full parts run those in tiny mode).

@@ -31,10 +31,10 @@ from PIL import Image
 
 from bench.report import command_line, write_results
 from fmnist.data import FashionMNISTDataModule, load_fashion_mnist
-from fmnist.inference.checkpoint import load_classifier
 from fmnist.inference.ood import classify, detector_for, energy, mahalanobis
 from fmnist.inference.predict import predict
 from fmnist.inference.stand_ins import as_photo, digits, off_centre, uniform_noise, write_pngs
+from fmnist.training.load import load_classifier
 
 BENCH_DIR = Path(__file__).resolve().parent
 CONF_DIR = BENCH_DIR.parent / "conf"

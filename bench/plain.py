@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from bench.timing import synchronize
+from fmnist.config import build
 from fmnist.data import FashionMNISTDataModule
-from fmnist.runs.config import build
 from fmnist.training.module import ClassificationModule
 from fmnist.training.run import build_data_and_module
 

@@ -34,7 +34,7 @@ from bench.report import command_line, markdown, write_results
 from bench.targets import PRESETS
 from bench.timing import LoadGuard, load_average
 from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
-from fmnist.runs.hardware import SPEED_FLAGS, cpu_flags, cpu_model
+from fmnist.hardware import SPEED_FLAGS, cpu_flags, cpu_model
 
 BENCH_DIR = Path(__file__).resolve().parent
 

@@ -82,14 +82,14 @@ def _group_ended(process: subprocess.Popen, timeout: float) -> bool:
 
 @contextmanager
 def served(overrides: list[str], run_dir: Path, timeout: float = 300) -> Iterator[str]:
-    """``python -m fmnist.inference.serve`` with ``overrides`` on a free port: its URL.
+    """``python -m fmnist.cli serve`` with ``overrides`` on a free port: its URL.
 
     On exit SIGTERM goes to the main process only, which must stop the HTTP and inference
     processes; a RuntimeError says so when any is left (they are then killed).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     port, log_path = free_port(), run_dir / "server.log"
-    command = [sys.executable, "-m", "fmnist.inference.serve", f"port={port}",
+    command = [sys.executable, "-m", "fmnist.cli", "serve", f"port={port}",
                f"hydra.run.dir={run_dir}", *overrides]  # fmt: skip
     env = {
         **os.environ,

@@ -1,16 +1,13 @@
 """fmnist: train, evaluate and explain convolutional networks on Fashion-MNIST.
 
-Reading order: ``data`` -> ``models`` -> ``training`` (the LightningModule and a run) ->
-``callbacks`` -> ``analysis`` (with its plots) -> ``inference`` (checkpoints, prediction,
-export); ``runs`` holds what wraps a run as a process (entry points, sweeps, resuming).
+Reading order, bottom up (each layer imports only those below it; ``lint-imports`` checks it,
+see pyproject.toml): the base modules (``errors``, ``config``, ``files``, ``metrics``,
+``checkpoint``, ``tables``, ``hardware``) -> ``data`` -> ``models`` -> ``training`` (the
+LightningModule, a run, resuming) -> ``analysis`` (computations) -> ``plots`` -> ``callbacks``
+-> ``results`` (run directories read back, sweeps, leaderboard) and ``inference``
+(prediction, export, serving) -> ``tasks`` (``analyze.py``) -> ``cli`` (every command).
 """
 
-from fmnist.runs import hardware  # noqa: F401  (registers fmnist.cpu_precision)
-from fmnist.training.metrics import register_resolvers
+from fmnist import config  # noqa: F401  (registers the configs' resolvers)
 
 __version__ = "0.1.0"
-
-# Configs name metric modes and the CPU's precision through resolvers
-# (conf/callbacks/default.yaml, conf/trainer/cpu_fast.yaml): registered whenever the package
-# is imported, before any config is composed.
-register_resolvers()

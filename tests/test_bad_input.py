@@ -12,8 +12,8 @@ import pytest
 from conftest import TINY_OVERRIDES
 from hydra.errors import MissingConfigException
 
+from fmnist.cli import run_reporting_errors
 from fmnist.errors import ConfigError, OutputDirError
-from fmnist.runs.cli import run_reporting_errors
 from fmnist.training.run import train
 
 ROOT = Path(__file__).resolve().parents[1]

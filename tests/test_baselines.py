@@ -16,11 +16,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC
 
 from fmnist.analysis import baselines
-from fmnist.analysis.tasks.baselines import training_subset
+from fmnist.analysis.scores import classification_report
 from fmnist.data import CLASS_NAMES, FashionMNISTDataModule
 from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES
 from fmnist.errors import ConfigError
 from fmnist.models.preprocess import Preprocess
+from fmnist.tasks.baselines import training_subset
 from fmnist.training.predictions import load_predictions
 from tests.conftest import compose_config
 
@@ -39,7 +40,7 @@ def single_thread():
 
 
 def run_baselines(output: Path, data_dir: Path, *overrides: str) -> Path:
-    from fmnist.analysis.tasks import run_analysis
+    from fmnist.tasks import run_analysis
 
     overrides = (*SYNTHETIC_DATA_OVERRIDES, "task=baselines", *QUICK, *overrides)
     cfg = compose_config("analyze", list(overrides), output, data_dir)
@@ -71,7 +72,7 @@ def test_classification_report_equals_sklearn() -> None:
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 10, 500)
     predicted = np.where(rng.random(500) < 0.6, labels, rng.integers(0, 9, 500))  # no 9s
-    report = baselines.classification_report(labels, predicted)
+    report = classification_report(labels, predicted)
     assert_matches_sklearn_report({**report["overall"], **report}, labels, predicted)
 
 

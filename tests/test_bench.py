@@ -19,7 +19,7 @@ from matplotlib.image import imread
 from omegaconf import OmegaConf
 from omegaconf.errors import UnsupportedInterpolationType
 
-import fmnist.runs.hardware as hardware  # registers fmnist.cpu_precision (as fmnist/ will)
+import fmnist.hardware as hardware  # its resolver fmnist.cpu_precision: fmnist.config
 from bench.ablations import TABLES, run_folder
 from bench.flops import training_flops_per_image
 from bench.parts import PARTS

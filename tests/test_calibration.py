@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from fmnist.data import FashionMNISTDataModule
-from fmnist.inference.checkpoint import load_classifier
 from fmnist.training.calibration import calibration_metrics, fit_temperature
+from fmnist.training.load import load_classifier
 from fmnist.training.predictions import load_predictions
 from fmnist.training.run import train
 

@@ -137,7 +137,7 @@ def fake_sweep(folder: Path, runs: list[Path], settings: list[str]) -> Path:
 
 
 def run_compare(output: Path, data_dir: Path, runs: list[Path], *overrides: str) -> Path:
-    from fmnist.analysis.tasks import run_analysis
+    from fmnist.tasks import run_analysis
 
     listed = ",".join(str(r) for r in runs)
     overrides = (*SYNTHETIC_DATA_OVERRIDES, "task=compare", f"runs=[{listed}]",

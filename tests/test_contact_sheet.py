@@ -6,10 +6,10 @@ import numpy as np
 from omegaconf import OmegaConf
 from PIL import Image
 
-from fmnist.analysis.plots.contact_sheet import contact_sheet
 from fmnist.inference.contact_sheet import THUMBNAIL_SIZE, originals
 from fmnist.inference.predict import predict
 from fmnist.inference.stand_ins import as_photo
+from fmnist.plots.contact_sheet import contact_sheet
 
 
 def test_originals_are_read_again_per_file_and_index(tmp_path) -> None:

@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from fmnist.data import FILES, FashionMNISTDataModule, read_idx, write_idx
 from fmnist.data.synthetic import write_synthetic_dataset
-from fmnist.inference.checkpoint import load_classifier
+from fmnist.training.load import load_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TEST = 79  # odd: a padding DistributedSampler would evaluate one image twice on 2 processes

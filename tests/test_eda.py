@@ -11,9 +11,9 @@ from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from fmnist.analysis import eda
-from fmnist.analysis.tasks import run_analysis
 from fmnist.data import FILES, load_fashion_mnist, read_idx, write_idx
 from fmnist.data.synthetic import write_synthetic_dataset
+from fmnist.tasks import run_analysis
 from tests.conftest import compose_config
 
 DATA_OVERRIDES = ["data.search_system=false", "data.download=false", "data.strict=false"]

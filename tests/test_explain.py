@@ -164,7 +164,7 @@ def test_callbacks_write_files_and_tensorboard(tiny_train_cfg) -> None:
 
 
 def test_analyze_model_on_a_checkpoint_and_bad_checkpoints(tiny_train_cfg, tmp_path) -> None:
-    from fmnist.analysis.tasks import run_analysis
+    from fmnist.tasks import run_analysis
     from fmnist.training.run import train
     from tests.conftest import TINY_OVERRIDES, compose_config
 

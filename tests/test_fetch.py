@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import fmnist.data.files
+from fmnist.cli import fetch_main
 from fmnist.data import fetch
 from fmnist.data.files import HOW_TO_GET_DATA, find_data_files
 from fmnist.data.synthetic import write_synthetic_dataset
@@ -65,14 +66,14 @@ def no_download(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_data_in_root_is_used_as_it_is(tmp_path: Path, fake_apt, no_download) -> None:
     root = write_synthetic_dataset(tmp_path / "data")
     calls = fake_apt()
-    assert fetch.main([f"data.root={root}"]) == 0
+    assert fetch_main([f"data.root={root}"]) == 0
     assert not calls.exists()  # apt-get was never run
     assert fetch.fetch(root, download=True) == find_data_files(root)
 
 
 def test_apt_as_root_installs_debians_package(tmp_path: Path, fake_apt, system_dir, no_download):
     calls = fake_apt()
-    assert fetch.main([f"data.root={tmp_path / 'data'}", "data.download=false"]) == 0
+    assert fetch_main([f"data.root={tmp_path / 'data'}", "data.download=false"]) == 0
     assert calls.read_text().splitlines() == ["update -qq", "install -y -qq dataset-fashion-mnist"]
     assert find_data_files(system_dir) is not None
     assert not (tmp_path / "data").exists()
@@ -88,7 +89,7 @@ def test_download_when_apt_fails(tmp_path: Path, fake_apt, monkeypatch) -> None:
 
     monkeypatch.setattr("torchvision.datasets.FashionMNIST", fake_fashion_mnist)
     root = tmp_path / "data"
-    assert fetch.main([f"data.root={root}"]) == 0
+    assert fetch_main([f"data.root={root}"]) == 0
     assert "install -y -qq dataset-fashion-mnist" in calls.read_text().splitlines()
     assert downloads == [(True, True), (False, True)]
     assert find_data_files(root)["train-images-idx3-ubyte"].parent == root / "FashionMNIST" / "raw"
@@ -105,12 +106,12 @@ def test_no_way_left_is_the_message(
     args = [f"data.root={tmp_path / 'data'}", "data.download=false"]
     caplog.set_level(logging.INFO)
     with pytest.raises(SystemExit) as exit_info:  # make train stops here
-        fetch.main(args)
+        fetch_main(args)
     assert exit_info.value.code == 1
     assert HOW_TO_GET_DATA in caplog.text and "Not root, or no apt-get" in caplog.text
 
     caplog.clear()
-    assert fetch.main(["--optional", *args]) == 0  # make test goes on, without the real data
+    assert fetch_main(["--optional", *args]) == 0  # make test goes on, without the real data
     assert HOW_TO_GET_DATA in caplog.text and "marked real_data will be skipped" in caplog.text
 
 

@@ -15,12 +15,12 @@ import torch
 from fault_injection import fill_disk
 from PIL import Image
 
-from fmnist.analysis.report import Report
 from fmnist.callbacks.outputs import save_figure
 from fmnist.errors import OutputDirError
+from fmnist.files import TMP_PREFIX, atomic_write_bytes, write_json
 from fmnist.inference.export import export_onnx, export_torchscript
 from fmnist.inference.images import write_csv
-from fmnist.runs.files import TMP_PREFIX, atomic_write_bytes, write_json
+from fmnist.results.report import Report
 from fmnist.training.run import train
 
 #: A run small enough for a few MiB of disk: no logger, no explanation figures.

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from fmnist.errors import CheckpointError
-from fmnist.inference.checkpoint import load_classifier
 from fmnist.inference.export import exportable
+from fmnist.training.load import load_classifier
 from fmnist.training.run import train
 
 QUICK = ["model.filters=[4]", "model.hidden=8", "logger=none", "callbacks.lr_monitor=null",
@@ -97,7 +97,7 @@ def _resume_from(path: Path, tmp_path: Path, data_dir: Path) -> None:
 def _analyze(path: Path, tmp_path: Path, data_dir: Path) -> None:
     from conftest import TINY_OVERRIDES, compose_config
 
-    from fmnist.analysis.tasks import run_analysis
+    from fmnist.tasks import run_analysis
 
     data = [o for o in TINY_OVERRIDES if o.startswith("data.")]
     cfg = compose_config("analyze", [*data, "task=model", f"ckpt={path}"], tmp_path / "a", data_dir)

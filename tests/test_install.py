@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 #: Not copied for the build: the build needs the package, conf/, and what pyproject.toml names.
 SKIP_AT_TOP = {".git", ".venv", "logs", "data", "build", "dist", "outputs", "multirun"}
-WHERE = "import fmnist, fmnist.runs.config as c; print(fmnist.__file__); print(c.CONF_DIR)"
+WHERE = "import fmnist, fmnist.config as c; print(fmnist.__file__); print(c.CONF_DIR)"
 
 
 def copy_source(destination: Path) -> Path:

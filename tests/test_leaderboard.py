@@ -11,7 +11,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from fmnist.runs.leaderboard import PUBLISHED, find_entries, leaderboard
+from fmnist.results.leaderboard import PUBLISHED, find_entries, leaderboard
 from tests.conftest import compose_config
 
 
@@ -74,7 +74,7 @@ def test_leaderboard_groups_seeds_and_sorts(logs: Path) -> None:
 
 
 def test_leaderboard_task_writes_the_table(logs: Path, tmp_path: Path) -> None:
-    from fmnist.analysis.tasks import run_analysis
+    from fmnist.tasks import run_analysis
 
     extra = tmp_path / "elsewhere"
     fake_run(extra / "seed_s0", 0, 0.914, [32, 64, 128], ["experiment=seed"])

@@ -21,9 +21,9 @@ from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
 from fmnist.data import FashionMNISTDataModule
-from fmnist.inference.checkpoint import load_classifier
 from fmnist.inference.export import export_onnx, export_torchscript, exportable
 from fmnist.inference.predict import predict
+from fmnist.training.load import load_classifier
 from fmnist.training.run import train
 
 QUICK = ["model.filters=[4,8]", "model.hidden=16", "logger=none", "callbacks.lr_monitor=null",
@@ -121,7 +121,7 @@ def tta_run(tmp_path_factory, fake_data_dir) -> tuple[Path, dict]:
 def test_tta_answers_agree_through_test_analyze_predict_and_export(
     tta_run, fake_data_dir, tmp_path
 ) -> None:
-    from fmnist.analysis.tasks import run_analysis
+    from fmnist.tasks import run_analysis
 
     run, metrics = tta_run
     ckpt = Path(metrics["best_checkpoint"])

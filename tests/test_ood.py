@@ -13,7 +13,6 @@ import torch
 from omegaconf import OmegaConf
 
 from fmnist.data import load_fashion_mnist
-from fmnist.inference.checkpoint import load_classifier
 from fmnist.inference.images import to_predictions
 from fmnist.inference.ood import (
     class_statistics,
@@ -28,6 +27,7 @@ from fmnist.inference.ood import (
 )
 from fmnist.inference.predict import predict
 from fmnist.inference.stand_ins import digits, uniform_noise, write_pngs
+from fmnist.training.load import load_classifier
 
 
 def ood_cfg(data_dir: Path, **extra) -> OmegaConf:

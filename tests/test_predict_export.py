@@ -13,10 +13,10 @@ from PIL import Image
 from fmnist.data import CLASS_NAMES, write_idx
 from fmnist.data.synthetic import make_images
 from fmnist.errors import CheckpointError, ConfigError, OutputDirError
-from fmnist.inference.checkpoint import load_classifier
 from fmnist.inference.export import export_onnx, export_torchscript, exportable
 from fmnist.inference.images import load_inputs
 from fmnist.inference.predict import predict
+from fmnist.training.load import load_classifier
 
 
 @pytest.fixture(scope="module")

@@ -85,7 +85,7 @@ QUICK = ["model.filters=[4,8]", "model.hidden=16", "logger=none", "callbacks.lr_
 def test_callback_and_task_agree_with_the_run_test(tiny_train_cfg, fake_data_dir, tmp_path):
     """The callback's numbers land in metrics.json; the task's clean row is the checkpoint's
     test accuracy on the same images, and it writes its table, heatmap and examples."""
-    from fmnist.analysis.tasks import run_analysis
+    from fmnist.tasks import run_analysis
 
     cfg = tiny_train_cfg(*QUICK, "callbacks.robustness.enabled=true",
                          "callbacks.robustness.samples=null")  # fmt: skip

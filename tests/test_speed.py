@@ -8,11 +8,11 @@ import pytest
 import torch
 from conftest import compose_config
 
+from fmnist.config import build
 from fmnist.data import FashionMNISTDataModule
 from fmnist.data.batches import DeviceBatches
 from fmnist.errors import ConfigError
 from fmnist.models.cnn import count_parameters
-from fmnist.runs.config import build
 from fmnist.training.module import ClassificationModule
 from fmnist.training.run import train
 

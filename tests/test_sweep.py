@@ -15,8 +15,8 @@ import pytest
 from conftest import TINY_OVERRIDES
 from omegaconf import OmegaConf
 
-from fmnist.runs.config import CONF_DIR
-from fmnist.runs.sweep import read_sweep, seed_groups, varying_keys, write_summary
+from fmnist.config import CONF_DIR
+from fmnist.results.sweep import read_sweep, seed_groups, varying_keys, write_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The smallest CNN that still learns the tiny data: runs take about a second.
@@ -202,10 +202,10 @@ def test_optuna_search_tiny_budget(tmp_path: Path, fake_data_dir: Path, hydra_sw
                  "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=1",
                  "hydra.job.chdir=false",
                  "model.filters=choice([4],[6])"]  # fmt: skip
-    from fmnist.runs.cli import run_reporting_errors
+    from fmnist.cli import run_reporting_errors
     from fmnist.training.run import train
 
-    def task(cfg):  # what fmnist.runs.cli.train_main does
+    def task(cfg):  # what fmnist.cli.train_main does
         return run_reporting_errors(train, cfg)["monitor"]["best"]
 
     sweep = tmp_path / "optuna"

@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from fmnist.data import CLASS_NAMES
 from fmnist.errors import ConfigError
-from fmnist.inference.checkpoint import load_classifier
+from fmnist.training.load import load_classifier
 from fmnist.training.run import train
 
 

@@ -1,5 +1,5 @@
 """The study around the model, as plain functions over tensors that return numbers and arrays.
 
-Callbacks (``fmnist.callbacks``) and ``analyze.py`` (through ``fmnist.analysis.tasks``) both
-call these; plotting lives in ``fmnist.analysis.plots``.
+Callbacks (``fmnist.callbacks``) and ``analyze.py`` (through ``fmnist.tasks``) both
+call these; plotting lives in ``fmnist.plots``.
 """

@@ -4,7 +4,7 @@ The baselines see exactly what the networks see: the data module's splits, turne
 inputs by the models' own :class:`~fmnist.models.preprocess.Preprocess` (the training
 split's statistics, ``data.normalize``), flattened to 784-vectors; HOG features are computed
 on those same preprocessed images. Their metrics use the names and layout of a training
-run's ``metrics.json`` (``fmnist.training.metrics``), so they land in the same tables.
+run's ``metrics.json`` (``fmnist.metrics``), so they land in the same tables.
 """
 
 from __future__ import annotations
@@ -14,16 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import Tensor
 
 from fmnist.data import CLASS_NAMES
 from fmnist.errors import ConfigError
 from fmnist.models.preprocess import Preprocess
-from fmnist.training.metrics import CLASSIFICATION_SCALARS
 
-#: The classification scores of a run's metrics.json, e.g. ``test/precision_macro``.
-SCORE_NAMES = CLASSIFICATION_SCALARS
 #: Fitted attributes a prediction reads, counted as a baseline's "parameters".
 PREDICTING_ATTRIBUTES = ("coef_", "intercept_", "support_vectors_", "dual_coef_",
                          "components_", "mean_", "scale_", "_fit_X")  # fmt: skip
@@ -61,29 +57,6 @@ def hog_features(
         if advance is not None:
             advance(min(1000, len(images) - start))
     return np.asarray(rows, dtype=np.float32)
-
-
-def classification_report(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
-    """A training run's test report (``module.test_report``'s layout) from predictions:
-    accuracy, macro and weighted precision/recall/F1, per class, confusion matrix."""
-    classes = range(len(CLASS_NAMES))
-    overall = {"test/acc": float(np.mean(labels == predicted))}
-    for name in SCORE_NAMES:
-        metric, _, average = name.removeprefix("test/").partition("_")
-        if average:
-            scores = precision_recall_fscore_support(
-                labels, predicted, labels=classes, average=average, zero_division=0
-            )
-            overall[name] = float(scores[("precision", "recall", "f1").index(metric)])
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=classes, zero_division=0
-    )
-    per_class = {
-        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-        for name, p, r, f, s in zip(CLASS_NAMES, precision, recall, f1, support, strict=True)
-    }
-    matrix = confusion_matrix(labels, predicted, labels=classes).tolist()
-    return {"overall": overall, "per_class": per_class, "confusion_matrix": matrix}
 
 
 def class_probabilities(estimator: Any, features: np.ndarray, predicted: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Images are uint8 arrays ``(N, 28, 28)`` (or any ``(N, H, W)``), labels integer arrays
 ``(N,)``. Every function returns numbers or arrays; figures are drawn in
-``fmnist.analysis.plots.data_figures`` and the report is written in ``fmnist.analysis.tasks.data``.
+``fmnist.plots.data_figures`` and the reports are written in ``fmnist.tasks.eda`` and
+``fmnist.tasks.pca``.
 """
 
 from __future__ import annotations
@@ -181,12 +182,6 @@ def correlation_structure(corr: np.ndarray, width: int) -> dict[str, float]:
         "lag_2w_plus_half_w": float(by_lag[2 * width + half]),
         "share_strongest_partner_is_neighbour": float(strongest_is_neighbour.mean()),
     }
-
-
-def seeded_subsample(n_total: int, n: int, seed: int) -> np.ndarray:
-    """``min(n, n_total)`` distinct indices drawn with ``seed``, sorted."""
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n_total, size=min(n, n_total), replace=False))
 
 
 def sample_grid(

@@ -7,11 +7,11 @@ import logging
 import lightning as L
 
 from fmnist.analysis.activations import capture_activations, channel_statistics, one_per_class
-from fmnist.analysis.plots.model_figures import feature_map_grid
 from fmnist.callbacks.outputs import model_inputs, run_dir, save_figure
 from fmnist.data import CLASS_NAMES
 from fmnist.errors import ConfigError
-from fmnist.runs.files import write_json
+from fmnist.files import write_json
+from fmnist.plots.model_figures import feature_map_grid
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import logging
 
 import lightning as L
 
-from fmnist.analysis.plots.model_figures import generalisation_gap, learning_curves
 from fmnist.callbacks.outputs import run_dir, save_figure
-from fmnist.runs.files import write_json
+from fmnist.files import write_json
+from fmnist.plots.model_figures import generalisation_gap, learning_curves
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 
 from fmnist.data import IMAGE_SIZE
-from fmnist.runs.files import write_figure
+from fmnist.files import write_figure
 
 
 def run_dir(trainer: L.Trainer, subdir: str = "") -> Path:

@@ -7,8 +7,6 @@ import logging
 import time
 
 import lightning as L
-from rich.console import Console
-from rich.table import Table
 
 from fmnist.analysis.importance import (
     IMPORTANCE_HEADER,
@@ -17,21 +15,17 @@ from fmnist.analysis.importance import (
     importance_rows,
     permutation_importance,
 )
-from fmnist.analysis.plots.model_figures import importance_bars
 from fmnist.callbacks.outputs import model_inputs, run_dir, save_figure
 from fmnist.errors import ConfigError
-from fmnist.runs.files import write_json
+from fmnist.files import write_json
+from fmnist.plots.model_figures import importance_bars
+from fmnist.tables import print_table
 
 log = logging.getLogger(__name__)
 
 
 def print_importance_table(result: dict, title: str) -> None:
-    table = Table(title=title)
-    for column in IMPORTANCE_HEADER:
-        table.add_column(column, justify="left" if column == "layer" else "right")
-    for row in importance_rows(result):
-        table.add_row(*row)
-    Console().print(table)
+    print_table(title, IMPORTANCE_HEADER, importance_rows(result), left={"layer"})
 
 
 class PermutationImportance(L.Callback):

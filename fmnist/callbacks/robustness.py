@@ -10,8 +10,8 @@ from fmnist.analysis.importance import evaluation_subset
 from fmnist.analysis.robustness import evaluate_robustness
 from fmnist.callbacks.outputs import run_dir
 from fmnist.errors import ConfigError
-from fmnist.runs.files import write_json
-from fmnist.training.metrics import MEAN_CORRUPTION_ACC
+from fmnist.files import write_json
+from fmnist.metrics import MEAN_CORRUPTION_ACC
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import lightning as L
 import torch
 
 from fmnist.errors import ConfigError
-from fmnist.inference.checkpoint import store_temperature
 from fmnist.training.calibration import fit_temperature
+from fmnist.training.load import store_temperature
 
 log = logging.getLogger(__name__)
 

@@ -213,7 +213,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
             # own and a resumed run sees the same batches as an uninterrupted one.
             sampler = EpochSeededSampler(len(split), torch.initial_seed())
         else:
-            # Under DDP: each val/test image on exactly one process (see fmnist.runs.distributed).
+            # Under DDP: each val/test image on exactly one process
+            # (see fmnist.training.distributed).
             sampler = eval_sampler(split, self.trainer)
         return DataLoader(
             split,

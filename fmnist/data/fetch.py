@@ -1,4 +1,5 @@
-"""Get Fashion-MNIST on a fresh machine: ``python -m fmnist.data.fetch [data.root=DIR ...]``.
+"""Get Fashion-MNIST on a fresh machine: ``fmnist-fetch [data.root=DIR ...]``
+(``fmnist.cli.fetch_main``).
 
 ``make train`` and ``make test`` run this first. When the files are where a run looks
 (``data.root``, then Debian's folder: :func:`fmnist.data.files.locate_data`) there is nothing to
@@ -10,7 +11,6 @@ the same config, so the files land where ``train.py`` with those overrides looks
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -20,10 +20,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from fmnist.config import CONF_DIR
 from fmnist.data.files import locate_data
 from fmnist.errors import DatasetNotFoundError
-from fmnist.runs.cli import run_reporting_errors
-from fmnist.runs.config import CONF_DIR
 
 log = logging.getLogger(__name__)
 
@@ -88,33 +87,3 @@ def fetch(root: str | Path | None, download: bool, search_system: bool = True) -
     elif search_system:
         log.info("Not root, or no apt-get: not installing Debian's %s", APT_PACKAGE)
     return locate_data(root, download, search_system)  # downloads if allowed, else the message
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m fmnist.data.fetch", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--optional",
-        action="store_true",
-        help="when the data cannot be got, warn and exit 0 (make test: the tests that need the "
-        "real data are skipped)",
-    )
-    parser.add_argument(
-        "overrides", nargs="*", help="training overrides: data.root=DIR, data.download=false, ..."
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    data = data_settings(args.overrides)
-    if not args.optional:
-        run_reporting_errors(fetch, data.root, data.download, data.search_system)
-        return 0
-    try:
-        fetch(data.root, data.download, data.search_system)
-    except DatasetNotFoundError as error:
-        log.warning("%s The tests marked real_data will be skipped.", error)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,2 +1,2 @@
-"""Using a trained model: the one checkpoint loader (``checkpoint``), people's image files
-(``images``), prediction (``predict``) and export (``export``)."""
+"""Using a trained model: people's image files (``images``, ``convert``), the OOD flag
+(``ood``), prediction (``predict``), export (``export``) and serving (``serve``)."""

@@ -3,7 +3,6 @@ its top classes, to see at a glance where the conversion or the model went wrong
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 from collections.abc import Sequence
@@ -12,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fmnist.files import ensure_writable_dir, write_figure
 from fmnist.inference.images import Prediction, read_file
-from fmnist.runs.files import atomic_write_bytes, ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def write_contact_sheet(
     """Draw the first ``limit`` predictions and write the PNG atomically."""
     import matplotlib.pyplot as plt
 
-    from fmnist.analysis.plots.contact_sheet import contact_sheet
+    from fmnist.plots.contact_sheet import contact_sheet
 
     path = Path(path).expanduser()
     ensure_writable_dir(path.parent, "contact sheet directory")
@@ -72,7 +71,7 @@ def write_contact_sheet(
         [Path(p.source).name for p in shown],
         [p.ood for p in shown],
     )
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    return atomic_write_bytes(path, buffer.getvalue())
+    try:
+        return write_figure(path, figure, dpi=110, tight=False)
+    finally:
+        plt.close(figure)

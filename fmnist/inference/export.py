@@ -1,5 +1,5 @@
 """Export a trained classifier to TorchScript or ONNX, preprocessing included:
-`python -m fmnist.inference.export ckpt=PATH format=onnx|torchscript` (see conf/export.yaml).
+`python -m fmnist.cli export ckpt=PATH format=onnx|torchscript` (see conf/export.yaml).
 
 The exported model is the checkpoint's ``Classifier`` itself: it takes raw images,
 (N, 28, 28) or (N, 1, 28, 28), uint8 0-255 or floats in [0, 1], applies the training split's
@@ -18,9 +18,9 @@ from omegaconf import DictConfig
 
 from fmnist.data import IMAGE_SIZE
 from fmnist.errors import ConfigError
-from fmnist.inference.checkpoint import load_classifier
+from fmnist.files import atomic_write_bytes, check_output_spares_inputs, ensure_writable_dir
 from fmnist.models.preprocess import Classifier
-from fmnist.runs.files import atomic_write_bytes, check_output_spares_inputs, ensure_writable_dir
+from fmnist.training.load import load_classifier
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,3 @@ def export(cfg: DictConfig) -> Path:
         path = export_torchscript(model, output)
     log.info("Exported %s to %s", cfg.ckpt, path)
     return path
-
-
-if __name__ == "__main__":  # python -m fmnist.inference.export, the same as fmnist-export
-    from fmnist.runs.cli import export_main
-
-    export_main()

@@ -30,8 +30,8 @@ from torch import Tensor
 
 from fmnist.data import CLASS_NAMES, read_idx
 from fmnist.errors import CorruptDatasetError
+from fmnist.files import ensure_writable_dir
 from fmnist.inference.convert import check_invert, fashion_mnist_tile
-from fmnist.runs.files import ensure_writable_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 ARRAY_SUFFIXES = {".npy"}
@@ -341,7 +341,7 @@ def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:
     Built in memory and written atomically: an old file stays whole if writing fails."""
     import io  # local: another change owns this module's imports for now
 
-    from fmnist.runs.files import atomic_write_text
+    from fmnist.files import atomic_write_text
 
     path = Path(path).expanduser()
     ensure_writable_dir(path.parent, "prediction output directory")

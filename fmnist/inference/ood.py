@@ -23,7 +23,6 @@ weights it belongs to.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from fmnist.errors import CheckpointError, ConfigError, FmnistError
-from fmnist.runs.files import atomic_write_bytes
+from fmnist.files import write_torch
 
 if TYPE_CHECKING:
     from fmnist.inference.images import Prediction
@@ -151,7 +150,7 @@ def fit_detector(
 ) -> OodDetector:
     """Fit the score on ``FEATURE_SAMPLES`` seeded training images and the threshold on the
     validation images (raw uint8 images and labels, as the data module gives them)."""
-    from fmnist.training.module import weights_checksum
+    from fmnist.checkpoint import weights_checksum
 
     if not 0.0 < pass_rate < 1.0:
         raise ConfigError(f"ood.pass_rate={pass_rate} must be a share in (0, 1), e.g. 0.96.")
@@ -188,9 +187,7 @@ def sidecar_path(ckpt: str | Path) -> Path:
 
 def save_detector(detector: OodDetector, path: Path) -> Path:
     """Write the statistics atomically (tensors and plain values only)."""
-    buffer = io.BytesIO()
-    torch.save(asdict(detector), buffer)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return write_torch(path, asdict(detector))
 
 
 def load_detector(path: Path, weights_sha256: str) -> OodDetector | None:
@@ -212,16 +209,15 @@ def load_detector(path: Path, weights_sha256: str) -> OodDetector | None:
 
 def fit_on_splits(module: Any, settings: dict[str, Any], cfg: Any) -> OodDetector:
     """Fit on the checkpoint's own training/validation split (its val_size and split_seed)."""
-    from fmnist.data import FashionMNISTDataModule
+    from fmnist.training.load import datamodule_for
 
-    data = FashionMNISTDataModule(
-        root=cfg.get("data_root"),
-        download=False,
-        search_system=cfg.get("search_system", True),
-        strict=cfg.get("strict", True),
-        val_size=settings.get("val_size", 5000),
-        split_seed=settings.get("split_seed", 0),
-    )
+    where = {
+        "root": cfg.get("data_root"),
+        "download": False,
+        "search_system": cfg.get("search_system", True),
+        "strict": cfg.get("strict", True),
+    }
+    data = datamodule_for(where, settings)
     train, val = data.split("train"), data.split("val")
     log.info("Fitting the OOD score on %d validation images", len(val.images))
     return fit_detector(module, (train.images, train.labels), val.images, cfg.pass_rate)
@@ -235,7 +231,7 @@ def detector_for(
     None (with a warning) when ``cfg.enabled`` is false or the data to fit it is missing:
     predictions are still made, without the flag.
     """
-    from fmnist.training.module import weights_checksum
+    from fmnist.checkpoint import weights_checksum
 
     if cfg is None or not cfg.get("enabled", True):
         return None

@@ -1,4 +1,4 @@
-"""Classify your own images: `python -m fmnist.inference.predict ckpt=PATH images=PATH_OR_FOLDER`.
+"""Classify your own images: `python -m fmnist.cli predict ckpt=PATH images=PATH_OR_FOLDER`.
 
 See conf/predict.yaml. PNG/JPEG/... files, folders of them, ``.npy`` arrays and IDX files;
 unreadable files are skipped and listed, the others are still predicted.
@@ -14,11 +14,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from fmnist.errors import ConfigError
-from fmnist.inference.checkpoint import load_classifier
+from fmnist.files import check_output_spares_inputs, ensure_writable_dir
 from fmnist.inference.contact_sheet import write_contact_sheet
 from fmnist.inference.convert import check_invert
 from fmnist.inference.images import (
@@ -29,20 +27,21 @@ from fmnist.inference.images import (
     write_csv,
 )
 from fmnist.inference.ood import detector_for, mark_ood, predict_with_ood
-from fmnist.runs.files import check_output_spares_inputs, ensure_writable_dir
+from fmnist.tables import rich_table
+from fmnist.training.load import load_classifier
 
 log = logging.getLogger(__name__)
 
 
 def print_predictions(predictions: list[Prediction], limit: int, console: Console) -> None:
-    table = Table(title=f"Predictions ({len(predictions)} images)")
-    for column in ("image", "class", "probability", "top 3", "ood (score)"):
-        table.add_column(column, justify="right" if column == "probability" else "left")
+    rows = []
     for p in predictions[:limit]:
         top = ", ".join(f"{name} {prob:.2f}" for name, prob in p.top)
         ood = "" if p.ood is None else f"{'yes' if p.ood else 'no'} ({p.ood_score:.1f})"
-        table.add_row(escape(p.source), p.name, f"{p.probability:.3f}", top, ood)  # no markup
-    console.print(table)
+        rows.append([p.source, p.name, f"{p.probability:.3f}", top, ood])
+    headers = ["image", "class", "probability", "top 3", "ood (score)"]
+    title = f"Predictions ({len(predictions)} images)"
+    console.print(rich_table(title, headers, rows, left=set(headers) - {"probability"}))
     if len(predictions) > limit:
         console.print(f"... {len(predictions) - limit} more rows in the CSV file.")
 
@@ -88,9 +87,3 @@ def predict(cfg: DictConfig) -> list[Prediction]:
         limit = cfg.get("contact_sheet_limit", 48)
         log.info("Wrote %s", write_contact_sheet(predictions, inputs.images, sheet, limit))
     return predictions
-
-
-if __name__ == "__main__":  # python -m fmnist.inference.predict, the same as fmnist-predict
-    from fmnist.runs.cli import predict_main
-
-    predict_main()

@@ -28,7 +28,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -38,8 +37,6 @@ from fmnist.errors import ConfigError
 from fmnist.inference.convert import check_invert, fashion_mnist_tile, to_rgb
 from fmnist.inference.images import Prediction, to_predictions
 from fmnist.inference.ood import detector_for, mark_ood, predict_with_ood
-from fmnist.runs.cli import run_reporting_errors
-from fmnist.runs.config import CONF_DIR
 
 try:  # the optional extra "serve"
     from litserve import LitAPI, LitServer
@@ -312,7 +309,7 @@ class FashionMNISTAPI(LitAPI):  # type: ignore[misc, valid-type]
         self.ckpt, self.ood, self.top_k = ckpt, ood, top_k
 
     def setup(self, device: str) -> None:
-        from fmnist.inference.checkpoint import load_classifier
+        from fmnist.training.load import load_classifier
 
         module, settings = load_classifier(self.ckpt)
         self.module = module.to(device)
@@ -429,7 +426,7 @@ def _interrupt_in(main_pid: int) -> Callable[[int, Any], None]:
 def serve(cfg: DictConfig) -> None:
     """Check the config and the checkpoint (and fit its OOD statistics once, here, so the
     worker reads them), then serve until stopped."""
-    from fmnist.inference.checkpoint import load_classifier
+    from fmnist.training.load import load_classifier
 
     check_serve_config(cfg)
     module, settings = load_classifier(cfg.ckpt)
@@ -446,16 +443,3 @@ def serve(cfg: DictConfig) -> None:
         log_level=cfg.log_level,
         generate_client_file=False,
     )
-
-
-@hydra.main(
-    version_base="1.3",
-    config_path=str(CONF_DIR),
-    config_name="serve",
-)
-def main(cfg: DictConfig) -> None:
-    run_reporting_errors(serve, cfg)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,2 +1,3 @@
-"""Training: metric names and modes (``metrics``), the LightningModule (``module``) and one
-run from a composed config (``run``)."""
+"""Training: the LightningModule (``module``), one run from a composed config (``run``), the
+checkpoint loader (``load``), resuming (``resume``), run directories (``rundir``) and DDP
+under Hydra (``distributed``)."""

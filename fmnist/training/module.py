@@ -2,7 +2,7 @@
 
 The network, optimizer and scheduler arrive as Hydra configs (plain dicts with ``_target_``)
 and are built here; the network only through the allowlist of ``fmnist.models.build_net``.
-The checkpoint's hyperparameters are therefore plain data, and ``fmnist.inference.checkpoint``
+The checkpoint's hyperparameters are therefore plain data, and ``fmnist.checkpoint``
 rebuilds any checkpoint's model from them without running code stored in the file.
 
 The module owns a :class:`~fmnist.models.preprocess.Classifier`: preprocessing (with the
@@ -12,7 +12,6 @@ test call it on raw images, exactly as analysis, prediction and export do.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -31,29 +30,17 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from fmnist.checkpoint import CHECKSUM_KEY, weights_checksum
+from fmnist.config import build
 from fmnist.data import CLASS_NAMES
 from fmnist.errors import ConfigError
+from fmnist.metrics import CALIBRATION_SCALARS, VAL_ACC_BEST
 from fmnist.models import build_net
 from fmnist.models.preprocess import Classifier, Preprocess
-from fmnist.runs.config import build
 from fmnist.training.calibration import calibration_metrics
-from fmnist.training.metrics import CALIBRATION_SCALARS, VAL_ACC_BEST
 
 #: Checkpoint entry with the state needed for an exact resume (see on_save_checkpoint).
 RESUME_KEY = "fmnist_resume"
-#: Checkpoint entry with the SHA-256 of the weights, checked when a checkpoint is loaded.
-CHECKSUM_KEY = "fmnist_weights_sha256"
-
-
-def weights_checksum(state_dict: Mapping[str, Tensor]) -> str:
-    """SHA-256 over the names, dtypes, shapes and bytes of every tensor, in key order:
-    flipped bits in a stored checkpoint change it."""
-    digest = hashlib.sha256()
-    for name in sorted(state_dict):
-        tensor = state_dict[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _plain(config: Any) -> Any:

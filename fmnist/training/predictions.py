@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from fmnist.runs.files import atomic_write_bytes
+from fmnist.files import atomic_write_bytes
 
 PREDICTIONS_FILE = "predictions.npz"
 

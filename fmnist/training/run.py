@@ -24,23 +24,27 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from fmnist.config import build
 from fmnist.errors import ConfigError
-from fmnist.models.cnn import count_parameters
-from fmnist.runs.config import build
-from fmnist.runs.distributed import ddp_children_run_this_job, is_launching_process
-from fmnist.runs.files import (
+from fmnist.files import (
     CONFIG_FILE,
     METRICS_FILE,
     atomic_write_text,
     ensure_writable_dir,
     write_json,
 )
-from fmnist.runs.resume import AtomicCheckpointIO, check_resume_config, fit, resolve_ckpt_path
-from fmnist.runs.rundir import check_not_finished, remove_leftovers, run_dir_lock
-from fmnist.runs.sweep import finished_job_metrics
-from fmnist.training.metrics import HPARAM_METRICS, VAL_ACC_BEST, mode_of, print_test_report
+from fmnist.metrics import HPARAM_METRICS, VAL_ACC_BEST, mode_of, print_test_report
+from fmnist.models.cnn import count_parameters
+from fmnist.training.distributed import ddp_children_run_this_job, is_launching_process
 from fmnist.training.module import ClassificationModule, build_scheduler
 from fmnist.training.predictions import PREDICTIONS_FILE, save_predictions
+from fmnist.training.resume import AtomicCheckpointIO, check_resume_config, fit, resolve_ckpt_path
+from fmnist.training.rundir import (
+    check_not_finished,
+    finished_job_metrics,
+    remove_leftovers,
+    run_dir_lock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +189,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> di
 
     log.info("Training")
     start = time.perf_counter()
-    with ddp_children_run_this_job():  # DDP in a multirun: see fmnist.runs.distributed
+    with ddp_children_run_this_job():  # DDP in a multirun: see fmnist.training.distributed
         fit(trainer, module, datamodule, ckpt_path, output_dir)
     train_time = time.perf_counter() - start
 

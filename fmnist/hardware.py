@@ -2,8 +2,8 @@
 
 bf16 pays on CPUs with AMX (Intel Sapphire Rapids and later): oneDNN runs bf16 convolutions
 and matmuls on its tile units, several times faster than fp32. Without AMX, bf16 is emulated
-or runs on AVX-512 at about fp32 speed plus conversions, so fp32 stays. Importing this module
-registers the OmegaConf resolver ``fmnist.cpu_precision``, used as
+or runs on AVX-512 at about fp32 speed plus conversions, so fp32 stays. ``fmnist.config``
+registers :func:`cpu_precision` as the OmegaConf resolver ``fmnist.cpu_precision``, used as
 ``precision: ${fmnist.cpu_precision:}`` in ``conf/trainer/cpu_fast.yaml``.
 """
 
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-
-from omegaconf import OmegaConf
 
 #: Read on every call, not cached, so tests can point it at a fake file.
 CPUINFO = Path("/proc/cpuinfo")
@@ -51,8 +49,6 @@ def cpu_precision() -> str:
     """Lightning's precision for a CPU run: ``bf16-mixed`` with AMX, ``32-true`` otherwise."""
     return "bf16-mixed" if has_amx_bf16() else "32-true"
 
-
-OmegaConf.register_new_resolver(RESOLVER, cpu_precision, replace=True)
 
 __all__ = [
     "CPUINFO",

@@ -9,7 +9,7 @@ takes it (DDP workers share its directory), and ``flock`` may not lock across th
 of a network filesystem.
 
 A killed process leaves temporary files of interrupted atomic writes
-(:data:`fmnist.runs.files.TMP_PREFIX`), and checkpoints of the epochs after the one it
+(:data:`fmnist.files.TMP_PREFIX`), and checkpoints of the epochs after the one it
 will be resumed from: the resumed run redoes those epochs, and Lightning would save them as
 ``epoch_001-v1.ckpt`` next to the stale ``epoch_001.ckpt``. Only files named as this
 project names them are removed, and never one the resumed checkpoint refers to.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import logging
 import os
 import re
@@ -27,11 +28,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
+from fmnist.checkpoint import read_checkpoint
+from fmnist.config import in_multirun
 from fmnist.errors import OutputDirError, RunDirBusyError
-from fmnist.inference.checkpoint import read_checkpoint
-from fmnist.runs.config import in_multirun
-from fmnist.runs.files import METRICS_FILE, TMP_PREFIX
-from fmnist.runs.resume import last_checkpoint
+from fmnist.files import CONFIG_FILE, METRICS_FILE, TMP_PREFIX
+from fmnist.training.resume import last_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ def check_not_finished(output_dir: Path, ckpt_path: str | None) -> None:
     """A new run in the directory of a finished one would overwrite its checkpoints, config
     and metrics: refuse it. Resuming the run itself (``ckpt_path=last``) is allowed, and so
     are the jobs of a multirun, which a re-run sweep trains again on purpose when their
-    config changed (see ``fmnist.runs.sweep.finished_job_metrics``)."""
+    config changed (see :func:`finished_job_metrics`)."""
     if ckpt_path == "last" or in_multirun() or not (output_dir / METRICS_FILE).exists():
         return
     raise OutputDirError(
@@ -123,3 +126,26 @@ def remove_leftovers(output_dir: Path, ckpt_path: str | None) -> list[Path]:
         path.unlink(missing_ok=True)
         log.info("Removed %s, left by an interrupted start of this run", path)
     return leftovers
+
+
+def finished_job_metrics(cfg: DictConfig) -> dict[str, Any] | None:
+    """The stored metrics of this multirun job when an earlier run of the sweep finished it.
+
+    Re-running a sweep command with ``hydra.sweep.dir=<its directory>`` then trains only the
+    jobs without ``metrics.json``. A job is reused only when its stored resolved config
+    equals this one, so a changed command or changed defaults train again.
+    """
+    if not cfg.get("skip_finished", False):
+        return None
+    if not in_multirun():
+        return None
+    output_dir = Path(cfg.paths.output_dir)
+    metrics_path, config_path = output_dir / METRICS_FILE, output_dir / CONFIG_FILE
+    if not (metrics_path.exists() and config_path.exists()):
+        return None
+    stored = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
+    if stored != OmegaConf.to_container(cfg, resolve=True):
+        log.info("%s holds a different config: training this job again", output_dir)
+        return None
+    log.info("Reusing %s: this job finished in an earlier run of the sweep", metrics_path)
+    return json.loads(metrics_path.read_text())

@@ -22,9 +22,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from fmnist.training.metrics import VAL_ACC_BEST
+from fmnist.files import CONFIG_FILE, METRICS_FILE
+from fmnist.metrics import VAL_ACC_BEST
+from fmnist.results.rundir import override_key, read_metrics, read_overrides
 
-METRICS_FILE = "metrics.json"
 PUBLISHED = "published, not measured here"
 #: Top-level config entries that do not change what is trained (where, how it is logged).
 NOT_IDENTITY = ("seed", "paths", "hydra", "ckpt_path", "skip_finished", "callbacks", "logger",
@@ -66,14 +67,13 @@ class Row:
 def run_identity(run_dir: Path) -> tuple[str, str]:
     """(name, key) of a training run: its command-line overrides without the seed, and its
     resolved config without the seed and locations."""
-    overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    if overrides_file.exists():
-        overrides = [str(o) for o in OmegaConf.load(overrides_file)]
-        overrides = [o for o in overrides if o.split("=")[0].lstrip("+~") not in NOT_IDENTITY]
+    overrides = read_overrides(run_dir)
+    if overrides is not None:
+        overrides = [o for o in overrides if override_key(o) not in NOT_IDENTITY]
         name = "train.py " + (" ".join(overrides) if overrides else "(defaults)")
     else:  # not started by train.py's Hydra: what was overridden is unknown, not "defaults"
         name = f"train.py (overrides not recorded: {run_dir.name})"
-    config_file = run_dir / "config.yaml"
+    config_file = run_dir / CONFIG_FILE
     if not config_file.exists():
         return name, str(run_dir)
     config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False)
@@ -95,11 +95,8 @@ def baseline_identity(baseline: dict[str, Any]) -> tuple[str, str]:
 
 def read_entry(metrics_file: Path) -> Entry | None:
     """The entry of a ``metrics.json``; None when it is not a finished, tested run."""
-    try:
-        metrics = json.loads(metrics_file.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("test/acc"), int | float):
+    metrics = read_metrics(metrics_file.parent)
+    if metrics is None or not isinstance(metrics.get("test/acc"), int | float):
         return None
     if "baseline" in metrics:
         kind, (name, key) = "baseline", baseline_identity(metrics["baseline"])
@@ -184,12 +181,3 @@ def row_cells(rank: int, row: Row) -> list[str]:
 
 HEADERS = ["#", "model", "kind", "test acc %", "val acc %", "seeds", "parameters",
            "train min", "source"]  # fmt: skip
-
-
-def to_markdown(cells: list[list[str]]) -> str:
-    """The table in Markdown, as report.md shows it (pipes in cells escaped)."""
-    lines = [HEADERS, ["---"] * len(HEADERS), *cells]
-    return (
-        "\n".join("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines)
-        + "\n"
-    )

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
-import fmnist.analysis.plots  # noqa: F401  (selects the Agg backend before any figure is made)
+import fmnist.plots  # noqa: F401  (selects the Agg backend before any figure is made)
 
 CLASS_COLORS = plt.get_cmap("tab10").colors
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig
 
-from fmnist.analysis.report import Report
+from fmnist.results.report import Report
 
 log = logging.getLogger(__name__)
 
-#: A task with its options bound (see ``fmnist.analysis.tasks``).
+#: A task with its options bound (see ``fmnist.tasks``).
 Task = Callable[[DictConfig, Report], None]
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from fmnist.analysis.report import Report
-from fmnist.runs.config import build
+from fmnist.config import build
+from fmnist.results.report import Report
 
 log = logging.getLogger(__name__)
 

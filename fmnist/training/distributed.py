@@ -26,7 +26,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, read_write
 
-from fmnist.runs.config import in_multirun
+from fmnist.config import in_multirun
 
 #: Environment variables Lightning's subprocess launcher sets in the launching process.
 _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")

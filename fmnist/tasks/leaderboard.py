@@ -8,21 +8,17 @@ test accuracy. Writes ``leaderboard.md`` and ``leaderboard.csv`` and prints the 
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from fmnist.analysis.report import Report
 from fmnist.errors import ConfigError
-from fmnist.runs.files import atomic_write_text
-from fmnist.runs.leaderboard import HEADERS, find_entries, leaderboard, row_cells, to_markdown
+from fmnist.files import atomic_write_text
+from fmnist.results.leaderboard import HEADERS, find_entries, leaderboard, row_cells
+from fmnist.results.report import Report
+from fmnist.tables import csv_text, markdown_table, print_table
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +42,8 @@ def leaderboard_task(cfg: DictConfig, report: Report, *, published: list[dict[st
         "quoted, not measured here."
     )
     report.table(HEADERS, cells)
-    atomic_write_text(report.output_dir / "leaderboard.md", to_markdown(cells))
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows([HEADERS, *cells])
-    atomic_write_text(report.output_dir / "leaderboard.csv", buffer.getvalue())
-    table = Table(title="Leaderboard (test accuracy)")
-    for header in HEADERS[:-1]:
-        table.add_column(header, justify="left" if header in ("model", "kind") else "right")
-    for row in cells:
-        table.add_row(*(escape(c) for c in row[:-1]))
-    Console().print(table)
+    markdown = "\n".join(markdown_table(HEADERS, cells)) + "\n"
+    atomic_write_text(report.output_dir / "leaderboard.md", markdown)
+    atomic_write_text(report.output_dir / "leaderboard.csv", csv_text(cells, HEADERS))
+    shown = [row[:-1] for row in cells]  # without the source column
+    print_table("Leaderboard (test accuracy)", HEADERS[:-1], shown, left={"model", "kind"})

@@ -1,5 +1,12 @@
-"""Where the Hydra configs are, and building objects from them with the user's errors kept
-readable."""
+"""Where the Hydra configs are, the resolvers they use, and building objects from them with
+the user's errors kept readable.
+
+The resolvers are registered when this module is imported (``fmnist/__init__.py`` imports
+it), before any config is composed: ``${fmnist.metric_mode:NAME}`` and
+``${fmnist.metric_direction:NAME}`` (``conf/callbacks/default.yaml``,
+``conf/hparams_search/optuna.yaml``) and ``${fmnist.cpu_precision:}``
+(``conf/trainer/cpu_fast.yaml``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
+from fmnist import hardware, metrics
 from fmnist.errors import FmnistError
 
 
@@ -47,3 +56,21 @@ def build(config: Any, **kwargs: Any) -> Any:
 def in_multirun() -> bool:
     """True inside a job of a multirun (``python train.py -m ...``)."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+#: Every resolver of the configs: name -> function.
+RESOLVERS = {
+    "fmnist.metric_mode": metrics.mode_of,
+    "fmnist.metric_direction": metrics.direction_of,
+    hardware.RESOLVER: hardware.cpu_precision,
+}
+
+
+def register_resolvers() -> None:
+    """Register :data:`RESOLVERS` with OmegaConf (again after a test cleared one)."""
+    for name, function in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
+
+
+register_resolvers()

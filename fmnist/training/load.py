@@ -17,20 +17,26 @@ comparison before loading, so every failure names its cause and the fix.
 
 from __future__ import annotations
 
-import io
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from omegaconf import DictConfig, OmegaConf
 
+from fmnist.checkpoint import (
+    CHECKSUM_KEY,
+    TEMPERATURE_KEY,
+    check_weights,
+    read_checkpoint,
+    weights_checksum,
+    weights_mismatch,
+)
+from fmnist.data import FashionMNISTDataModule
 from fmnist.data.pixels import NORMALIZATIONS
 from fmnist.errors import CheckpointError
+from fmnist.files import write_torch
 from fmnist.models import MODELS, config_problem, is_plain
-
-log = logging.getLogger(__name__)
 
 #: The module's hyperparameters: key -> check of its value (the network is checked apart).
 SCALAR_HPARAMS = {
@@ -46,8 +52,6 @@ SCALAR_HPARAMS = {
 #: The data module's settings a model depends on (split and preprocessing), taken from the
 #: checkpoint; where the files are (root, download, ...) stays the caller's.
 DATA_SETTINGS = ("val_size", "split_seed", "normalize", "flatten", "one_hot")
-#: Where a checkpoint keeps the fitted temperature (a buffer of the model's Classifier).
-TEMPERATURE_KEY = "classifier.temperature"
 
 
 def _torch_classes(module: Any, base: type) -> dict[str, type]:
@@ -61,38 +65,6 @@ def _torch_classes(module: Any, base: type) -> dict[str, type]:
 #: Optimizer and scheduler configs may only name torch's own classes.
 OPTIMIZERS = _torch_classes(torch.optim, torch.optim.Optimizer)
 SCHEDULERS = _torch_classes(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler)
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's content, read without executing pickled code, checked for shape."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        hint = (
-            " To resume a run, give its directory: hydra.run.dir=<run dir> ckpt_path=last."
-            if path.name == "last.ckpt"
-            else ""
-        )
-        raise CheckpointError(
-            f"Checkpoint {path} does not exist. Pass the path of a .ckpt file written by "
-            f"train.py (runs keep them in <run dir>/checkpoints/).{hint}"
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # arbitrary bytes make the unpickler raise almost anything
-        detail = str(exc).splitlines()[0] if str(exc) else "no detail"
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint ({type(exc).__name__}: {detail[:200]}). It is "
-            "truncated, corrupt or not a PyTorch checkpoint; use another .ckpt file of the run's "
-            "checkpoints/ directory (resuming with ckpt_path=last falls back to the newest "
-            "readable one), or train again."
-        ) from exc
-    weights = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
-    if not isinstance(weights, Mapping):
-        raise CheckpointError(
-            f"{path} holds no model weights ('state_dict'): it is not a checkpoint written "
-            "by train.py. Pass a .ckpt file from a run's checkpoints/ directory."
-        )
-    return dict(checkpoint)
 
 
 def _hparams_problem(hparams: Any) -> str | None:
@@ -134,53 +106,20 @@ def data_settings(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
     return {k: stored[k] for k in DATA_SETTINGS if k in stored and is_plain(stored[k])}
 
 
-def weights_mismatch(expected: Mapping[str, Tensor], stored: Mapping[str, Any]) -> str | None:
-    """The first difference between two state dicts' names and shapes, in words (None: fit)."""
-    missing = [k for k in expected if k not in stored]
-    unexpected = [k for k in stored if k not in expected]
-    if missing or unexpected:
-        if any(k.startswith("net.") for k in unexpected):
-            return (
-                "it was written by an older fmnist, before the preprocessing moved into the "
-                "model ('net.*' weights); train it again with this version"
-            )
-        return f"the layers differ: missing {missing[:3]}, unexpected {unexpected[:3]}"
-    for name, tensor in expected.items():
-        value = stored[name]
-        if not isinstance(value, Tensor) or tuple(value.shape) != tuple(tensor.shape):
-            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            return f"layer {name} holds {shape} where the model has {tuple(tensor.shape)}"
-    return None
-
-
-def check_weights(checkpoint: Mapping[str, Any], path: str | Path) -> None:
-    """Refuse weights that are not finite or whose checksum (when stored) does not match."""
-    from fmnist.training.module import CHECKSUM_KEY, weights_checksum
-
-    state = checkpoint["state_dict"]
-    for name, value in state.items():
-        if isinstance(value, Tensor) and value.is_floating_point() and not value.isfinite().all():
-            raise CheckpointError(
-                f"{path}: the weights of {name} are NaN or infinite; use another checkpoint "
-                "of the run (e.g. an earlier epoch's) or train again."
-            )
-    stored = checkpoint.get(CHECKSUM_KEY)
-    if stored is None:
-        log.warning("%s has no weights checksum (written by an older fmnist)", path)
-    elif stored != weights_checksum(state):
-        raise CheckpointError(
-            f"{path}: the weights do not match the checksum stored with them: the file was "
-            "changed or damaged after it was written. Use another checkpoint of the run."
-        )
+def check_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's content when it is readable, ours and intact; else a CheckpointError."""
+    checkpoint = read_checkpoint(path)
+    safe_hyperparameters(checkpoint, path)
+    check_weights(checkpoint, path)
+    return checkpoint
 
 
 def load_classifier(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """The trained ``ClassificationModule`` (eval mode, CPU) and its data settings."""
     from fmnist.training.module import ClassificationModule  # imports Lightning: keep lazy
 
-    checkpoint = read_checkpoint(path)
-    hparams = safe_hyperparameters(checkpoint, path)
-    check_weights(checkpoint, path)
+    checkpoint = check_checkpoint(path)
+    hparams = dict(checkpoint["hyper_parameters"])
     hparams["compile"] = False  # compiling pays for long training, not for loading
     module = ClassificationModule(**hparams)
     problem = weights_mismatch(module.state_dict(), checkpoint["state_dict"])
@@ -196,14 +135,23 @@ def load_classifier(path: str | Path) -> tuple[Any, dict[str, Any]]:
 def store_temperature(path: str | Path, temperature: float) -> None:
     """Write a fitted temperature into a checkpoint of this project, atomically, with its
     weights checksum updated (the checkpoint is checked as any other before)."""
-    from fmnist.runs.files import atomic_write_bytes
-    from fmnist.training.module import CHECKSUM_KEY, weights_checksum
-
     checkpoint = read_checkpoint(path)
     safe_hyperparameters(checkpoint, path)
     state = checkpoint["state_dict"]
     state[TEMPERATURE_KEY] = torch.tensor(float(temperature), dtype=state[TEMPERATURE_KEY].dtype)
     checkpoint[CHECKSUM_KEY] = weights_checksum(state)
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_torch(path, checkpoint)
+
+
+def datamodule_for(
+    data: DictConfig | Mapping[str, Any], settings: Mapping[str, Any]
+) -> FashionMNISTDataModule:
+    """The data module of a data config, with a checkpoint's split and preprocessing
+    (:func:`data_settings`: which images are validation); where the files are found stays
+    the config's."""
+    if isinstance(data, DictConfig):
+        data = OmegaConf.to_container(data, resolve=True)
+    config = {k: v for k, v in data.items() if k != "_target_"}
+    datamodule = FashionMNISTDataModule(**{**config, **settings})
+    datamodule.setup()
+    return datamodule

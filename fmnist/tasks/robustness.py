@@ -14,18 +14,17 @@ from typing import Any
 from omegaconf import DictConfig
 
 from fmnist.analysis.importance import evaluation_subset
-from fmnist.analysis.plots import robustness_figures as figures
-from fmnist.analysis.report import Report
 from fmnist.analysis.robustness import (
     MAX_SEVERITY,
     accuracy_table,
     evaluate_robustness,
     example_grid,
 )
-from fmnist.analysis.tasks.model import load_data
 from fmnist.errors import CheckpointError
-from fmnist.inference.checkpoint import load_classifier
-from fmnist.runs.files import write_json
+from fmnist.files import write_json
+from fmnist.plots import robustness_figures as figures
+from fmnist.results.report import Report
+from fmnist.training.load import datamodule_for, load_classifier
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ def robustness_task(
         raise CheckpointError("task=robustness needs a checkpoint: pass ckpt=PATH/TO/FILE.ckpt.")
     seed = int(cfg.seed)
     module, settings = load_classifier(cfg.ckpt)
-    data = load_data(cfg, settings).split(split)
+    data = datamodule_for(cfg.data, settings).split(split)
     index = evaluation_subset(len(data), samples, seed)
     result = evaluate_robustness(module, data.images[index], data.labels[index], seed, batch_size)
     result.update(checkpoint=str(cfg.ckpt), split=split)

@@ -22,13 +22,14 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from sklearn.model_selection import train_test_split
 
 from fmnist.analysis import baselines
-from fmnist.analysis.plots.compare_figures import accuracy_and_time
-from fmnist.analysis.report import Report
-from fmnist.analysis.tasks.model import load_data
+from fmnist.analysis.scores import classification_report
 from fmnist.errors import ConfigError
+from fmnist.files import write_json
+from fmnist.metrics import VAL_ACC_BEST, print_test_report
 from fmnist.models.preprocess import Preprocess
-from fmnist.runs.files import write_json
-from fmnist.training.metrics import VAL_ACC_BEST, print_test_report
+from fmnist.plots.compare_figures import accuracy_and_time
+from fmnist.results.report import Report
+from fmnist.training.load import datamodule_for
 from fmnist.training.predictions import PREDICTIONS_FILE, save_predictions
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class Features:
     """Each split's inputs, preprocessed once and HOG'd once, when a classifier first asks."""
 
     def __init__(self, cfg: DictConfig, samples: int | None, hog: dict[str, Any]) -> None:
-        datamodule = load_data(cfg, {})
+        datamodule = datamodule_for(cfg.data, {})
         preprocess = Preprocess(datamodule.normalize, flatten=True)
         preprocess.set_statistics(*datamodule.statistics)
         splits = {name: datamodule.split(name) for name in SPLITS}
@@ -98,7 +99,7 @@ def fit_and_score(
     predicted = np.asarray(estimator.predict(inputs["test"]), dtype=np.int64)
     probabilities = baselines.class_probabilities(estimator, inputs["test"], predicted)
     return {
-        "report": baselines.classification_report(labels["test"], predicted),
+        "report": classification_report(labels["test"], predicted),
         "val_acc": val_acc,
         "predicted": predicted,
         "probabilities": probabilities,

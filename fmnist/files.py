@@ -42,7 +42,7 @@ def ensure_writable_dir(path: str | Path, what: str = "output directory") -> Pat
 
 
 #: Name prefix of the temporary files of atomic writes: a killed process leaves them behind,
-#: and the next start of the same run removes them (``fmnist.runs.rundir``).
+#: and the next start of the same run removes them (``fmnist.training.rundir``).
 TMP_PREFIX = ".fmnist-tmp-"
 
 
@@ -146,10 +146,21 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
 
 
-def write_figure(path: str | Path, figure: Any, dpi: int = 100) -> Path:
-    """A matplotlib figure as a PNG, atomically (rendered in memory first)."""
+def write_figure(path: str | Path, figure: Any, dpi: int = 100, tight: bool = True) -> Path:
+    """A matplotlib figure as a PNG, atomically (rendered in memory first); ``tight`` crops
+    it to what is drawn (``bbox_inches="tight"``)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
+    return atomic_write_bytes(path, buffer.getbuffer())
+
+
+def write_torch(path: str | Path, obj: Any) -> Path:
+    """``torch.save(obj)``, atomically: serialized in memory first (torch aborts the process
+    on a full disk), then written as :func:`atomic_write_bytes` writes."""
+    import torch  # the base modules load without torch until one is written
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     return atomic_write_bytes(path, buffer.getbuffer())
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fmnist.runs.files import atomic_write_text, write_figure
+from fmnist.files import atomic_write_text, write_figure
+from fmnist.tables import markdown_table
 
 
 class Report:
@@ -30,10 +31,7 @@ class Report:
         self.lines += [paragraph, ""]
 
     def table(self, header: list[str], rows: list[list[Any]]) -> None:
-        self.lines.append("| " + " | ".join(header) + " |")
-        self.lines.append("|" + "---|" * len(header))
-        self.lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-        self.lines.append("")
+        self.lines += [*markdown_table(header, rows), ""]
 
     def figure(self, figure: Any, name: str, caption: str, tag: str | None = None) -> Path:
         """Save ``figure`` as ``name``.png, embed it, log it to TensorBoard, close it."""

@@ -12,11 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from omegaconf import OmegaConf
-from rich.console import Console
-from rich.table import Table
-
 from fmnist.errors import ConfigError
+from fmnist.tables import print_table
 
 #: Logged metric name -> "max" (higher is better) or "min".
 MODES: dict[str, str] = {
@@ -73,28 +70,11 @@ def direction_of(name: str) -> str:
     return "maximize" if mode_of(name) == "max" else "minimize"
 
 
-def is_better(value: float, than: float | None, mode: str) -> bool:
-    """Whether ``value`` beats ``than`` (None or NaN is beaten by anything finite)."""
-    if than is None or math.isnan(than):
-        return not math.isnan(value)
-    return value > than if mode == "max" else value < than
-
-
 def sort_key(value: float | None, mode: str) -> float:
     """Ascending sort key that puts the best value first and missing ones last."""
     if value is None or math.isnan(value):
         return math.inf
     return -value if mode == "max" else value
-
-
-def register_resolvers() -> None:
-    """``${fmnist.metric_mode:NAME}`` and ``${fmnist.metric_direction:NAME}`` for configs."""
-    for name, function in (
-        ("fmnist.metric_mode", mode_of),
-        ("fmnist.metric_direction", direction_of),
-    ):
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, function)
 
 
 #: The order of the printed test table: accuracy, the study's weighted scores, then macro.
@@ -118,25 +98,22 @@ OVERALL_ORDER = (
 
 def print_test_report(report: dict[str, Any], title: str = "Test metrics") -> None:
     """Print overall and per-class test metrics as two tables."""
-    console = Console()
-    overall = Table(title=title)
-    overall.add_column("metric")
-    overall.add_column("value", justify="right")
-    for name in OVERALL_ORDER:
-        if name in report["overall"]:
-            value = report["overall"][name]
-            shown = f"{value:.4f}" if MODES[name] == "min" else f"{100 * value:.2f}%"
-            overall.add_row(name, shown)
-    if "temperature" in report["overall"]:
-        overall.add_row("temperature", f"{report['overall']['temperature']:.3f}")
-    console.print(overall)
-    per_class = Table(title="Per class")
-    for column in ("class", "precision", "recall", "f1", "support"):
-        per_class.add_column(column, justify="left" if column == "class" else "right")
-    for name, row in report["per_class"].items():
-        per_class.add_row(
+    values = report["overall"]
+    overall = [
+        [name, f"{values[name]:.4f}" if MODES[name] == "min" else f"{100 * values[name]:.2f}%"]
+        for name in OVERALL_ORDER
+        if name in values
+    ]
+    if "temperature" in values:
+        overall.append(["temperature", f"{values['temperature']:.3f}"])
+    print_table(title, ["metric", "value"], overall, left={"metric"})
+    per_class = [
+        [
             name,
             *(f"{100 * row[k]:.2f}%" for k in ("precision", "recall", "f1")),
             str(row["support"]),
-        )
-    console.print(per_class)
+        ]
+        for name, row in report["per_class"].items()
+    ]
+    print_table("Per class", ["class", "precision", "recall", "f1", "support"], per_class,
+                left={"class"})  # fmt: skip

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import csv
-import io
-import json
 import logging
 import math
 import statistics
@@ -33,11 +30,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from fmnist.runs.config import in_multirun
-from fmnist.runs.files import CONFIG_FILE, METRICS_FILE, atomic_write_text
-from fmnist.training.metrics import MEAN_CORRUPTION_ACC, VAL_ACC_BEST, sort_key
+from fmnist.files import atomic_write_text
+from fmnist.metrics import MEAN_CORRUPTION_ACC, VAL_ACC_BEST, sort_key
+from fmnist.results.rundir import OVERRIDES_FILE, override_key, read_metrics, read_overrides
+from fmnist.tables import csv_text, markdown_table, rich_table
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +78,10 @@ class JobResult:
 
     def varying(self, keys: set[str]) -> str:
         """The overrides whose keys are in ``keys``, without the seed: what names the job."""
-        return " ".join(o for o in self.overrides if _key(o) in keys and _key(o) != "seed")
+        return " ".join(o for o in self.overrides if override_key(o) in keys - {"seed"})
 
     def without_seed(self) -> tuple[str, ...]:
-        return tuple(o for o in self.overrides if _key(o) != "seed")
+        return tuple(o for o in self.overrides if override_key(o) != "seed")
 
 
 @dataclass
@@ -98,18 +95,12 @@ class SeedGroup:
     key: tuple[str, ...] = ()  # the overrides without the seed
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def read_job(job_dir: Path) -> JobResult:
     """Read a job directory written by Hydra (``.hydra/``) and ``train()``."""
-    overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
-    job_config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
-    seed = job_config.get("seed")
-    metrics_path, error_path = job_dir / METRICS_FILE, job_dir / ERROR_FILE
-    if metrics_path.exists():
-        metrics = json.loads(metrics_path.read_text())
+    overrides = read_overrides(job_dir) or []
+    seed = OmegaConf.load(job_dir / ".hydra" / "config.yaml").get("seed")
+    metrics, error_path = read_metrics(job_dir), job_dir / ERROR_FILE
+    if metrics is not None:
         monitor = metrics.get("monitor") or {}
         return JobResult(
             job=job_dir.name,
@@ -138,7 +129,7 @@ def read_sweep(sweep_dir: str | Path) -> list[JobResult]:
     """Every job of a sweep directory, best monitored value first (in the metric's mode),
     then jobs without one (failed, unfinished) in job order."""
     job_dirs = sorted(
-        (p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")),
+        (p.parent.parent for p in Path(sweep_dir).glob(f"*/{OVERRIDES_FILE}")),
         key=_job_order,
     )
     jobs = [read_job(d) for d in job_dirs]
@@ -149,7 +140,7 @@ def read_sweep(sweep_dir: str | Path) -> list[JobResult]:
 def varying_keys(jobs: Sequence[JobResult]) -> set[str]:
     """Override keys whose value differs between jobs (or is missing from some); every key
     when there is only one job."""
-    per_job = [{_key(o): o for o in j.overrides} for j in jobs]
+    per_job = [{override_key(o): o for o in j.overrides} for j in jobs]
     keys: set[str] = set().union(*per_job)
     if len(jobs) <= 1:
         return keys
@@ -233,32 +224,17 @@ def _job_headers(scores: Sequence[str]) -> list[str]:
             "parameters", "train s", "status"]  # fmt: skip
 
 
-def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    return [line(headers), line(["---"] * len(headers)), *(line(r) for r in rows)]
-
-
-def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def write_summary(sweep_dir: str | Path) -> tuple[list[JobResult], list[SeedGroup]]:
     """Write ``summary.csv``, ``seed_groups.csv`` and ``summary.md`` into ``sweep_dir``."""
     sweep_dir = Path(sweep_dir)
     jobs = read_sweep(sweep_dir)
     groups = seed_groups(jobs)
     keys = varying_keys(jobs)
-    atomic_write_text(sweep_dir / "summary.csv", _csv(_job_rows(jobs, keys), JOB_COLUMNS))
+    atomic_write_text(sweep_dir / "summary.csv", csv_text(_job_rows(jobs, keys), JOB_COLUMNS))
     group_columns = ["overrides", "n", "seeds"] + [
         f"{s}_{m}" for s in SCORES for m in ("mean", "std")
     ]
-    atomic_write_text(sweep_dir / "seed_groups.csv", _csv(_group_rows(groups), group_columns))
+    atomic_write_text(sweep_dir / "seed_groups.csv", csv_text(_group_rows(groups), group_columns))
     atomic_write_text(sweep_dir / "summary.md", _summary_markdown(sweep_dir, jobs, groups, keys))
     return jobs, groups
 
@@ -305,7 +281,7 @@ def _summary_markdown(
         f"{done} of {len(jobs)} jobs completed. Sorted by the best value of the monitored "
         "metric (the value train.py returns to sweepers), best first. Scores in percent.",
         "",
-        *_markdown_table(_job_headers(scores), [_job_cells(j, keys, scores) for j in jobs]),
+        *markdown_table(_job_headers(scores), [_job_cells(j, keys, scores) for j in jobs]),
     ]
     if any(len(g.seeds) > 1 for g in groups):
         rows = [
@@ -316,7 +292,7 @@ def _summary_markdown(
         headers = ["overrides", "n", "seeds", *(SCORE_HEADERS[s] for s in scores)]
         lines += ["", "## Seed groups", "",
                   "Jobs differing only by seed: mean ± sample standard deviation (n - 1).", "",
-                  *_markdown_table(headers, rows)]  # fmt: skip
+                  *markdown_table(headers, rows)]  # fmt: skip
     failed = [j for j in jobs if j.status == "failed"]
     if failed:
         lines += ["", "## Failed jobs", ""]
@@ -328,23 +304,16 @@ def print_summary(jobs: Sequence[JobResult], groups: Sequence[SeedGroup], title:
     """The sweep as rich tables: jobs, seed groups (when repeated), failures."""
     console = Console()
     keys = varying_keys(jobs)
-    table = Table(title=title)
     scores = [s for s in shown_scores(jobs) if s != "test/f1_weighted"]  # the files have it
-    for header in _job_headers(scores):
-        table.add_column(header, justify="left" if header in ("job", "overrides") else "right")
-    for job in jobs:
-        style = "red" if job.status == "failed" else None
-        table.add_row(*map(escape, _job_cells(job, keys, scores)), style=style)
-    console.print(table)
+    rows = [_job_cells(job, keys, scores) for job in jobs]
+    styles = ["red" if job.status == "failed" else None for job in jobs]
+    left = {"job", "overrides"}
+    console.print(rich_table(title, _job_headers(scores), rows, left=left, styles=styles))
     if any(len(g.seeds) > 1 for g in groups):
-        seeds = Table(title="Seed groups: mean ± std over seeds")
-        for header in ("overrides", "n", *(SCORE_HEADERS[s] for s in scores)):
-            seeds.add_column(header, justify="left" if header == "overrides" else "right")
-        for g in groups:
-            seeds.add_row(
-                escape(g.overrides), str(len(g.seeds)), *(_mean_std(g, s) for s in scores)
-            )
-        console.print(seeds)
+        headers = ["overrides", "n", *(SCORE_HEADERS[s] for s in scores)]
+        rows = [[g.overrides, len(g.seeds), *(_mean_std(g, s) for s in scores)] for g in groups]
+        title = "Seed groups: mean ± std over seeds"
+        console.print(rich_table(title, headers, rows, left={"overrides"}))
     for job in jobs:
         if job.status == "failed":
             console.print(f"[red]job {job.job} failed[/red]: {escape(job.error)}")
@@ -394,26 +363,3 @@ class SweepSummary(Callback):
         if jobs:
             print_summary(jobs, groups, title=f"Sweep summary ({self._sweep_dir})")
             log.info("Sweep summary: %s", self._sweep_dir / "summary.md")
-
-
-def finished_job_metrics(cfg: DictConfig) -> dict[str, Any] | None:
-    """The stored metrics of this multirun job when an earlier run of the sweep finished it.
-
-    Re-running a sweep command with ``hydra.sweep.dir=<its directory>`` then trains only the
-    jobs without ``metrics.json``. A job is reused only when its stored resolved config
-    equals this one, so a changed command or changed defaults train again.
-    """
-    if not cfg.get("skip_finished", False):
-        return None
-    if not in_multirun():
-        return None
-    output_dir = Path(cfg.paths.output_dir)
-    metrics_path, config_path = output_dir / METRICS_FILE, output_dir / CONFIG_FILE
-    if not (metrics_path.exists() and config_path.exists()):
-        return None
-    stored = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
-    if stored != OmegaConf.to_container(cfg, resolve=True):
-        log.info("%s holds a different config: training this job again", output_dir)
-        return None
-    log.info("Reusing %s: this job finished in an earlier run of the sweep", metrics_path)
-    return json.loads(metrics_path.read_text())

@@ -10,8 +10,8 @@ import logging
 import time
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+import numpy as np
+from omegaconf import DictConfig
 from torch import Tensor
 
 from fmnist.analysis.activations import capture_activations, channel_statistics, one_per_class
@@ -23,27 +23,17 @@ from fmnist.analysis.importance import (
     region_importance,
     top_channels,
 )
-from fmnist.analysis.plots import model_figures as figures
-from fmnist.analysis.report import Report
+from fmnist.analysis.scores import classification_report
 from fmnist.callbacks.outputs import model_inputs
-from fmnist.data import CLASS_NAMES, FashionMNISTDataModule
+from fmnist.data import CLASS_NAMES
 from fmnist.data.pixels import to_unit_range
 from fmnist.errors import CheckpointError
-from fmnist.inference.checkpoint import load_classifier
-from fmnist.runs.files import write_json
+from fmnist.files import write_json
+from fmnist.plots import model_figures as figures
+from fmnist.results.report import Report
+from fmnist.training.load import datamodule_for, load_classifier
 
 log = logging.getLogger(__name__)
-
-
-def load_data(cfg: DictConfig, settings: dict[str, Any]) -> Any:
-    """The data module of the analysis config, with the split settings of the checkpoint
-    (which images are validation); where the files are found stays the config's."""
-    data_config = OmegaConf.to_container(cfg.data, resolve=True)
-    data_config.update(settings)
-    data_config.pop("_target_", None)
-    datamodule = FashionMNISTDataModule(**data_config)
-    datamodule.setup()
-    return datamodule
 
 
 def explain_model(
@@ -64,7 +54,7 @@ def explain_model(
         raise CheckpointError("task=model needs a checkpoint: pass ckpt=PATH/TO/FILE.ckpt.")
     seed = int(cfg.seed)
     module, settings = load_classifier(cfg.ckpt)
-    data = load_data(cfg, settings).split(split)
+    data = datamodule_for(cfg.data, settings).split(split)
     report.heading(f"Model: {cfg.ckpt}")
     report.text(
         f"`{module.net.__class__.__name__}` from {module.hparams.net}; split "
@@ -86,20 +76,18 @@ def report_predictions(report: Report, split: Any, probabilities: Tensor, mistak
     confidence, predicted = probabilities.max(1)
     labels = split.labels
     report.heading("Per-class precision, recall and F1", 3)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels.numpy(), predicted.numpy(), labels=range(len(CLASS_NAMES)), zero_division=0
-    )
+    scores = classification_report(labels.numpy(), predicted.numpy())
     rows = [
-        [name, f"{100 * p:.2f}", f"{100 * r:.2f}", f"{100 * f:.2f}", int(s)]
-        for name, p, r, f, s in zip(CLASS_NAMES, precision, recall, f1, support, strict=True)
+        [name, *(f"{100 * row[k]:.2f}" for k in ("precision", "recall", "f1")), row["support"]]
+        for name, row in scores["per_class"].items()
     ]
-    accuracy = float((predicted == labels).double().mean())
+    accuracy = scores["overall"]["test/acc"]
     report.text(f"Accuracy on {len(labels)} images: {100 * accuracy:.2f}%.")
     report.table(["class", "precision %", "recall %", "F1 %", "support"], rows)
-    matrix = confusion_matrix(labels.numpy(), predicted.numpy(), labels=range(len(CLASS_NAMES)))
+    matrix = np.array(scores["confusion_matrix"])
     write_json(
         report.output_dir / "evaluation.json",
-        {"acc": accuracy, "images": len(labels), "confusion_matrix": matrix.tolist()},
+        {"acc": accuracy, "images": len(labels), "confusion_matrix": scores["confusion_matrix"]},
     )
     report.figure(
         figures.confusion_matrix_figure(matrix, CLASS_NAMES), "confusion_matrix", "Confusion matrix"

@@ -12,23 +12,24 @@ permutation test across seeds. The statistics are in ``fmnist.analysis.compare``
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from fmnist.analysis import compare as stats
-from fmnist.analysis.plots import compare_figures as figures
-from fmnist.analysis.report import Report
-from fmnist.analysis.tasks.model import load_data
+from fmnist.analysis.importance import evaluation_subset
 from fmnist.data import CLASS_NAMES, NUM_CLASSES
 from fmnist.errors import ConfigError
-from fmnist.runs.files import write_json
-from fmnist.runs.sweep import METRICS_FILE, read_sweep, seed_groups
+from fmnist.files import METRICS_FILE, write_json
+from fmnist.plots import compare_figures as figures
+from fmnist.results.report import Report
+from fmnist.results.rundir import read_metrics, read_overrides
+from fmnist.results.sweep import read_sweep, seed_groups
+from fmnist.training.load import datamodule_for
 from fmnist.training.predictions import PREDICTIONS_FILE, load_predictions
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,7 @@ class Contestant:
 
 def run_name(run_dir: Path) -> str:
     """The directory name, with the run's command-line overrides when Hydra recorded them."""
-    overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    if not overrides_file.exists():
-        return run_dir.name
-    overrides = [str(o) for o in OmegaConf.load(overrides_file) if not str(o).startswith("hydra")]
+    overrides = [o for o in read_overrides(run_dir) or [] if not o.startswith("hydra")]
     return f"{run_dir.name} ({' '.join(overrides)})" if overrides else run_dir.name
 
 
@@ -86,7 +84,7 @@ def contestant(name: str, run_dirs: list[Path]) -> Contestant:
     probabilities, predicted = stats.ensemble_predictions([p["probabilities"] for p in loaded])
     if len(loaded) == 1:
         predicted = loaded[0]["predicted"]  # the run's own answers, ties included
-    seeds = [json.loads((d / METRICS_FILE).read_text()).get("seed") for d in run_dirs]
+    seeds = [(read_metrics(d) or {}).get("seed") for d in run_dirs]
     accuracies = [float((p["predicted"] == p["labels"]).mean()) for p in loaded]
     return Contestant(name, run_dirs, seeds, accuracies, labels, probabilities, predicted)
 
@@ -186,7 +184,7 @@ def compare_task(
     report.text("\n".join(f"- {r['summary']}" for r in results))
     if report.writer is not None:
         report.writer.add_text("compare/summary", "\n\n".join(r["summary"] for r in results))
-    test = load_data(cfg, {}).split("test")
+    test = datamodule_for(cfg.data, {}).split("test")
     if not np.array_equal(test.labels.numpy(), found[0].labels):
         raise ConfigError(
             "The runs were tested on other images than the data config's test set: point "
@@ -258,8 +256,7 @@ def report_pair(
         f"Per-class recall, {b.name} minus {a.name}",
     )
     differ = np.flatnonzero(a.predicted != b.predicted)
-    rng = np.random.default_rng(seed)
-    shown = np.sort(rng.choice(differ, min(disagreements, len(differ)), replace=False))
+    shown = differ[evaluation_subset(len(differ), disagreements, seed).numpy()]
     report.figure(
         figures.disagreement_grid(test_images[shown], a.labels[shown],
                                   (a.predicted[shown], b.predicted[shown]), names, CLASS_NAMES),

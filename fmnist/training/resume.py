@@ -15,26 +15,20 @@ cannot be read the newest readable checkpoint of the run is used instead.
 
 from __future__ import annotations
 
-import io
 import logging
 import signal
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from fmnist.checkpoint import read_checkpoint, weights_mismatch
 from fmnist.errors import CheckpointError, ConfigError, TrainingDivergedError
-from fmnist.inference.checkpoint import (
-    check_weights,
-    read_checkpoint,
-    safe_hyperparameters,
-    weights_mismatch,
-)
-from fmnist.runs.files import CONFIG_FILE, atomic_write_bytes
+from fmnist.files import CONFIG_FILE, write_torch
+from fmnist.training.load import check_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +55,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options (local files only).")
-        buffer = io.BytesIO()  # in memory first: torch aborts the process on a full disk
-        torch.save(checkpoint, buffer)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buffer.getbuffer())
+        write_torch(path, checkpoint)
 
 
 def last_checkpoint(output_dir: str | Path) -> Path:
     """The checkpoint of a run directory that ``ckpt_path=last`` resumes from."""
     return Path(output_dir) / "checkpoints" / "last.ckpt"
-
-
-def check_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's content when it is readable, ours and intact; else a CheckpointError."""
-    checkpoint = read_checkpoint(path)
-    safe_hyperparameters(checkpoint, path)
-    check_weights(checkpoint, path)
-    return checkpoint
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
