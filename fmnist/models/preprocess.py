@@ -69,6 +69,9 @@ class Classifier(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
+    # TorchScript compiles forward's code only; this property is for Python callers (OOD).
+    __jit_unused_properties__ = ["views"]
+
     @property
     def views(self) -> int:
         """Network passes per evaluated batch: 2 with flip TTA, times 3 with shift TTA."""
@@ -77,22 +80,25 @@ class Classifier(nn.Module):
     def raw_logits(self, images: Tensor) -> Tensor:
         """Evaluation logits of raw images, before temperature scaling: the mean over the
         TTA views (the image and its mirror with ``tta_flip``; each also translated by
-        ``tta_shift`` pixels up-left and down-right, as airbench's TTA, with ``tta_shift``)."""
-        flips = [images, images.flip(-1)] if self.tta_flip else [images]
-        views = [shifted for view in flips for shifted in self._shifts(view)]
-        logits = self.net_logits(views[0])
-        for view in views[1:]:
-            logits = logits + self.net_logits(view)
-        return logits / len(views)
+        ``tta_shift`` pixels up-left and down-right, as airbench's TTA, with ``tta_shift``).
+        Written without comprehensions so that TorchScript compiles it."""
+        logits = self._summed_over_shifts(images)
+        views = 1
+        if self.tta_flip:
+            logits = logits + self._summed_over_shifts(images.flip(-1))
+            views = 2
+        return logits / (views * (3 if self.tta_shift > 0 else 1))
 
-    def _shifts(self, images: Tensor) -> list[Tensor]:
-        """The image, and with ``tta_shift`` its copies moved diagonally by that many pixels
-        either way (the background, 0 in raw images, fills in)."""
+    def _summed_over_shifts(self, images: Tensor) -> Tensor:
+        """The logits of the image, plus with ``tta_shift`` those of its copies moved
+        diagonally by that many pixels either way (the background, 0 in raw images, fills in)."""
+        logits = self.net_logits(images)
         s = self.tta_shift
-        if not s:
-            return [images]
-        padded = torch.nn.functional.pad(images, (s, s, s, s))
-        return [images, padded[..., 2 * s :, 2 * s :], padded[..., : -2 * s, : -2 * s]]
+        if s > 0:
+            padded = torch.nn.functional.pad(images, [s, s, s, s])
+            logits = logits + self.net_logits(padded[..., 2 * s :, 2 * s :])
+            logits = logits + self.net_logits(padded[..., : -2 * s, : -2 * s])
+        return logits
 
     def forward(self, images: Tensor) -> Tensor:
         """Calibrated logits: the raw logits divided by the temperature (the same argmax).
