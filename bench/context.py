@@ -31,18 +31,20 @@ class Context:
     out: Path = Path(".")  # where results (and the frontier figure) go
     previous: dict[str, Any] = field(default_factory=dict)  # parts kept from the last results
     guard: LoadGuard = field(default_factory=LoadGuard)
+    ablations: list[str] = field(default_factory=list)  # ablation tables; []: all
     runs: int = 0
     ckpt: str | None = None  # the photos part's checkpoint (--ckpt)
 
-    def compose(self, *overrides: str, name: str = "") -> DictConfig:
+    def compose(self, *overrides: str, name: str = "", folder: str = "") -> DictConfig:
         """A run config as ``train.py OVERRIDES`` composes it, writing under ``workdir`` in a
-        folder numbered in run order (and named ``name`` where given, e.g. frontier-default-s0)."""
+        folder numbered in run order (and named ``name`` where given, e.g. frontier-default-s0),
+        or in ``workdir / folder`` where that is given (a run found again by its name)."""
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose("train", overrides=[*self.base_overrides, *overrides])
         GlobalHydra.instance().clear()
         self.runs += 1
-        out = self.workdir / "-".join(filter(None, [f"run{self.runs:03d}", name]))
+        out = self.workdir / (folder or "-".join(filter(None, [f"run{self.runs:03d}", name])))
         with open_dict(cfg):
             cfg.paths.output_dir = str(out)
             cfg.paths.log_dir = str(out / "logs")

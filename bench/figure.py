@@ -11,12 +11,14 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from bench.report import normalized_times
 from bench.targets import Reference
 
 
 def _preset_point(ax: Any, name: str, p: dict[str, Any], color: str) -> None:
-    """Mean +- std accuracy at the median fit time with its min-max; the target faint."""
-    t = p["fit_s"]
+    """Mean +- std accuracy at the median normalized fit time with its min-max; the target
+    faint (a whole-command target is drawn at its normalized whole-command time)."""
+    t = normalized_times(p)["fit_s"]
     x, xerr = t["median"], [[t["median"] - t["min"]], [t["max"] - t["median"]]]
     y, yerr = 100 * p["acc_mean"], 100 * (p["acc_std"] or 0.0)
     label = f"{name} ({len(p['seeds'])} seed{'s' * (len(p['seeds']) > 1)})"
@@ -37,7 +39,7 @@ def frontier_figure(presets: dict[str, dict[str, Any]], reference: Reference, pa
     for i, (name, p) in enumerate(presets.items()):
         _preset_point(ax, name, p, f"C{i}")
     ax.scatter(
-        reference.time_s,
+        reference.normalized_s or reference.time_s,
         100 * reference.acc,
         marker="D",
         color="black",
@@ -49,7 +51,9 @@ def frontier_figure(presets: dict[str, dict[str, Any]], reference: Reference, pa
     ticks = [t for t in TIME_TICKS if low <= t <= high]
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("training time, s (log scale; median over seeds, min-max)")
+    ax.set_xlabel(
+        "training time, s, normalized to a 200 GFLOP/s fp32 peak (log scale; median, min-max)"
+    )
     ax.set_ylabel("test accuracy, % (mean ± std over seeds)")
     ax.set_title("Fashion-MNIST on this CPU: accuracy against training time")
     ax.grid(True, which="both", alpha=0.3)

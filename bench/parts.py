@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bench.ablations import ablations
 from bench.context import CONF_DIR, Context, train_timed
 from bench.frontier import frontier
 from bench.plain import build_parts, plain_training_loop
@@ -189,10 +190,11 @@ PARTS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "full": full_runs,
     "frontier": frontier,
     "photos": photos,
+    "ablations": ablations,
 }
 #: Parts run when none are named: all but the slow ones.
 DEFAULT_PARTS = ("speedrun", "overhead", "data", "callbacks")
 #: Parts that run their own pieces under the load guard, so are not repeated whole.
-REPEATS_INSIDE = frozenset({"frontier", "photos"})
+REPEATS_INSIDE = frozenset({"frontier", "photos", "ablations"})
 
 __all__ = ["DEFAULT_PARTS", "PARTS", "REPEATS_INSIDE"]

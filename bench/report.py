@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.targets import REFERENCE_PEAK
+
 Row = tuple[str, str, str]
 
 
@@ -154,9 +156,20 @@ def _target(t: dict[str, Any]) -> str:
     acc = f">= {pct(t['min_acc'])} each"
     if t["min_mean_acc"] is not None:
         acc = f">= {pct(t['min_mean_acc'])} mean, {acc}"
-    stretch = f" (stretch {t['stretch_s']:.0f} s)" if t["stretch_s"] else ""
+    acc += "".join(f", seed {seed} >= {pct(a)}" for seed, a in t.get("seed_acc") or [])
+    stretch = f" (stretch {t['stretch_s']:.0f} s)" if t.get("stretch_s") else ""
     measure = "training" if t["time"] == "fit_s" else "whole command"
-    return f"{acc}; <= {t['max_s']:.0f} s{stretch} of {measure}"
+    return f"{acc}; <= {t['max_s']:.0f} s{stretch} of {measure}, normalized"
+
+
+def normalized_times(p: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The preset's times normalized to the reference peak; a row kept from before the
+    normalization (one peak reading per run) is normalized by the peak it recorded."""
+    if "normalized" in p:
+        return p["normalized"]
+    scale = p["peak_gflops"] / REFERENCE_PEAK
+    keys = ("fit_s", "wall_s")
+    return {key: {k: v * scale for k, v in p[key].items()} for key in keys}
 
 
 def _met(p: dict[str, Any]) -> str:
@@ -173,12 +186,14 @@ def frontier_row(name: str, p: dict[str, Any]) -> str:
     load = p.get("load") or {}
     start = "-" if load.get("before") is None else f"{load['before'][0]:.2f}"
     start += " (repeated)" if load.get("repeated") else ""
+    scaled = normalized_times(p)
+    fp32 = p.get("peak", {}).get("fp32", p["peak_gflops"])
     cells = [
         f"`{p['command']}`",
         ", ".join(map(str, p["seeds"])),
         f"{100 * p['acc_mean']:.2f}%{std} ({pct(p['acc_min'])})",
-        _seconds(p["fit_s"]),
-        _seconds(p["wall_s"]),
+        f"**{_seconds(scaled['fit_s'])}** (raw {_seconds(p['fit_s'])} at {fp32:.0f})",
+        f"**{_seconds(scaled['wall_s'])}** (raw {_seconds(p['wall_s'])})",
         _target(p["target"]),
         _met(p),
         f"{p['flops_per_image'] / 1e6:.1f} M",
@@ -186,6 +201,13 @@ def frontier_row(name: str, p: dict[str, Any]) -> str:
         start,
     ]
     return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def _reference_peak(ref: dict[str, Any]) -> str:
+    if not ref.get("peak_gflops"):
+        return " (its peak not recorded)"
+    seconds = ref["time_s"] * ref["peak_gflops"] / REFERENCE_PEAK
+    return f" at a {ref['peak_gflops']:.0f} GFLOP/s peak ({seconds:.0f} s normalized)"
 
 
 def frontier_table(f: dict[str, Any]) -> list[str]:
@@ -201,13 +223,17 @@ def frontier_table(f: dict[str, Any]) -> list[str]:
         "(forward + backward, counted by `FlopCounterMode`) x images trained / time of the "
         "training loop (fit without its setup and after-fit analysis), median over seeds. "
         f"Reference: {ref['label']}, {pct(ref['acc'])} after {ref['time_s']:.0f} s on "
-        f"{ref['cpu']}.",
+        f"{ref['cpu']}{_reference_peak(ref)}.",
         "",
         f"![Test accuracy against training time]({f['figure']})",
         "",
-        "| Preset | Command | Seeds | Test accuracy: mean ± std (min) | Training (fit) time: "
-        "median [min-max] | Whole command | Target | Met? | Training FLOPs/image | GFLOP/s "
-        "(% of peak, precision) | Load at start |",
+        "Times are normalized to a 200 GFLOP/s fp32 matmul peak (`time x peak / 200`, the "
+        "peak measured before and after each preset, the higher kept), with the raw seconds "
+        "and that peak beside them.",
+        "",
+        "| Preset | Command | Seeds | Test accuracy: mean ± std (min) | Training (fit) time, "
+        "normalized: median [min-max] | Whole command, normalized | Target | Met? | Training "
+        "FLOPs/image | GFLOP/s (% of peak, precision) | Load at start |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *(frontier_row(name, p) for name, p in f["presets"].items()),
     ]

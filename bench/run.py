@@ -26,6 +26,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from bench.ablations import TABLES
 from bench.context import Context
 from bench.frontier import draw as draw_frontier
 from bench.parts import DEFAULT_PARTS, PARTS, REPEATS_INSIDE
@@ -98,6 +99,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         " with their seeds; tiny: the first seed)",
     )
     parser.add_argument(
+        "--ablation",
+        nargs="+",
+        choices=list(TABLES),
+        default=[],
+        help=f"ablation tables of the ablations part (default: all of {list(TABLES)})",
+    )
+    parser.add_argument(
         "--trainer",
         default=None,
         help="trainer config for every run, e.g. gpu (default: each preset's own, as train.py)",
@@ -165,6 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             base_overrides=base,
             seeds=args.seeds or ([0] if args.tiny else [0, 1, 2]),
             presets=dict(args.presets) if args.presets else {},
+            ablations=args.ablation,
             out=args.out,
             previous=keep,
             guard=LoadGuard(max_wait_s=0, repeat=False) if args.tiny else LoadGuard(),

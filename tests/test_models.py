@@ -56,3 +56,39 @@ def test_pool_early_pools_before_norm_and_keeps_shapes() -> None:
     assert block == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
     late = [type(m).__name__ for m in CNN([16, 48]).features[0]]
     assert late == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
+
+
+def test_dirac_init_makes_each_convs_first_filters_pass_their_input_through() -> None:
+    net = CNN(filters=[4, 8], convs_per_block=2, dirac_init=True, batch_norm=True)
+    convs = [m for m in net.features.modules() if isinstance(m, torch.nn.Conv2d)]
+    x = torch.randn(2, 8, 6, 6)
+    for conv in convs:
+        inputs = x[:, : conv.in_channels]
+        out = torch.nn.functional.conv2d(inputs, conv.weight, padding=1)
+        torch.testing.assert_close(out[:, : conv.in_channels], inputs)  # identity filters
+        if conv.out_channels > conv.in_channels:  # the other filters keep their random init
+            assert conv.weight[conv.in_channels :].abs().sum() > 0
+
+
+def test_shift_tta_averages_the_image_and_its_diagonal_translations() -> None:
+    """tta_shift=1: the mean of the network over the image moved one pixel up-left, the
+    image, and the image moved one pixel down-right (zeros fill in); with flips, each mirror too."""
+    from fmnist.models.preprocess import Classifier, Preprocess
+
+    class Probe(torch.nn.Module):  # logits = the pixels themselves: views add up visibly
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1)
+
+    images = torch.zeros(1, 1, 5, 5)
+    images[0, 0, 2, 3] = 1.0
+    expected = images.clone()
+    expected[0, 0, 1, 2] += 1.0  # moved up-left
+    expected[0, 0, 3, 4] += 1.0  # moved down-right
+    classifier = Classifier(Probe(), Preprocess("none"), tta_shift=1)
+    torch.testing.assert_close(classifier.raw_logits(images), expected.flatten(1) / 3)
+    assert classifier.views == 3
+    classifier.tta_flip = True
+    mirrored = torch.zeros(1, 1, 5, 5)  # the mirror's pixel is at (2, 1), then moved the same ways
+    mirrored[0, 0, 2, 1] = mirrored[0, 0, 1, 0] = mirrored[0, 0, 3, 2] = 1.0
+    torch.testing.assert_close(classifier.raw_logits(images), (expected + mirrored).flatten(1) / 6)
+    assert classifier.views == 6

@@ -100,7 +100,7 @@ def test_a_mistyped_preset_is_an_error_listing_the_presets(group: str, typo: str
 
 @pytest.fixture(scope="module")
 def tta_run(tmp_path_factory, fake_data_dir) -> tuple[Path, dict]:
-    """A tiny CNN trained with flip TTA: its test metrics are the reference."""
+    """A tiny CNN trained with flip and shift TTA: its test metrics are the reference."""
     out = tmp_path_factory.mktemp("tta")
     cfg = compose_config(
         "train",
@@ -108,6 +108,7 @@ def tta_run(tmp_path_factory, fake_data_dir) -> tuple[Path, dict]:
             *TINY_OVERRIDES,
             *QUICK,
             "module.tta_flip=true",
+            "module.tta_shift=1",
             "data.hflip=true",
             "trainer.max_epochs=3",
         ],
@@ -126,7 +127,7 @@ def test_tta_answers_agree_through_test_analyze_predict_and_export(
     ckpt = Path(metrics["best_checkpoint"])
     test = synthetic_test_split(fake_data_dir)
     module, _ = load_classifier(ckpt)
-    assert module.hparams.tta_flip
+    assert module.hparams.tta_flip and module.hparams.tta_shift == 1
     with torch.no_grad():
         logits = module(test.images)
     predicted = logits.argmax(1)

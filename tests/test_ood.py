@@ -60,8 +60,9 @@ def test_class_statistics_recover_means_and_shared_covariance() -> None:
 def test_logits_from_the_captured_features_are_the_networks(tiny_checkpoint, fake_data_dir):
     module, _ = load_classifier(tiny_checkpoint)
     images = load_fashion_mnist(fake_data_dir, strict=False, search_system=False).test_images
-    for tta in (False, True):  # under TTA both passes' features are averaged, like the logits
-        module.classifier.tta_flip = tta
+    # Under TTA every pass's features are averaged, like the logits.
+    for flip, shift in ((False, 0), (True, 0), (True, 1)):
+        module.classifier.tta_flip, module.classifier.tta_shift = flip, shift
         probabilities, logits, features = classify(module, images[:50], batch_size=16)
         with torch.no_grad():
             expected = module(images[:50]).double()

@@ -58,7 +58,7 @@ def last_linear(net: nn.Module) -> nn.Linear:
 @contextmanager
 def captured_features(module: Any) -> Iterator[list[Tensor]]:
     """Collect the penultimate features of every forward pass of ``module``'s classifier;
-    under flip TTA the two passes of each batch are averaged, as their logits are."""
+    under TTA the passes of each batch are averaged, as their logits are."""
     passes: list[Tensor] = []
     handle = last_linear(module.net).register_forward_pre_hook(
         lambda _, args: passes.append(args[0].detach().double().cpu())
@@ -68,7 +68,7 @@ def captured_features(module: Any) -> Iterator[list[Tensor]]:
         yield features
     finally:
         handle.remove()
-    step = 2 if module.classifier.tta_flip else 1
+    step = module.classifier.views
     features += [sum(passes[i : i + step]) / step for i in range(0, len(passes), step)]
 
 

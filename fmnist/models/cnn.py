@@ -71,6 +71,8 @@ class CNN(nn.Module):
         convs_per_block: convolutions per block before pooling.
         global_pool: average the last feature map to 1x1 (fewer parameters for wide nets).
         pool_early: pool before batch norm and ReLU (faster; see ``ConvBlock``).
+        dirac_init: start each conv's first ``in_channels`` filters as the identity (as
+            airbench does), so a deep stack starts close to passing its input through.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class CNN(nn.Module):
         convs_per_block: int = 1,
         global_pool: bool = False,
         pool_early: bool = False,
+        dirac_init: bool = False,
         in_channels: int = 1,
         num_classes: int = 10,
         image_size: int = 28,
@@ -120,6 +123,9 @@ class CNN(nn.Module):
         else:
             self.dense = nn.Flatten()
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden or flat, num_classes))
+        if dirac_init:
+            for conv in (m for m in self.features.modules() if isinstance(m, nn.Conv2d)):
+                nn.init.dirac_(conv.weight.data[: conv.in_channels])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.dense(self.pool(self.features(x))))

@@ -54,10 +54,11 @@ class Classifier(nn.Module):
         preprocess: Preprocess,
         tta_flip: bool = False,
         channels_last: bool = False,
+        tta_shift: int = 0,
     ) -> None:
         super().__init__()
         self.net, self.preprocess = net, preprocess
-        self.tta_flip, self.channels_last = tta_flip, channels_last
+        self.tta_flip, self.channels_last, self.tta_shift = tta_flip, channels_last, tta_shift
         # Temperature scaling (fmnist.training.calibration): 1 until fitted after training.
         self.register_buffer("temperature", torch.ones(()))
 
@@ -68,12 +69,35 @@ class Classifier(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
+    # TorchScript compiles forward's code only; this property is for Python callers (OOD).
+    __jit_unused_properties__ = ["views"]
+
+    @property
+    def views(self) -> int:
+        """Network passes per evaluated batch: 2 with flip TTA, times 3 with shift TTA."""
+        return (2 if self.tta_flip else 1) * (3 if self.tta_shift else 1)
+
     def raw_logits(self, images: Tensor) -> Tensor:
-        """Evaluation logits of raw images (averaged with their mirror images under TTA),
-        before temperature scaling."""
-        logits = self.net_logits(images)
+        """Evaluation logits of raw images, before temperature scaling: the mean over the
+        TTA views (the image and its mirror with ``tta_flip``; each also translated by
+        ``tta_shift`` pixels up-left and down-right, as airbench's TTA, with ``tta_shift``).
+        Written without comprehensions so that TorchScript compiles it."""
+        logits = self._summed_over_shifts(images)
+        views = 1
         if self.tta_flip:
-            logits = 0.5 * (logits + self.net_logits(images.flip(-1)))
+            logits = logits + self._summed_over_shifts(images.flip(-1))
+            views = 2
+        return logits / (views * (3 if self.tta_shift > 0 else 1))
+
+    def _summed_over_shifts(self, images: Tensor) -> Tensor:
+        """The logits of the image, plus with ``tta_shift`` those of its copies moved
+        diagonally by that many pixels either way (the background, 0 in raw images, fills in)."""
+        logits = self.net_logits(images)
+        s = self.tta_shift
+        if s > 0:
+            padded = torch.nn.functional.pad(images, [s, s, s, s])
+            logits = logits + self.net_logits(padded[..., 2 * s :, 2 * s :])
+            logits = logits + self.net_logits(padded[..., : -2 * s, : -2 * s])
         return logits
 
     def forward(self, images: Tensor) -> Tensor:

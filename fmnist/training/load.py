@@ -42,6 +42,7 @@ from fmnist.models import MODELS, config_problem, is_plain
 SCALAR_HPARAMS = {
     "label_smoothing": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
     "tta_flip": lambda v: isinstance(v, bool),
+    "tta_shift": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 4,
     "channels_last": lambda v: isinstance(v, bool),
     "num_classes": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
     "compile": lambda v: isinstance(v, bool),

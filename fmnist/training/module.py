@@ -89,6 +89,8 @@ class ClassificationModule(L.LightningModule):
             and are stepped every batch.
         label_smoothing: cross-entropy label smoothing.
         tta_flip: at validation and test, average the logits of each image and its mirror.
+        tta_shift: at validation and test, also average over copies translated diagonally by
+            this many pixels either way (0: off).
         channels_last: use the channels-last memory format (faster convs on CPU and GPU).
         normalize, flatten: the input preprocessing (``data.normalize``, ``data.flatten``);
             the statistics come from the data module when fitting, then live in checkpoints.
@@ -108,10 +110,13 @@ class ClassificationModule(L.LightningModule):
         compile: bool = False,
         normalize: str = "global",
         flatten: bool = False,
+        tta_shift: int = 0,
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"module.label_smoothing={label_smoothing} must be in [0, 1).")
+        if not 0 <= tta_shift <= 4:
+            raise ConfigError(f"module.tta_shift={tta_shift} must be a pixel count in 0-4.")
         net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
         self.save_hyperparameters(
             {
@@ -125,6 +130,7 @@ class ClassificationModule(L.LightningModule):
                 "compile": compile,
                 "normalize": normalize,
                 "flatten": flatten,
+                "tta_shift": tta_shift,
             },
             logger=False,  # train.py logs the whole resolved run config once, with metrics
         )
@@ -134,7 +140,7 @@ class ClassificationModule(L.LightningModule):
         if compile:
             network.compile()
         self.classifier = Classifier(
-            network, Preprocess(normalize, flatten), tta_flip, channels_last
+            network, Preprocess(normalize, flatten), tta_flip, channels_last, tta_shift
         )
         # A real input for Lightning's model summary, which counts FLOPs with it.
         self.example_input_array = torch.zeros(1, 28, 28, dtype=torch.uint8)

@@ -1,0 +1,234 @@
+"""(7) Ablations, in the style of airbench's table: one baseline recipe, techniques added in
+turn at a fixed training budget, each *kept* only when it raises the mean validation accuracy
+over the seeds (greedy forward selection). The test set never decides: its accuracy is
+reported beside, measured once per run on the final weights.
+
+`python -m bench.run --parts ablations [--ablation NAME]` runs one table of :data:`TABLES`
+and writes ``docs/ablations.md`` from every table measured so far (``bench/results.json``).
+A run whose directory (under ``--keep-runs``) already holds its ``metrics.json`` is read back,
+not trained again, so an interrupted table resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bench.context import Context, train_timed
+from bench.flops import matmul_peak_gflops, preset_flops_per_image
+
+#: The machine a normalized time refers to: ``time x measured fp32 peak / 200 GFLOP/s``.
+REFERENCE_PEAK = 200.0
+DOC = Path(__file__).resolve().parents[1] / "docs" / "ablations.md"
+
+
+@dataclass(frozen=True)
+class Technique:
+    name: str
+    overrides: tuple[str, ...]
+    why: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """A baseline (the overrides of ``train.py``) at a fixed budget, and what is tried on it."""
+
+    key: str  # its name in TABLES and in run directories
+    title: str
+    baseline: tuple[str, ...]
+    seeds: tuple[int, ...]
+    target: float  # test accuracy the preset built from this table must reach
+    techniques: tuple[Technique, ...]
+
+
+def validate_at_end(epochs: int) -> tuple[str, ...]:
+    """Validation once, after the last of ``epochs`` (the quick preset trains without it)."""
+    return ("++trainer.limit_val_batches=1.0", f"++trainer.check_val_every_n_epoch={epochs}")
+
+
+EMA = "+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging"
+
+TECHNIQUES = (
+    Technique("flip", ("data.hflip=true", "module.tta_flip=true"),
+              "random horizontal flips, and flip TTA trained for it"),
+    Technique("shift TTA", ("module.tta_shift=1",),
+              "TTA over 1-pixel diagonal translations (airbench)"),
+    Technique("translate", ("data.crop_padding=1",), "random 1-pixel translations (crops)"),
+    Technique("erasing", ("data.erasing=0.25",), "random erasing on a quarter of the images"),
+    Technique("label smoothing 0.2", ("module.label_smoothing=0.2",), "from 0.1"),
+    Technique("EMA", (EMA, "+callbacks.ema.decay=0.995"),
+              "exponential moving average of the weights (Lightning's EMAWeightAveraging)"),
+    Technique("dirac init", ("+model.dirac_init=true",), "identity-initialized convs (airbench)"),
+    Technique("Nesterov SGD", ("optimizer=sgd", "optimizer.lr=0.1",
+                               "optimizer.weight_decay=0.0005",
+                               "+scheduler.anneal_strategy=linear"),
+              "Nesterov SGD with a triangular (linear one-cycle) schedule, not AdamW"),
+    Technique("batch 512", ("data.batch_size=512", "optimizer.lr=0.01"),
+              "twice the batch, fewer and cheaper steps; peak lr scaled by ~sqrt(2)"),
+    Technique("wider block 1", ("model.filters=[24,48,96]",), "24 channels at 28x28, not 16"),
+    Technique("wider blocks 2-3", ("model.filters=[16,64,128]",), "64-128 after pooling"),
+)  # fmt: skip
+#: At the default's budget: the technique that won at the quick budget (7.5 min a run here,
+#: so one). Next to try here: shift TTA, which the default's 2-pixel crops train for.
+DEFAULT_TECHNIQUES = (TECHNIQUES[0],)  # flip
+
+TABLES: dict[str, Table] = {
+    "quick": Table(
+        "quick",
+        "The quick budget: 6 epochs of the 16-48-96 CNN at batch 256 (`experiment=quick`)",
+        ("experiment=quick", "trainer.max_epochs=6", "++trainer.max_steps=-1", *validate_at_end(6)),
+        (0, 1),
+        0.930,
+        TECHNIQUES,
+    ),
+    "default": Table(
+        "default",
+        "The default's budget: 15 epochs of the default recipe (`python train.py`), tested on "
+        "the final weights",
+        ("callbacks=none", "logger=none", *validate_at_end(15)),
+        (0,),  # a confirmation of the quick table's winners (7.5 min a run); the frontier
+        # runs the preset built from it on seeds 0 and 1
+        0.938,
+        DEFAULT_TECHNIQUES,
+    ),
+}
+
+
+def machine_peak() -> float:
+    return matmul_peak_gflops()
+
+
+def run_seed(ctx: Context, overrides: list[str], seed: int, name: str) -> dict[str, Any]:
+    """One trained seed (or its metrics read back from a finished run directory)."""
+    folder = ctx.workdir / f"{name}-s{seed}"
+    record = folder / "ablation_run.json"
+    if record.is_file():
+        stored = json.loads(record.read_text())
+        if stored.get("overrides") == overrides:
+            return {**stored, "read_back": True}
+    cfg = ctx.compose(*overrides, f"seed={seed}", *tiny_overrides(ctx), folder=folder.name)
+    timed = train_timed(cfg)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    run = {"seed": seed, "overrides": overrides, "val_acc": metrics.get("val/acc_best"),
+           **timed, "flops_per_image": preset_flops_per_image(cfg)}  # fmt: skip
+    record.write_text(json.dumps(run))
+    return run
+
+
+def measured_row(ctx: Context, table: str, name: str, overrides: list[str]) -> dict | None:
+    """The same row in the results file this run continues, if it is there."""
+    rows = ctx.previous.get("ablations", {}).get("tables", {}).get(table, {}).get("rows", [])
+    return next((r for r in rows if r["name"] == name and r["overrides"] == overrides), None)
+
+
+def tiny_overrides(ctx: Context) -> list[str]:
+    if not ctx.tiny:
+        return []
+    return ["trainer.max_epochs=1", "++trainer.limit_train_batches=3",
+            "++trainer.check_val_every_n_epoch=1"]  # fmt: skip
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def run_folder(table: str, row: str) -> str:
+    """The run directory's name (without the seed) of a row of a table."""
+    return f"ablation-{table}-{row.replace(' ', '_').replace('.', '')}"
+
+
+def run_row(ctx: Context, table: Table, name: str, overrides: list[str]) -> dict[str, Any]:
+    """Every seed of one row, with the fp32 peak measured before and after (the higher kept)."""
+    peak_before = machine_peak()
+    folder = run_folder(table.key, name)
+    runs = [run_seed(ctx, overrides, seed, folder) for seed in table.seeds]
+    peak = max(peak_before, machine_peak())
+    earlier = measured_row(ctx, table.key, name, overrides)
+    if earlier is not None and all(r.get("read_back") for r in runs):
+        peak = earlier["peak_gflops"]  # the peak of when these runs trained
+    val, val_std = mean_std([r["val_acc"] for r in runs])
+    test, test_std = mean_std([r["test_acc"] for r in runs])
+    fit = statistics.median(r["fit_s"] for r in runs)
+    print(f"   {name}: val {val:.4f} test {test:.4f} fit {fit:.1f} s (peak {peak:.0f})", flush=True)
+    return {"name": name, "overrides": overrides, "runs": runs, "val_mean": val,
+            "val_std": val_std, "test_mean": test, "test_std": test_std, "fit_s": fit,
+            "peak_gflops": peak, "normalized_fit_s": fit * peak / REFERENCE_PEAK,
+            "reached_target": min(r["test_acc"] for r in runs) >= table.target}  # fmt: skip
+
+
+def ablate(ctx: Context, table: Table) -> dict[str, Any]:
+    """The baseline, then each technique on top of what was kept so far."""
+    kept = list(table.baseline)
+    base = run_row(ctx, table, "baseline", kept)
+    rows, best = [base], base
+    for technique in table.techniques:
+        row = run_row(ctx, table, technique.name, [*kept, *technique.overrides])
+        row.update(why=technique.why, added=list(technique.overrides),
+                   delta_val=row["val_mean"] - best["val_mean"],
+                   delta_test=row["test_mean"] - best["test_mean"],
+                   kept=row["val_mean"] > best["val_mean"])  # fmt: skip
+        if row["kept"]:
+            kept, best = row["overrides"], row
+        rows.append(row)
+    return {"title": table.title, "seeds": list(table.seeds), "target": table.target,
+            "rows": rows, "final": kept}  # fmt: skip
+
+
+def ablations(ctx: Context) -> dict[str, Any]:
+    """The tables of ``ctx.ablations`` (default: all), merged with those measured earlier;
+    writes docs/ablations.md (not in tiny mode)."""
+    names = ctx.ablations or list(TABLES)
+    tables = dict(ctx.previous.get("ablations", {}).get("tables", {}))
+    for name in names:
+        print(f"== ablation table: {name}", flush=True)
+        table = TABLES[name]
+        if ctx.tiny:  # the harness, not the recipes: two techniques, one seed
+            table = replace(table, seeds=table.seeds[:1], techniques=table.techniques[:2])
+        tables[name] = ablate(ctx, table)
+    part = {"tables": tables}
+    if not ctx.tiny:
+        DOC.parent.mkdir(parents=True, exist_ok=True)
+        DOC.write_text(ablation_markdown(part))
+    return part
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return ""
+    return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
+
+
+def table_markdown(name: str, t: dict[str, Any]) -> list[str]:
+    seeds = ", ".join(map(str, t["seeds"]))
+    lines = [f"## {name}: {t['title']}", "",
+             f"Seeds {seeds}; mean ± std over them. Kept: the row raised the mean validation "
+             f"accuracy over the best row so far, and later rows build on it. Target of the "
+             f"preset: every seed >= {_pct(t['target'])}% test.", "",
+             "| technique | added overrides | val acc % | Δ val | test acc % | Δ test | "
+             "train s (normalized) | kept |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in t["rows"]:
+        added = " ".join(f"`{o}`" for o in row.get("added", [])) or "(baseline)"
+        val = f"{_pct(row['val_mean'])} ± {_pct(row['val_std'])}"
+        test = f"{_pct(row['test_mean'])} ± {_pct(row['test_std'])}"
+        time = f"{row['fit_s']:.0f} ({row['normalized_fit_s']:.0f} at {row['peak_gflops']:.0f})"
+        kept = "" if "kept" not in row else ("**yes**" if row["kept"] else "no")
+        deltas = [_pct(row.get(key), signed=True) for key in ("delta_val", "delta_test")]
+        lines.append(f"| {row['name']} | {added} | {val} | {deltas[0]} | {test} | {deltas[1]} "
+                     f"| {time} | {kept} |")  # fmt: skip
+    final = " ".join(t["final"])
+    return [*lines, "", f"Final recipe of this table: `python train.py {final}`", ""]
+
+
+def ablation_markdown(part: dict[str, Any]) -> str:
+    lines = ["# Ablations", "",
+             "Written by `python -m bench.run --parts ablations` (bench/ablations.py); do not "
+             "edit. Times are training time in seconds on this machine, and in brackets "
+             f"normalized to a {REFERENCE_PEAK:.0f} GFLOP/s fp32 matmul peak "
+             "(`time x peak / 200`, the peak measured before and after each row, the higher "
+             "kept) at the peak shown.", ""]  # fmt: skip
+    for name, table in part["tables"].items():
+        lines += table_markdown(name, table)
+    return "\n".join(lines)
