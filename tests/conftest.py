@@ -99,6 +99,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, fake_data_dir: Pat
         "data.crop_padding=0",
         "data.hflip=false",
         "module.tta_flip=false",
+        "module.tta_shift=0",
         "logger=none",
         "callbacks.lr_monitor=null",
         "callbacks.activation_capture=null",
