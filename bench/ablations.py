@@ -208,9 +208,9 @@ def _pct(x: float | None, signed: bool = False) -> str:
 
 
 def table_markdown(name: str, t: dict[str, Any]) -> list[str]:
-    seeds = ", ".join(map(str, t["seeds"]))
+    seeds = ("Seeds " if len(t["seeds"]) > 1 else "Seed ") + ", ".join(map(str, t["seeds"]))
     lines = [f"## {name}: {t['title']}", "",
-             f"Seed{'s' * (len(t['seeds']) > 1)} {seeds}; mean ± std over them. Kept: the row raised the mean validation "
+             f"{seeds}; mean ± std over them. Kept: the row raised the mean validation "
              f"accuracy over the best row so far, and later rows build on it. Target of the "
              f"preset: every seed >= {_pct(t['target'])}% test.", "",
              "| technique | added overrides | val acc % | Δ val | test acc % | Δ test | "
