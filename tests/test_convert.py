@@ -20,7 +20,7 @@ from fmnist.inference.convert import (
     trim,
 )
 from fmnist.inference.decode import decode_image
-from fmnist.inference.images import load_inputs, to_fashion_mnist
+from fmnist.inference.images import load_inputs
 
 
 def white(height: int, width: int) -> np.ndarray:
@@ -80,18 +80,18 @@ def test_extend_centres_the_item_on_the_background_colour() -> None:
 def test_photo_with_margins_becomes_a_centred_tile_light_on_black() -> None:
     photo = white(120, 200)
     photo[70:90, 20:80] = (30, 60, 90)  # a 20x60 item, off-centre, covering a third of the frame
-    tile = to_fashion_mnist(photo)
+    tile = fashion_mnist_tile(photo)
     assert tile.shape == (28, 28) and tile.dtype == np.uint8
     rows = np.flatnonzero(tile.max(1) > 128)
     cols = np.flatnonzero(tile.max(0) > 128)
     assert rows.tolist() == list(range(9, 18)) and cols.tolist() == list(range(28))
     assert tile[0].max() == 0 and tile[-1].max() == 0  # extended with white, negated: black
-    whole = to_fashion_mnist(photo, trim=False)  # without trimming the item stays small
+    whole = fashion_mnist_tile(photo, trim_edges=False)  # without trimming the item stays small
     assert (whole > 128).sum() < (tile > 128).sum() / 4
-    kept = to_fashion_mnist(photo, invert=False)  # not negated: dark item on light
+    kept = fashion_mnist_tile(photo, invert=False)  # not negated: dark item on light
     assert kept[0, 0] == 255 and kept.min() < 100
     with pytest.raises(ConfigError, match="invert"):
-        to_fashion_mnist(photo, invert="yes")
+        fashion_mnist_tile(photo, invert="yes")
 
 
 def test_a_fashion_mnist_tile_is_used_as_it_is() -> None:

@@ -2,8 +2,8 @@
 batched prediction. Plain functions; ``fmnist.inference.predict`` is the command-line entry point.
 
 Fashion-MNIST items are light on a black background, centred and filling a 28x28 square.
-:func:`to_fashion_mnist` makes every image one by the dataset's own conversion
-(``fmnist.inference.convert``): trim to the item, longest edge to 28, sharpen, centre, negate.
+``fmnist.inference.convert`` makes every image one: the background found and made black,
+then the dataset's own conversion (trim to the item, longest edge to 28, sharpen, centre).
 
 Files come from anywhere, so each is sized from its header before anything is decoded
 (bytes of arrays capped below; pixels and frames of images by the one image decoder,
@@ -14,6 +14,7 @@ and any failure reading one file skips that file with its reason while the other
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import stat
@@ -27,8 +28,8 @@ from torch import Tensor
 
 from fmnist.data import CLASS_NAMES, read_idx
 from fmnist.errors import CorruptDatasetError
-from fmnist.files import ensure_writable_dir
-from fmnist.inference.convert import NOT_SEPARATED, check_invert, convert, fashion_mnist_tile
+from fmnist.files import atomic_write_text, ensure_writable_dir
+from fmnist.inference.convert import NOT_SEPARATED, check_invert, convert
 from fmnist.inference.decode import decode_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -47,18 +48,6 @@ class Inputs:
     sources: list[str] = field(default_factory=list)  # as in FileImages
     backgrounds: list[str] = field(default_factory=list)  # each tile's Conversion.background
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-
-
-def to_fashion_mnist(
-    image: np.ndarray, invert: bool | str = "auto", trim: bool = True
-) -> np.ndarray:
-    """A uint8 image of any size, gray (H, W) or RGB (H, W, 3) -> uint8 (28, 28), light item
-    on black, by Fashion-MNIST's own conversion (see ``fmnist.inference.convert``).
-
-    ``invert``: ``"auto"`` inverts light-background images, True/False force it;
-    ``trim=False`` keeps the whole frame instead of trimming it to the item.
-    """
-    return fashion_mnist_tile(image, invert, trim_edges=trim)
 
 
 def _as_uint8(array: np.ndarray, source: Path) -> np.ndarray:
@@ -267,10 +256,6 @@ def to_predictions(
 def write_csv(predictions: Sequence[Prediction], path: str | Path) -> Path:
     """One row per image: source, class, probability, then the top-k classes and theirs.
     Built in memory and written atomically: an old file stays whole if writing fails."""
-    import io  # local: another change owns this module's imports for now
-
-    from fmnist.files import atomic_write_text
-
     path = Path(path).expanduser()
     ensure_writable_dir(path.parent, "prediction output directory")
     k = max((len(p.top) for p in predictions), default=3)
