@@ -101,3 +101,17 @@ def test_a_run_without_recorded_overrides_is_not_called_defaults(tmp_path: Path)
     (tmp_path / "r/.hydra/overrides.yaml").unlink()  # composed outside train.py's Hydra
     (row,) = leaderboard(find_entries([tmp_path]))
     assert row.name == "train.py (overrides not recorded: r)"
+
+
+def test_rows_name_their_runs_without_machine_paths(
+    logs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside the working directory a run is shown relative to it; outside, by its name."""
+    monkeypatch.chdir(tmp_path / "out")
+    outside = tmp_path / "elsewhere"
+    fake_run(outside / "seed_s0", 0, 0.914, [32, 64, 128], ["experiment=seed"])
+    rows = leaderboard(find_entries([logs, outside]), [])
+    sources = {r.name: r.source for r in rows}
+    assert sources["train.py (defaults)"] == "logs/train/runs/a, logs/train/runs/b"
+    assert sources["train.py experiment=seed"] == "seed_s0"
+    assert not any(str(tmp_path) in r.source for r in rows)

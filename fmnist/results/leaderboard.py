@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from fmnist.files import CONFIG_FILE, METRICS_FILE
 from fmnist.metrics import VAL_ACC_BEST
-from fmnist.results.rundir import override_key, read_metrics, read_overrides
+from fmnist.results.rundir import override_key, read_metrics, read_overrides, shown_path
 
 PUBLISHED = "published, not measured here"
 #: Top-level config entries that do not change what is trained (where, how it is logged).
@@ -146,7 +146,7 @@ def leaderboard(entries: list[Entry], published: Iterable[dict[str, Any]] = ()) 
             val_acc=_mean([e.scores[VAL_ACC_BEST] for e in members]),
             parameters=members[0].parameters,
             train_time_s=_mean([e.train_time_s for e in members]),
-            source=", ".join(str(e.path) for e in members),
+            source=", ".join(shown_path(e.path) for e in members),
         ))  # fmt: skip
     for result in published:
         rows.append(

@@ -40,3 +40,14 @@ def read_overrides(run_dir: str | Path) -> list[str] | None:
 def override_key(override: str) -> str:
     """``+model.filters=[8]`` -> ``model.filters``."""
     return override.split("=", 1)[0].lstrip("+~")
+
+
+def shown_path(path: str | Path) -> str:
+    """A run directory as tables show it: relative to the working directory (the project's,
+    for the commands in the README) when it lies below it, else its own name, so that no
+    table carries the absolute paths of the machine that wrote it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name
