@@ -26,7 +26,9 @@ FILES = [".lock", "activations/final_features.0.png", "activations/final_feature
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory: pytest.TempPathFactory, fake_data_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("reference") / "run"
-    overrides = ["model.filters=[8,16]", "trainer.max_epochs=1", "logger=none", "seed=0"]
+    # The recipe the reference was recorded with (the default took up flips and TTA since).
+    recipe = ["data.hflip=false", "module.tta_flip=false", "module.tta_shift=0"]
+    overrides = ["model.filters=[8,16]", "trainer.max_epochs=1", "logger=none", "seed=0", *recipe]
     train(compose_config("train", TINY_OVERRIDES + overrides, out, fake_data_dir))
     return out
 
