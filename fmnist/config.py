@@ -29,7 +29,7 @@ def _conf_dir() -> Path:
     repository on PYTHONPATH) has them beside it in the top-level ``conf/``. Found by path,
     not imported as ``fmnist.conf``, so that a checkout never reads another one's configs
     through an editable install's import hook."""
-    package = Path(__file__).resolve().parents[1]
+    package = Path(__file__).resolve().parent  # fmnist/ (this module sits at its top)
     candidates = (package / "conf", package.parent / "conf")
     return next((c for c in candidates if (c / "train.yaml").is_file()), candidates[0])
 

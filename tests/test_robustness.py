@@ -126,7 +126,7 @@ def test_callback_refuses_a_bad_sample_count() -> None:
         Robustness(enabled=True, samples=0)
 
 
-def test_the_robust_preset_is_the_default_recipe_plus_the_corruption_mix(tmp_path) -> None:
+def test_the_robust_preset_is_the_measured_recipe_plus_the_corruption_mix(tmp_path) -> None:
     from omegaconf import OmegaConf
 
     from fmnist.data import FashionMNISTDataModule
@@ -136,6 +136,11 @@ def test_the_robust_preset_is_the_default_recipe_plus_the_corruption_mix(tmp_pat
                                     resolve=True)  # fmt: skip
     assert default["data"].pop("corruption_mix") == 0.0
     assert robust["data"].pop("corruption_mix") == 0.5
+    # It keeps the recipe it was measured with, from before the default took up flips and
+    # flip and shift TTA: those differ, and nothing else.
+    assert (default["data"].pop("hflip"), robust["data"].pop("hflip")) == (True, False)
+    for key, without in (("tta_flip", False), ("tta_shift", 0)):
+        assert default["module"].pop(key) != without == robust["module"].pop(key)
     assert robust == default
     with pytest.raises(ConfigError, match="corruption_mix=1.5"):
         FashionMNISTDataModule(corruption_mix=1.5)

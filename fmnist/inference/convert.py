@@ -274,10 +274,10 @@ class BorderFit:
 
 
 def fit_border_surface(rgb: np.ndarray, band: np.ndarray) -> BorderFit:
-    """Least squares of a quadratic surface per channel on the border pixels, trimmed twice:
-    first to the half nearest the all-pixel fit, then to the pixels within 3.5 robust standard
-    deviations of that fit, so that an item touching a side, or its shadow, does not pull the
-    background towards it."""
+    """Least squares of a quadratic surface per channel on the border pixels, started from the
+    candidate background that most border pixels agree with (:func:`_starting_keep`), then
+    trimmed to the pixels within 3.5 robust standard deviations of the fit, so that an item
+    touching the sides, or its shadow, does not pull the background towards it."""
     height, width = rgb.shape[:2]
     ys, xs = np.nonzero(band)
     stride = max(1, len(ys) // MAX_BORDER_PIXELS)
@@ -285,8 +285,8 @@ def fit_border_surface(rgb: np.ndarray, band: np.ndarray) -> BorderFit:
     x, y = xs * (2 / max(width - 1, 1)) - 1, ys * (2 / max(height - 1, 1)) - 1
     design = np.stack(_surface_terms(x.astype(np.float64), y.astype(np.float64)), 1)
     values = rgb[ys, xs].astype(np.float64)
-    keep = np.ones(len(values), bool)
-    for step in range(3):
+    keep = _starting_keep(design, values, x, y)
+    for step in range(2):
         # The 6x6 normal equations: LAPACK's SVD least squares costs 10x more, for nothing
         # (the terms are well conditioned on [-1, 1]); a tiny ridge keeps it solvable.
         chosen = design[keep]
@@ -295,10 +295,38 @@ def fit_border_surface(rgb: np.ndarray, band: np.ndarray) -> BorderFit:
         residual = np.sqrt(((values - design @ coefficients) ** 2).sum(1))
         noise = 1.4826 * float(np.median(residual[keep])) / np.sqrt(3)  # per channel, robust
         if step == 0:
-            keep = residual <= np.median(residual)
-        elif step == 1:
             keep = residual <= max(3.5 * np.sqrt(3) * noise, TRIM_DISTANCE)
     return BorderFit(coefficients, noise, float(keep.mean()))
+
+
+def _starting_keep(
+    design: np.ndarray, values: np.ndarray, x: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """The border pixels the fit starts from: those near the half of the border closest to
+    the all-pixel fit, or near one corner's colour, whichever candidate more pixels lie
+    within :data:`TRIM_DISTANCE` of (ties: the all-pixel fit).
+
+    The all-pixel fit alone is pulled towards an item that covers much of the border (a
+    garment filling a product photo touches two or four sides, and then the item's colour
+    was taken for the background); the corners are where a photo's background shows.
+    """
+    gram = design.T @ design + 1e-9 * np.eye(design.shape[1])
+    overall = design @ np.linalg.solve(gram, design.T @ values)
+    residual = np.sqrt(((values - overall) ** 2).sum(1))
+    half = residual <= np.median(residual)
+    near_half = design @ np.linalg.lstsq(design[half], values[half], rcond=None)[0]
+    candidates = [near_half]
+    for sx, sy in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
+        corner = (x * sx > 0.8) & (y * sy > 0.8)
+        if corner.any():
+            candidates.append(np.median(values[corner], axis=0)[None, :])
+    distances = [np.sqrt(((values - c) ** 2).sum(1)) for c in candidates]
+    agree = [int((d <= TRIM_DISTANCE * np.sqrt(3)).sum()) for d in distances]
+    best = int(np.argmax(agree))  # the first of equals: the all-pixel fit
+    within = distances[best] <= TRIM_DISTANCE * np.sqrt(3)
+    # No candidate that a tenth of the border agrees with (clutter, noise): the half nearest
+    # the all-pixel fit, whose spread then says the border is no smooth background.
+    return within if within.mean() >= 0.1 else half
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
