@@ -149,4 +149,6 @@ def frontier(ctx: Context) -> dict[str, Any]:
 
 def draw(part: dict[str, Any], out: Path) -> None:
     """The frontier figure of a results file's frontier part, next to the results."""
-    frontier_figure(part["presets"], Reference(**part["reference"]), out / part["figure"])
+    # Results written before the reference recorded its machine's peak have no such key.
+    reference = Reference(**{"peak_gflops": None, **part["reference"]})
+    frontier_figure(part["presets"], reference, out / part["figure"])
