@@ -169,8 +169,16 @@ def run_row(ctx: Context, table: Table, name: str, overrides: list[str]) -> dict
     runs = [run_seed(ctx, overrides, seed, folder) for seed in table.seeds]
     peak = max(peak_before, machine_peak())
     earlier = measured_row(ctx, table.key, name, overrides)
-    if earlier is not None and all(r.get("read_back") for r in runs):
-        peak = earlier["peak_gflops"]  # the peak of when these runs trained
+    stored = [r.get("peak_gflops") for r in runs]
+    if all(r.get("read_back") for r in runs) and (earlier is not None or all(stored)):
+        # the peak of when these runs trained, not of this moment
+        peak = earlier["peak_gflops"] if earlier is not None else max(stored)
+    for run in runs:  # each run keeps the peak it trained at, for a later read-back
+        if not run.get("read_back"):
+            run["peak_gflops"] = peak
+            (ctx.workdir / f"{folder}-s{run['seed']}" / "ablation_run.json").write_text(
+                json.dumps(run)
+            )
     val, val_std = mean_std([r["val_acc"] for r in runs])
     test, test_std = mean_std([r["test_acc"] for r in runs])
     fit = statistics.median(r["fit_s"] for r in runs)
@@ -234,7 +242,8 @@ def table_markdown(name: str, t: dict[str, Any]) -> list[str]:
     for row in t["rows"]:
         added = " ".join(f"`{o}`" for o in row.get("added", [])) or "(baseline)"
         val, test = (
-            _pct(row[f"{k}_mean"]) + (f" ± {_pct(row[f'{k}_std'])}" if row[f"{k}_std"] else "")
+            _pct(row[f"{k}_mean"])
+            + (f" ± {_pct(row[f'{k}_std'])}" if row[f"{k}_std"] is not None else "")
             for k in ("val", "test")
         )
         time = f"{row['fit_s']:.0f} ({row['normalized_fit_s']:.0f} at {row['peak_gflops']:.0f})"
