@@ -185,7 +185,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
     with (
         tempfile.TemporaryDirectory() as run_dir,
-        served([f"ckpt={args.ckpt}", *args.overrides], Path(run_dir)) as url,
+        # The server runs in its own directory: a path relative to here is made absolute for
+        # it (the command recorded keeps the path as given, with no machine's folders in it).
+        served([f"ckpt={Path(args.ckpt).resolve()}", *args.overrides], Path(run_dir)) as url,
     ):
         results["latency"] = measure(url, body, args.concurrency, args.rounds)
     results.update(concurrency=args.concurrency, rounds=args.rounds)
