@@ -310,11 +310,12 @@ def _starting_keep(
     garment filling a product photo touches two or four sides, and then the item's colour
     was taken for the background); the corners are where a photo's background shows.
     """
-    gram = design.T @ design + 1e-9 * np.eye(design.shape[1])
-    overall = design @ np.linalg.solve(gram, design.T @ values)
+    ridge = 1e-9 * np.eye(design.shape[1])  # as in fit_border_surface: normal equations
+    overall = design @ np.linalg.solve(design.T @ design + ridge, design.T @ values)
     residual = np.sqrt(((values - overall) ** 2).sum(1))
     half = residual <= np.median(residual)
-    near_half = design @ np.linalg.lstsq(design[half], values[half], rcond=None)[0]
+    chosen = design[half]
+    near_half = design @ np.linalg.solve(chosen.T @ chosen + ridge, chosen.T @ values[half])
     candidates = [near_half]
     for sx, sy in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
         corner = (x * sx > 0.8) & (y * sy > 0.8)
@@ -478,7 +479,8 @@ def separate_background(
     or the reason it cannot be separated (one of :data:`NOT_SEPARATED`)."""
     work = working_copy(rgb)
     fit = fit_border_surface(work, border_band(work.shape[:2]))
-    contrast = item_contrast(work, fit.surface(work.shape[:2]))
+    background = fit.surface(work.shape[:2])
+    contrast = item_contrast(work, background)
     # Out of the noise: the dataset's 5% fuzz (in grey levels, TRIM_DISTANCE / sqrt 3) or
     # three of the border's robust standard deviations, whichever is larger.
     threshold = max(TRIM_DISTANCE / np.sqrt(3), 3.0 * fit.noise)
@@ -487,7 +489,6 @@ def separate_background(
         return CLUTTERED
     if region is None:
         return status
-    background = fit.surface(work.shape[:2])
     projected = projected_contrast(work, background, region, threshold)
     if projected is None:  # both lighter and darker: the distance, less its noise
         projected = np.clip(contrast - 2.0 * fit.noise, 0, None)
