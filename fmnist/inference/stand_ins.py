@@ -111,15 +111,31 @@ def scene(
     contrast[top : top + item.height, left : left + item.width] = np.asarray(item) / 255.0
     sheet = np.broadcast_to(background_rgb, (size, size, 3)).copy()
     if shadow:
-        from scipy import ndimage
-
-        silhouette = np.clip(contrast * 4, 0, 1)
-        offset = round(0.06 * side)
-        cast = ndimage.shift(silhouette, (offset, offset), order=1)
-        cast = ndimage.gaussian_filter(cast, 0.05 * side)
-        cast = np.clip(cast / max(cast.max(), 1e-6), 0, 1) * (1 - silhouette)  # not on the item
-        sheet *= 1 - shadow * cast[..., None]
+        sheet *= 1 - shadow * cast_shadow(contrast, side)[..., None]
     photo = sheet * (1 - contrast[..., None]) + np.asarray(ink, np.float32) * contrast[..., None]
+    photo *= uneven_light(size, rng, gradient, vignette)[..., None]
+    if noise:
+        photo += rng.normal(0, noise, photo.shape)
+    return np.clip(photo + 0.5, 0, 255).astype(np.uint8)
+
+
+def cast_shadow(contrast: np.ndarray, side: int) -> np.ndarray:
+    """Where the item's soft shadow falls, 0-1 (H, W): its silhouette offset down and right by
+    6% of its side, blurred, and never on the item itself."""
+    from scipy import ndimage
+
+    silhouette = np.clip(contrast * 4, 0, 1)
+    offset = round(0.06 * side)
+    cast = ndimage.shift(silhouette, (offset, offset), order=1)
+    cast = ndimage.gaussian_filter(cast, 0.05 * side)
+    return np.clip(cast / max(cast.max(), 1e-6), 0, 1) * (1 - silhouette)
+
+
+def uneven_light(
+    size: int, rng: np.random.Generator, gradient: float, vignette: float
+) -> np.ndarray:
+    """The light's share that reaches each pixel (H, W): ``gradient`` darker across the frame
+    in a random direction, ``vignette`` darker in the corners; 1 everywhere without either."""
     y, x = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
     light = np.ones((size, size), np.float32)
     if gradient:
@@ -128,10 +144,7 @@ def scene(
         light *= 1 - gradient * (along + 1) / 2
     if vignette:
         light *= 1 - vignette * (x**2 + y**2) / 2
-    photo *= light[..., None]
-    if noise:
-        photo += rng.normal(0, noise, photo.shape)
-    return np.clip(photo + 0.5, 0, 255).astype(np.uint8)
+    return light
 
 
 def jpeg_bytes(image: np.ndarray, quality: int) -> bytes:
