@@ -123,10 +123,15 @@ def machine_peak() -> float:
     return matmul_peak_gflops()
 
 
+def run_record(ctx: Context, name: str, seed: int) -> Path:
+    """Where one seed of a row keeps its results, in its run directory (read back later)."""
+    return ctx.workdir / f"{name}-s{seed}" / "ablation_run.json"
+
+
 def run_seed(ctx: Context, overrides: list[str], seed: int, name: str) -> dict[str, Any]:
     """One trained seed (or its metrics read back from a finished run directory)."""
-    folder = ctx.workdir / f"{name}-s{seed}"
-    record = folder / "ablation_run.json"
+    record = run_record(ctx, name, seed)
+    folder = record.parent
     if record.is_file():
         stored = json.loads(record.read_text())
         if stored.get("overrides") == overrides:
@@ -176,9 +181,7 @@ def run_row(ctx: Context, table: Table, name: str, overrides: list[str]) -> dict
     for run in runs:  # each run keeps the peak it trained at, for a later read-back
         if not run.get("read_back"):
             run["peak_gflops"] = peak
-            (ctx.workdir / f"{folder}-s{run['seed']}" / "ablation_run.json").write_text(
-                json.dumps(run)
-            )
+            run_record(ctx, folder, run["seed"]).write_text(json.dumps(run))
     val, val_std = mean_std([r["val_acc"] for r in runs])
     test, test_std = mean_std([r["test_acc"] for r in runs])
     fit = statistics.median(r["fit_s"] for r in runs)

@@ -287,16 +287,25 @@ def fit_border_surface(rgb: np.ndarray, band: np.ndarray) -> BorderFit:
     values = rgb[ys, xs].astype(np.float64)
     keep = _starting_keep(design, values, x, y)
     for step in range(2):
-        # The 6x6 normal equations: LAPACK's SVD least squares costs 10x more, for nothing
-        # (the terms are well conditioned on [-1, 1]); a tiny ridge keeps it solvable.
-        chosen = design[keep]
-        gram = chosen.T @ chosen + 1e-9 * np.eye(design.shape[1])
-        coefficients = np.linalg.solve(gram, chosen.T @ values[keep])
-        residual = np.sqrt(((values - design @ coefficients) ** 2).sum(1))
+        coefficients = _least_squares(design[keep], values[keep])
+        residual = _distance(values, design @ coefficients)
         noise = 1.4826 * float(np.median(residual[keep])) / np.sqrt(3)  # per channel, robust
         if step == 0:
             keep = residual <= max(3.5 * np.sqrt(3) * noise, TRIM_DISTANCE)
     return BorderFit(coefficients, noise, float(keep.mean()))
+
+
+def _least_squares(design: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The surface's coefficients (6, channels) by the 6x6 normal equations: LAPACK's SVD
+    least squares costs 10x more, for nothing (the terms are well conditioned on [-1, 1]); a
+    tiny ridge keeps it solvable."""
+    gram = design.T @ design + 1e-9 * np.eye(design.shape[1])
+    return np.linalg.solve(gram, design.T @ values)
+
+
+def _distance(values: np.ndarray, fitted: np.ndarray) -> np.ndarray:
+    """Each border pixel's RGB distance to the fitted (or candidate) background."""
+    return np.sqrt(((values - fitted) ** 2).sum(1))
 
 
 def _starting_keep(
@@ -310,21 +319,15 @@ def _starting_keep(
     garment filling a product photo touches two or four sides, and then the item's colour
     was taken for the background); the corners are where a photo's background shows.
     """
-    ridge = 1e-9 * np.eye(design.shape[1])  # as in fit_border_surface: normal equations
-    overall = design @ np.linalg.solve(design.T @ design + ridge, design.T @ values)
-    residual = np.sqrt(((values - overall) ** 2).sum(1))
+    residual = _distance(values, design @ _least_squares(design, values))
     half = residual <= np.median(residual)
-    chosen = design[half]
-    near_half = design @ np.linalg.solve(chosen.T @ chosen + ridge, chosen.T @ values[half])
-    candidates = [near_half]
+    candidates = [design @ _least_squares(design[half], values[half])]
     for sx, sy in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
         corner = (x * sx > 0.8) & (y * sy > 0.8)
         if corner.any():
             candidates.append(np.median(values[corner], axis=0)[None, :])
-    distances = [np.sqrt(((values - c) ** 2).sum(1)) for c in candidates]
-    agree = [int((d <= TRIM_DISTANCE * np.sqrt(3)).sum()) for d in distances]
-    best = int(np.argmax(agree))  # the first of equals: the all-pixel fit
-    within = distances[best] <= TRIM_DISTANCE * np.sqrt(3)
+    near = [_distance(values, c) <= TRIM_DISTANCE * np.sqrt(3) for c in candidates]
+    within = near[int(np.argmax([n.sum() for n in near]))]  # equals: the first, the fit
     # No candidate that a tenth of the border agrees with (clutter, noise): the half nearest
     # the all-pixel fit, whose spread then says the border is no smooth background.
     return within if within.mean() >= 0.1 else half
