@@ -250,3 +250,27 @@ def test_launcher_and_search_configs_compose() -> None:
             "optimizer.lr", "optimizer.weight_decay", "model.dropout", "model.filters",
             "data.batch_size",
         }  # fmt: skip
+
+
+#: What sets a preset's training cost: a per-preset search must leave all of it alone.
+BUDGET_KEYS = ("model.filters", "model.convs_per_block", "data.batch_size", "trainer.max_steps",
+               "trainer.max_epochs")  # fmt: skip
+
+
+@pytest.mark.parametrize("preset", ["speedrun", "quick"])
+def test_a_preset_search_tunes_its_preset_at_a_fixed_budget_on_validation(preset: str) -> None:
+    from hydra import compose, initialize_config_dir
+
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e .[sweep]")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        search = compose("train", [f"hparams_search={preset}"], return_hydra_config=True)
+        plain = compose("train", [f"experiment={preset}"])
+    assert search.hydra.runtime.choices.experiment == preset
+    assert not search.test and search.trainer.limit_val_batches == 1.0  # validation decides
+    assert search.monitor.startswith("val/") and search.hydra.sweeper.direction == "maximize"
+    params = set(search.hydra.sweeper.params)
+    assert params and not params & set(BUDGET_KEYS)
+    for key in BUDGET_KEYS:
+        assert OmegaConf.select(search, key) == OmegaConf.select(plain, key), key
+    for key in params:  # every searched key exists in the preset (a typo would add a new one)
+        assert OmegaConf.select(plain, key) is not None, key

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fmnist.data.batches import EVAL_BATCH_SIZE
 from fmnist.data.classes import CLASS_NAMES
 from fmnist.data.corruptions import CORRUPTIONS, corrupt, severities
 
@@ -35,7 +36,7 @@ def per_class_accuracy(hits: Tensor, labels: Tensor, num_classes: int) -> list[f
 
 
 def evaluate_robustness(
-    module: Any, images: Tensor, labels: Tensor, seed: int = 0, batch_size: int = 1000
+    module: Any, images: Tensor, labels: Tensor, seed: int = 0, batch_size: int = EVAL_BATCH_SIZE
 ) -> dict[str, Any]:
     """Clean accuracy, accuracy per corruption and severity, and per class, of raw ``images``
     (uint8, on the CPU) with ``labels``; corrupted with ``seed``."""

@@ -9,6 +9,7 @@ import lightning as L
 from fmnist.analysis.importance import evaluation_subset
 from fmnist.analysis.robustness import evaluate_robustness
 from fmnist.callbacks.outputs import run_dir
+from fmnist.data.batches import EVAL_BATCH_SIZE
 from fmnist.errors import ConfigError
 from fmnist.files import write_json
 from fmnist.metrics import MEAN_CORRUPTION_ACC
@@ -30,7 +31,7 @@ class Robustness(L.Callback):
         enabled: bool = False,
         samples: int | None = 2000,
         seed: int = 0,
-        batch_size: int = 1000,
+        batch_size: int = EVAL_BATCH_SIZE,
     ) -> None:
         if samples is not None and samples < 1:  # now, not after training
             raise ConfigError(

@@ -7,6 +7,7 @@ import logging
 import lightning as L
 import torch
 
+from fmnist.data.batches import EVAL_BATCH_SIZE
 from fmnist.errors import ConfigError
 from fmnist.training.calibration import fit_temperature
 from fmnist.training.load import store_temperature
@@ -21,7 +22,7 @@ class TemperatureScaling(L.Callback):
     calibrated probabilities as the run's test metrics. The predicted classes do not change.
     """
 
-    def __init__(self, split: str = "val", batch_size: int = 1000) -> None:
+    def __init__(self, split: str = "val", batch_size: int = EVAL_BATCH_SIZE) -> None:
         if split != "val":
             raise ConfigError(
                 f"callbacks.temperature_scaling.split={split!r}: the temperature is fitted on "

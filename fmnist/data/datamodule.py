@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from fmnist.data import augment
 from fmnist.data.batches import (
+    EVAL_BATCH_SIZE,
     DeviceBatches,
     EpochSeededSampler,
     TensorBatchDataset,
@@ -89,7 +90,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         val_size: int | float = 5000,
         split_seed: int = 0,
         batch_size: int = 128,
-        eval_batch_size: int = 1000,
+        eval_batch_size: int = EVAL_BATCH_SIZE,
         normalize: str = "global",
         flatten: bool = False,
         one_hot: bool = False,

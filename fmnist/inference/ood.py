@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from fmnist.data.batches import EVAL_BATCH_SIZE
 from fmnist.errors import CheckpointError, ConfigError, FmnistError
 from fmnist.files import write_torch
 
@@ -73,7 +74,7 @@ def captured_features(module: Any) -> Iterator[list[Tensor]]:
 
 
 def classify(
-    module: Any, images: Tensor, batch_size: int = 1000, progress: bool = False
+    module: Any, images: Tensor, batch_size: int = EVAL_BATCH_SIZE, progress: bool = False
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Probabilities (the one prediction path, ``predict_proba``), the calibrated logits and
     the penultimate features of raw images, from one pass of the network.
@@ -146,7 +147,7 @@ def fit_detector(
     train: tuple[Tensor, Tensor],
     val_images: Tensor,
     pass_rate: float,
-    batch_size: int = 1000,
+    batch_size: int = EVAL_BATCH_SIZE,
 ) -> OodDetector:
     """Fit the score on ``FEATURE_SAMPLES`` seeded training images and the threshold on the
     validation images (raw uint8 images and labels, as the data module gives them)."""

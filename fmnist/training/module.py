@@ -33,6 +33,7 @@ from torchmetrics.classification import (
 from fmnist.checkpoint import CHECKSUM_KEY, weights_checksum
 from fmnist.config import build
 from fmnist.data import CLASS_NAMES
+from fmnist.data.batches import EVAL_BATCH_SIZE
 from fmnist.errors import ConfigError
 from fmnist.metrics import CALIBRATION_SCALARS, VAL_ACC_BEST
 from fmnist.models import build_net
@@ -186,7 +187,7 @@ class ClassificationModule(L.LightningModule):
 
     @torch.inference_mode()
     def predict_proba(
-        self, images: Tensor, batch_size: int = 1000, progress: bool = False
+        self, images: Tensor, batch_size: int = EVAL_BATCH_SIZE, progress: bool = False
     ) -> Tensor:
         """Class probabilities (N, classes) of raw images, in eval mode, in batches on the
         module's device: the one prediction path of analysis, prediction and serving."""
