@@ -114,3 +114,38 @@ def test_datamodule_applies_the_corruption_mix_only_when_asked(fake_data_dir) ->
     out = module(1.0).augment(batch)
     assert out.shape == (64, 1, 28, 28) and out.dtype == torch.float32
     assert out.min() >= 0 and out.max() <= 1 and not torch.equal(out, batch[:, None] / 255)
+
+
+def test_alternating_flips_show_every_image_both_ways_over_two_epochs(fake_data_dir) -> None:
+    from fmnist.data import FashionMNISTDataModule
+
+    raw = FashionMNISTDataModule(root=str(fake_data_dir), download=False, search_system=False,
+                                 strict=False, val_size=40).split("train").images  # fmt: skip
+    raw = raw[(raw != raw.flip(-1)).flatten(1).any(1)]  # mirror-symmetric images can't tell
+    epochs = [augment.alternating_hflip(raw, epoch) for epoch in range(4)]
+    mirrored = [(e == raw.flip(-1)).flatten(1).all(1) for e in epochs]
+    assert torch.equal(mirrored[0], ~mirrored[1])  # each image once either way in two epochs
+    assert torch.equal(mirrored[0], mirrored[2]) and torch.equal(mirrored[1], mirrored[3])
+    assert 0.3 < mirrored[0].float().mean() < 0.7  # about half of them in each epoch
+    # the same image gets the same flip wherever it sits in a batch (no index needed)
+    order = torch.randperm(len(raw), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(augment.alternating_hflip(raw[order], 1), epochs[1][order])
+
+
+def test_alternating_flips_need_raw_pixels_and_a_known_mode(fake_data_dir) -> None:
+    import pytest
+
+    from fmnist.data import FashionMNISTDataModule
+    from fmnist.errors import ConfigError
+
+    with pytest.raises(TypeError, match="raw integer pixels"):
+        augment.alternating_hflip(images(), 0)
+    with pytest.raises(ConfigError, match="true, false or alternate"):
+        FashionMNISTDataModule(root=str(fake_data_dir), hflip="sometimes")
+    module = FashionMNISTDataModule(root=str(fake_data_dir), download=False,
+                                    search_system=False, strict=False, val_size=40,
+                                    crop_padding=0, hflip="alternate")  # fmt: skip
+    batch = module.split("train").images[:64]
+    for epoch in (0, 1):  # the data module's training augmentation is exactly these flips
+        expected = augment.alternating_hflip(batch, epoch)[:, None].float() / 255
+        assert torch.equal(module.augment(batch, epoch), expected)

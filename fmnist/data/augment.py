@@ -45,6 +45,20 @@ def random_hflip(
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
+def alternating_hflip(images: Tensor, epoch: int) -> Tensor:
+    """Mirror each image on every other epoch (airbench's alternating flips).
+
+    Random flips leave an image on the same side for several epochs in a row; here each image
+    alternates, so two epochs show every image both ways. Which epochs is a per-image bit
+    taken from the image itself, the parity of its pixel sum (``images`` must be raw integer
+    pixels): no index is needed, so it holds on every loader path, under DDP and on resume.
+    """
+    if images.is_floating_point():
+        raise TypeError("alternating_hflip needs raw integer pixels (its parity bit), not floats.")
+    odd = (images.flatten(1).sum(1, dtype=torch.int64) + epoch) % 2 == 1
+    return torch.where(odd.view(-1, *[1] * (images.dim() - 1)), images.flip(-1), images)
+
+
 def random_erasing(
     images: Tensor,
     p: float = 0.5,

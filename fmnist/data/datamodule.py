@@ -72,7 +72,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
             preprocessing applies it (``module.normalize`` follows this value).
         flatten: the model takes 784-vectors (``module.flatten`` follows this value).
         one_hot: give targets as one-hot float vectors instead of class indices.
-        crop_padding, hflip, erasing: batched training augmentation (0/False = off).
+        crop_padding, hflip, erasing: batched training augmentation (0/False = off);
+            ``hflip="alternate"`` mirrors each image on every other epoch, not at random.
         corruption_mix: share of the training images given a train-time counterpart of the
             Fashion-MNIST-C corruptions (:func:`fmnist.data.augment.corruption_mix`; 0 = off).
         num_workers: DataLoader workers; 0 is fastest for in-memory data.
@@ -95,7 +96,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         flatten: bool = False,
         one_hot: bool = False,
         crop_padding: int = 0,
-        hflip: bool = False,
+        hflip: bool | str = False,
         erasing: float = 0.0,
         corruption_mix: float = 0.0,
         num_workers: int = 0,
@@ -119,6 +120,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
                 raise ConfigError(f"data.{name}={value} is a probability: give a value in [0, 1].")
         if crop_padding < 0:
             raise ConfigError(f"data.crop_padding={crop_padding} must be >= 0.")
+        if hflip not in (True, False, "alternate"):
+            raise ConfigError(f"data.hflip={hflip!r}: use true, false or alternate.")
         self.save_hyperparameters()
         self.root, self.download, self.search_system, self.strict = (
             root,
@@ -241,12 +244,14 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     # ----- batched augmentation ----------------------------------------------------------
 
-    def augment(self, images: Tensor) -> Tensor:
+    def augment(self, images: Tensor, epoch: int = 0) -> Tensor:
         """Batched training augmentation of raw images -> 0-1 floats (N, 1, 28, 28)."""
+        if self.hflip == "alternate":  # before scaling: it reads the raw pixels' parity
+            images = augment.alternating_hflip(images, epoch)
         images = to_unit_range(images)
         if self.crop_padding:
             images = augment.random_crop(images, self.crop_padding)
-        if self.hflip:
+        if self.hflip is True:
             images = augment.random_hflip(images)
         if self.corruption_mix:
             images = augment.corruption_mix(images, self.corruption_mix)
@@ -259,7 +264,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
             return batch
         images, labels = batch
         if self.trainer is not None and self.trainer.training:
-            images = self.augment(images)
+            images = self.augment(images, self.trainer.current_epoch)
         if self.one_hot:
             labels = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
         return images, labels
