@@ -7,6 +7,7 @@ without a writer gets none. Every part also gets a row with the load average aro
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -252,9 +253,23 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The project's root: absolute paths in a recorded command are written relative to it.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def portable(arg: str) -> str:
+    """An argument with an absolute path (alone or after ``key=``) made relative to the
+    project, so a committed results file names no folder of the machine that wrote it."""
+    key, sep, value = arg.rpartition("=") if "=" in arg else ("", "", arg)
+    if not Path(value).is_absolute():
+        return arg
+    return f"{key}{sep}{os.path.relpath(value, ROOT)}"
+
+
 def command_line(module: str, argv: list[str] | None) -> str:
-    """The command that produced a results file, as the user typed it."""
-    return f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+    """The command that produced a results file, as the user typed it (paths relative)."""
+    args = argv if argv is not None else sys.argv[1:]
+    return f"python -m {module} " + " ".join(portable(a) for a in args)
 
 
 def write_results(
