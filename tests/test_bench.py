@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import statistics
 import time
@@ -336,3 +337,24 @@ def test_forget_drops_a_kept_part_and_kept_parts_say_when_they_were_measured(
     assert rewritten["date"] == again["date"] and rewritten["machine"] == again["machine"]
     assert rewritten["command"].startswith(f"{again['command']}` then `python -m bench.run --tiny")
     assert "| full |" not in (tmp_path / "results.md").read_text()
+
+
+def test_a_recorded_command_names_paths_relative_to_the_project() -> None:
+    from bench.report import ROOT, command_line
+
+    outside = ROOT.parent / "runs" / "abl"
+    line = command_line("bench.run", ["--keep-runs", str(outside), f"--ckpt={ROOT / 'x.ckpt'}"])
+    assert line == "python -m bench.run --keep-runs ../runs/abl --ckpt=x.ckpt"
+
+
+#: An absolute path of a machine (a home, a work or temporary folder) in committed text.
+MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:home|work|tmp|root|Users|mnt|srv)/[\w.-]+")
+
+
+def test_committed_results_and_docs_name_no_machine_paths() -> None:
+    from bench.report import ROOT
+
+    files = [ROOT / "README.md", *ROOT.glob("docs/**/*.md"), *ROOT.glob("bench/*.md"),
+             *ROOT.glob("bench/*.json")]  # fmt: skip
+    found = {f.relative_to(ROOT).as_posix(): MACHINE_PATH.findall(f.read_text()) for f in files}
+    assert {name: paths for name, paths in found.items() if paths} == {}

@@ -257,16 +257,16 @@ BUDGET_KEYS = ("model.filters", "model.convs_per_block", "data.batch_size", "tra
                "trainer.max_epochs")  # fmt: skip
 
 
-@pytest.mark.parametrize("preset", ["speedrun", "quick"])
+@pytest.mark.parametrize("preset", ["speedrun", "quick", "default", "cpu_best"])
 def test_a_preset_search_tunes_its_preset_at_a_fixed_budget_on_validation(preset: str) -> None:
     from hydra import compose, initialize_config_dir
 
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e .[sweep]")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         search = compose("train", [f"hparams_search={preset}"], return_hydra_config=True)
-        plain = compose("train", [f"experiment={preset}"])
-    assert search.hydra.runtime.choices.experiment == preset
-    assert not search.test and search.trainer.limit_val_batches == 1.0  # validation decides
+        plain = compose("train", [] if preset == "default" else [f"experiment={preset}"])
+    assert search.hydra.runtime.choices.experiment == (None if preset == "default" else preset)
+    assert not search.test and search.trainer.get("limit_val_batches", 1.0) == 1.0  # val decides
     assert search.monitor.startswith("val/") and search.hydra.sweeper.direction == "maximize"
     params = set(search.hydra.sweeper.params)
     assert params and not params & set(BUDGET_KEYS)
