@@ -260,7 +260,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def portable(arg: str) -> str:
     """An argument with an absolute path (alone or after ``key=``) made relative to the
     project, so a committed results file names no folder of the machine that wrote it."""
-    key, sep, value = arg.rpartition("=") if "=" in arg else ("", "", arg)
+    key, sep, value = arg.rpartition("=")  # ("", "", arg) without one
     if not Path(value).is_absolute():
         return arg
     return f"{key}{sep}{os.path.relpath(value, ROOT)}"

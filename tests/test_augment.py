@@ -140,8 +140,9 @@ def test_alternating_flips_need_raw_pixels_and_a_known_mode(fake_data_dir) -> No
 
     with pytest.raises(TypeError, match="raw integer pixels"):
         augment.alternating_hflip(images(), 0)
-    with pytest.raises(ConfigError, match="true, false or alternate"):
-        FashionMNISTDataModule(root=str(fake_data_dir), hflip="sometimes")
+    for mode in ("sometimes", 1):  # 1 == True would otherwise pass and then flip nothing
+        with pytest.raises(ConfigError, match="true, false or alternate"):
+            FashionMNISTDataModule(root=str(fake_data_dir), hflip=mode)
     module = FashionMNISTDataModule(root=str(fake_data_dir), download=False,
                                     search_system=False, strict=False, val_size=40,
                                     crop_padding=0, hflip="alternate")  # fmt: skip

@@ -120,7 +120,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
                 raise ConfigError(f"data.{name}={value} is a probability: give a value in [0, 1].")
         if crop_padding < 0:
             raise ConfigError(f"data.crop_padding={crop_padding} must be >= 0.")
-        if hflip not in (True, False, "alternate"):
+        if not (hflip is True or hflip is False or hflip == "alternate"):  # 1 is no mode
             raise ConfigError(f"data.hflip={hflip!r}: use true, false or alternate.")
         self.save_hyperparameters()
         self.root, self.download, self.search_system, self.strict = (
