@@ -5,6 +5,8 @@ Every error a user can fix (missing data, bad config, wrong checkpoint) derives 
 instead of a traceback, and exit with status 1.
 """
 
+from __future__ import annotations
+
 
 class FmnistError(Exception):
     """An error whose message tells the user what to do."""
@@ -36,3 +38,22 @@ class OutputDirError(FmnistError):
 
 class RunDirBusyError(OutputDirError):
     """Another process is running in the same run directory."""
+
+
+#: pip's name for the modules whose distribution is named otherwise.
+_DISTRIBUTIONS = {"skimage": "scikit-image", "PIL": "Pillow", "sklearn": "scikit-learn"}
+
+
+class MissingPackageError(FmnistError, ImportError):
+    """A package this path needs is not installed: the install's fault, never the input's."""
+
+    @classmethod
+    def from_import(cls, exc: ImportError, what: str) -> MissingPackageError:
+        """``what`` (e.g. "Reading images") needs the module ``exc`` failed to import; the
+        message names the package and the install line that brings it."""
+        module = (exc.name or str(exc)).split(".")[0]
+        package = _DISTRIBUTIONS.get(module, module)
+        return cls(
+            f"{what} needs the package {package!r}, which is not installed in this environment"
+            f" ({exc}): pip install {package}, or reinstall fmnist with pip install ."
+        )

@@ -161,7 +161,7 @@ def decode_image(
                     left_out = f"more than {max_frames} frames: only #0-#{max_frames - 1} were read"
                 else:
                     frames.append(frame_to_rgb(image, orientation, max_pixels))
-    except (ImageTooLargeError, NotAnImageError, FileNotFoundError, IsADirectoryError):
+    except (ImageTooLargeError, NotAnImageError, FileNotFoundError, IsADirectoryError, ImportError):
         raise
     except Exception as exc:  # PIL raises many types for hostile or truncated bytes
         reason = str(exc) if isinstance(exc, ValueError | OSError) and str(exc) else ""

@@ -27,7 +27,7 @@ import numpy as np
 from torch import Tensor
 
 from fmnist.data import CLASS_NAMES, read_idx
-from fmnist.errors import CorruptDatasetError
+from fmnist.errors import CorruptDatasetError, MissingPackageError
 from fmnist.files import atomic_write_text, ensure_writable_dir
 from fmnist.inference.convert import NOT_SEPARATED, check_invert, convert
 from fmnist.inference.decode import decode_image
@@ -200,6 +200,8 @@ def load_inputs(
         try:
             read = read_file(path)
             converted = [convert(np.asarray(image), invert, trim) for image in read.images]
+        except ImportError as exc:  # the install's fault, not the file's: stop and say so
+            raise MissingPackageError.from_import(exc, "Reading images") from exc
         except Exception as exc:  # one hostile file must not cost the batch: skip it, say why
             inputs.skipped.append((source_name(path), _reason(exc)))
             continue

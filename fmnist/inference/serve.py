@@ -35,7 +35,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from fmnist.errors import ConfigError
+from fmnist.errors import ConfigError, MissingPackageError
 from fmnist.inference.connections import guarded_protocol
 from fmnist.inference.convert import check_invert, convert
 from fmnist.inference.decode import ImageTooLargeError, NotAnImageError, decode_image
@@ -285,6 +285,11 @@ class ImageBodies:
             )
         except RequestError as exc:  # 408 and 413 leave the body unread: end the connection
             await respond(send, exc.status, {"detail": str(exc)}, close=exc.status in (408, 413))
+            return
+        except ImportError as exc:  # the server's install lacks a package: say so, not "bad image"
+            error = MissingPackageError.from_import(exc, "Converting images")
+            log.error("%s", error)
+            await respond(send, 500, {"detail": str(error)})
             return
         except Exception as exc:  # a bug here must not become a 500 without a word
             log.exception("Could not read a request")
