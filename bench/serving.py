@@ -81,20 +81,22 @@ def _group_ended(process: subprocess.Popen, timeout: float) -> bool:
 
 
 @contextmanager
-def served(overrides: list[str], run_dir: Path, timeout: float = 300) -> Iterator[str]:
-    """``python -m fmnist.cli serve`` with ``overrides`` on a free port: its URL.
+def served(
+    overrides: list[str], run_dir: Path, timeout: float = 300, python: Path | None = None
+) -> Iterator[str]:
+    """``python -m fmnist.cli serve`` with ``overrides`` on a free port: its URL. ``python``:
+    an interpreter with its own fmnist install (then this checkout is not put on its path).
 
     On exit SIGTERM goes to the main process only, which must stop the HTTP and inference
     processes; a RuntimeError says so when any is left (they are then killed).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     port, log_path = free_port(), run_dir / "server.log"
-    command = [sys.executable, "-m", "fmnist.cli", "serve", f"port={port}",
+    command = [str(python or sys.executable), "-m", "fmnist.cli", "serve", f"port={port}",
                f"hydra.run.dir={run_dir}", *overrides]  # fmt: skip
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if python is None:
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     with log_path.open("w") as log:
         process = subprocess.Popen(
             command, cwd=run_dir, env=env, stdout=log, stderr=subprocess.STDOUT,

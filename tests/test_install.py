@@ -11,6 +11,7 @@ imported from the fresh install.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import site
@@ -18,10 +19,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
+from PIL import Image
 
-from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES
+from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, make_images
+from fmnist.inference.stand_ins import as_photo, png_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +65,58 @@ def fresh_venv(path: Path) -> tuple[Path, Path]:
 def borrow_dependencies(own_site: Path) -> None:
     """Make this interpreter's site-packages importable in the child, after its own."""
     (own_site / "_fmnist_test_dependencies.pth").write_text("\n".join(site.getsitepackages()))
+
+
+def declared_distributions(extras: tuple[str, ...] = ()) -> set[str]:
+    """The distributions ``pip install .[extras]`` brings: fmnist's requirements (and the
+    extras'), then theirs, recursively, with markers evaluated for this interpreter."""
+    from importlib import metadata
+
+    import tomllib
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [
+        *project["dependencies"],
+        *(r for e in extras for r in project["optional-dependencies"][e]),
+    ]
+    todo, seen = [Requirement(r) for r in wanted], set()
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        key = (name, frozenset(requirement.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        for line in metadata.requires(name) or []:
+            needed = Requirement(line)
+            if needed.marker is None or any(
+                needed.marker.evaluate({"extra": e}) for e in (*requirement.extras, "")
+            ):
+                todo.append(needed)
+    return {name for name, _ in seen}
+
+
+def borrow_only(own_site: Path, distributions: set[str]) -> None:
+    """Make only ``distributions`` of this interpreter importable in the child: a folder of
+    links to their top-level files, as a fresh ``pip install`` of them would lay out. What
+    fmnist imports without declaring it then fails there as it fails for a user."""
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    borrowed = own_site.parent / "borrowed"
+    borrowed.mkdir()
+    for dist in metadata.distributions():
+        if canonicalize_name(dist.metadata["Name"]) not in distributions:
+            continue
+        tops = {f.parts[0] for f in dist.files or () if f.parts[0] not in ("..", "__pycache__")}
+        for top in tops - {t for t in tops if t.endswith(".pth")}:
+            link = borrowed / top
+            if not link.exists():  # a namespace folder (nvidia/, google/) is shared: link once
+                link.symlink_to(Path(dist.locate_file(top)))
+    (own_site / "_fmnist_test_dependencies.pth").write_text(str(borrowed))
 
 
 def install(source: Path, python: Path, editable: bool) -> None:
@@ -135,3 +192,90 @@ def test_editable_install_reads_the_source_tree(tmp_path: Path) -> None:
     assert Path(conf_dir) == source / "conf"
     shown = run([python.parent / "fmnist-train", "--cfg", "job", "model.hidden=7"], work)
     assert "  hidden: 7" in shown.stdout.splitlines()
+
+
+def plain_install(tmp_path: Path, extras: tuple[str, ...] = ()) -> Path:
+    """The wheel in a fresh virtualenv that sees only what ``pip install .[extras]`` brings;
+    returns its python."""
+    source = copy_source(tmp_path / "source")
+    python, own_site = fresh_venv(tmp_path / "venv")
+    install(source, python, editable=False)
+    borrow_only(own_site, declared_distributions(extras))
+    return python
+
+
+def user_images(folder: Path) -> tuple[list[Path], list[np.ndarray]]:
+    """Three tiles as one .npy array, a tile as PNG, and a photo of one as JPEG (the photo
+    takes the conversion's item-finding path): the files and the arrays predict reads."""
+    tiles = make_images(torch.tensor([0, 3, 7, 9, 5]), seed=11).numpy()
+    folder.mkdir()
+    np.save(folder / "three.npy", tiles[:3])
+    Image.fromarray(tiles[3]).save(folder / "tile.png")
+    Image.fromarray(as_photo(tiles[4])).save(folder / "photo.jpg", quality=95)
+    arrays = [*tiles[:3], tiles[3], np.asarray(Image.open(folder / "photo.jpg"))]
+    return sorted(folder.iterdir()), arrays
+
+
+def test_a_plain_install_predicts_arrays_and_photos(
+    tmp_path: Path, tiny_checkpoint: Path, fake_data_dir: Path
+) -> None:
+    """``pip install .`` and nothing else (no extras: no scikit-image), then ``fmnist-predict``
+    from another directory on .npy, PNG and JPEG files: the classes and probabilities that
+    the development environment computes for the same files."""
+    from fmnist.inference.images import load_inputs
+    from fmnist.training.load import load_classifier
+
+    python = plain_install(tmp_path)
+    work = tmp_path / "elsewhere"
+    files, _ = user_images(work)
+    missing = subprocess.run([python, "-c", "import skimage"], cwd=work, capture_output=True)
+    assert missing.returncode != 0  # the child sees only what the core install declares
+
+    run([python.parent / "fmnist-predict", f"ckpt={tiny_checkpoint}", f"images={work}",
+         f"output={work / 'out.csv'}", f"ood.data_root={fake_data_dir}",
+         "ood.search_system=false", "ood.strict=false", "progress=false"], work)  # fmt: skip
+    with (work / "out.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    inputs = load_inputs(files)
+    module, _ = load_classifier(tiny_checkpoint)
+    expected = module.predict_proba(torch.from_numpy(np.stack(inputs.images)))
+    assert [r["source"] for r in rows] == inputs.sources and len(rows) == 5
+    assert [int(r["label"]) for r in rows] == expected.argmax(1).tolist()
+    got = np.array([float(r["probability"]) for r in rows])
+    np.testing.assert_allclose(got, expected.max(1).values.numpy(), atol=1e-5)
+
+
+def test_a_serve_install_answers_photos_over_http(
+    tmp_path: Path, tiny_checkpoint: Path, fake_data_dir: Path
+) -> None:
+    """``pip install .[serve]`` and nothing else: the server converts a photo and answers
+    with the class the development environment's conversion and model give."""
+    from bench.serving import post, served
+    from fmnist.inference.convert import convert
+    from fmnist.training.load import load_classifier
+
+    python = plain_install(tmp_path, ("serve",))
+    photo = as_photo(make_images(torch.tensor([7]), seed=3).numpy()[0])
+    overrides = [f"ckpt={tiny_checkpoint}", f"ood.data_root={fake_data_dir}",
+                 "ood.search_system=false", "ood.strict=false"]  # fmt: skip
+    with served(overrides, tmp_path / "serve", python=python) as url:
+        status, answer = post(f"{url}/predict", png_bytes(photo), "image/png")
+    assert status == 200, answer
+    module, _ = load_classifier(tiny_checkpoint)
+    tile = torch.from_numpy(convert(photo).tile)[None]
+    assert answer["predictions"][0]["label"] == int(module.predict_proba(tile).argmax())
+
+
+def test_a_missing_package_is_named_not_blamed_on_the_file(tmp_path: Path, monkeypatch) -> None:
+    """An import that fails while reading images stops with the package and its install line,
+    instead of skipping every file as unreadable."""
+    from fmnist.errors import MissingPackageError
+    from fmnist.inference import images
+
+    def needs_skimage(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'skimage'", name="skimage")
+
+    monkeypatch.setattr(images, "convert", needs_skimage)
+    np.save(tmp_path / "x.npy", np.zeros((3, 28, 28), np.uint8))
+    with pytest.raises(MissingPackageError, match=r"'scikit-image'.*pip install scikit-image"):
+        images.load_inputs([tmp_path / "x.npy"])
