@@ -40,7 +40,7 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-# The benchmark, then the README's copies of its tables (bench/readme.py).
+# The benchmark, then the copies of its tables in the README and docs/ (bench/readme.py).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(ARGS)
 	$(BIN)/python -m bench.readme

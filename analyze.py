@@ -1,6 +1,7 @@
-"""Study the data and trained models: `python analyze.py task=eda|pca|data|model ...`.
+"""Study the data and trained models: `python analyze.py task=NAME [overrides]`.
 
-See conf/analyze.yaml. Each task writes figures and report.md into its run directory under
+The tasks are the files of conf/task/ (`python analyze.py --help` lists them; see
+conf/analyze.yaml). Each writes figures and report.md into its run directory under
 logs/analyze/, and logs the same figures to TensorBoard.
 """
 

@@ -138,12 +138,16 @@ ROW_WRITERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
 }
 
 
+def machine_words(m: dict[str, Any]) -> str:
+    """``AMD EPYC (2 cores, no GPU)``: the machine a results file was measured on."""
+    return f"{m['cpu']} ({m['cores']} cores" + (f", {m['gpu']})" if m["gpu"] else ", no GPU)")
+
+
 def header(results: dict[str, Any]) -> str:
     m = results["machine"]
     return (
-        f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores"
-        + (f", {m['gpu']}" if m["gpu"] else ", no GPU")
-        + f"), torch {m['torch']}, Lightning {m['lightning']}"
+        f"Measured {results['date']} on {machine_words(m)}"
+        + f", torch {m['torch']}, Lightning {m['lightning']}"
         + (" — **tiny mode: synthetic data, timings meaningless**" if results["tiny"] else "")
         + f". Command: `{results['command']}`."
     )
@@ -251,6 +255,41 @@ def markdown(results: dict[str, Any]) -> str:
     if "frontier" in results["parts"]:
         lines += frontier_table(results["parts"]["frontier"])
     return "\n".join(lines) + "\n"
+
+
+def presets_table(results: dict[str, Any]) -> str:
+    """What each preset reaches, in how long, on what machine: the README's short form of the
+    frontier table (``bench/results.md`` has it whole, normalized times and FLOPs included)."""
+    frontier = results["parts"]["frontier"]
+    stamp = frontier.get("measured") or {"date": results["date"], "cpu": results["machine"]["cpu"]}
+    same = stamp["cpu"] == results["machine"]["cpu"]  # a kept part records its CPU only
+    lines = [
+        f"Measured {stamp['date']} on {machine_words(results['machine']) if same else stamp['cpu']}"
+        " by `python -m bench.run --parts frontier`; times are medians over the seeds, raw "
+        "seconds on that machine.",
+        "",
+        "| Preset | Command | Test accuracy: mean ± std (min) | Seeds | Training | Whole command "
+        "| Target met? |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, p in frontier["presets"].items():
+        std = "" if p["acc_std"] is None else f" ± {100 * p['acc_std']:.2f}"
+        cells = [
+            name,
+            f"`{p['command']}`",
+            f"{100 * p['acc_mean']:.2f}%{std} ({pct(p['acc_min'])})",
+            str(len(p["seeds"])),
+            f"{p['fit_s']['median']:.0f} s",
+            f"{p['wall_s']['median']:.0f} s",
+            _met(p),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+#: Views of a results file that a page quotes as ``<!-- include bench/results.json#NAME -->``
+#: (bench/readme.py).
+VIEWS: dict[str, Callable[[dict[str, Any]], str]] = {"presets": presets_table}
 
 
 #: The project's root: absolute paths in a recorded command are written relative to it.

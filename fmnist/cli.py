@@ -1,12 +1,12 @@
 """Every command, and what they share: user errors as one paragraph, not a traceback.
 
-``fmnist-train``, ``fmnist-analyze``, ``fmnist-predict``, ``fmnist-export``, ``fmnist-serve``,
-``fmnist-fetch`` and ``fmnist-sweep-summary`` (console scripts, see pyproject.toml) are the
-functions below; ``python train.py``, ``python analyze.py`` and
-``python -m fmnist.cli COMMAND [arguments]`` call the same functions. Each imports its work
-only when it runs, so a command loads only its own code. Inside a multirun the sweep summary
-is also written after every job by the Hydra callback ``fmnist.results.sweep.SweepSummary``
-(conf/hydra/default.yaml). No module imports this one.
+The commands are ``COMMANDS`` below: each is the console script ``fmnist-COMMAND``
+(pyproject.toml) and ``python -m fmnist.cli COMMAND [arguments]``, and those that take Hydra
+overrides read ``conf/COMMAND.yaml``; ``python train.py`` and ``python analyze.py`` call the
+same functions. Each imports its work only when it runs, so a command loads only its own
+code. Inside a multirun the sweep summary is also written after every job by the Hydra
+callback ``fmnist.results.sweep.SweepSummary`` (conf/hydra/default.yaml). No module imports
+this one.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def train_main(cfg: DictConfig) -> float | None:
 
 @_hydra_main("analyze")
 def analyze_main(cfg: DictConfig) -> None:
-    """Study the data or a trained model (conf/analyze.yaml, ``task=eda|pca|tsne|data|model``)."""
+    """Study the data or a trained model (conf/analyze.yaml): ``task=NAME``, one of the files of
+    conf/task/, which ``--help`` lists."""
     from fmnist.tasks import run_analysis
 
     run_reporting_errors(run_analysis, cfg)

@@ -84,7 +84,8 @@ def test_an_item_on_each_background_becomes_the_tile_it_was(kind: str) -> None:
     assert converted.background == REMOVED and converted.separated
     assert correlation(converted.tile, tile) >= 0.9, kind
     background = converted.tile[far_background(tile)]
-    # A soft shadow's darkest part beside the item stays in the tile, faint (README).
+    # A soft shadow's darkest part beside the item stays in the tile, faint
+    # (docs/photos-and-serving.md).
     assert background.mean() <= 2 and np.percentile(background, 99) <= (
         25 if "shadow" in kind else 8
     )
@@ -171,7 +172,7 @@ def test_load_inputs_reports_each_images_background(tmp_path: Path) -> None:
 def test_the_photo_suite_recomputes_the_benchs_accuracies(tmp_path: Path) -> None:
     """The suite on the checkpoint bench/photos.json was measured on (or
     ``FMNIST_PHOTOS_CKPT``): the same accuracies, every condition within 3 points of the raw
-    tiles but those the README names as missed."""
+    tiles but those docs/photos-and-serving.md names as missed."""
     from bench.photos import photo_suite, seeded_sample
     from fmnist.data import load_fashion_mnist
 
@@ -195,10 +196,10 @@ def test_the_photo_suite_recomputes_the_benchs_accuracies(tmp_path: Path) -> Non
             assert row["ood_flagged"] <= OOD_CEILING, name
 
 
-#: Conditions that miss the 3-point target on the default model (README, "Photos on any
-#: background"): the strong shadow (a dark halo the trim keeps beside the item).
+#: Conditions that miss the 3-point target on the default model (docs/photos-and-serving.md,
+#: "Photos on any background"): the strong shadow (a dark halo the trim keeps beside the item).
 MISSED: set[str] = {"shadow 30%"}
 #: The flag rate the suite holds today. The target is 5%; 18 conditions flag 11 of the 200
 #: items (5.5%, 6% once), where the flag's threshold flags ~4% of in-distribution images by
-#: design (96% of validation passes): the README names the miss.
+#: design (96% of validation passes): docs/photos-and-serving.md names the miss.
 OOD_CEILING = 0.06

@@ -24,7 +24,9 @@ import fmnist.hardware as hardware  # its resolver fmnist.cpu_precision: fmnist.
 from bench.ablations import TABLES, run_folder
 from bench.flops import training_flops_per_image
 from bench.parts import PARTS
-from bench.readme import synced
+from bench.readme import main as readme_main
+from bench.readme import pages, synced
+from bench.report import presets_table
 from bench.run import main
 from bench.targets import PRESETS, REFERENCE_PEAK
 from bench.timing import LoadGuard
@@ -297,11 +299,16 @@ def test_without_the_resolver_registered_the_error_names_it(tmp_path: Path) -> N
         OmegaConf.register_new_resolver(hardware.RESOLVER, hardware.cpu_precision)
 
 
-def test_readme_quotes_the_result_files_as_they_are() -> None:
-    # Every table between include markers is the file a bench command wrote, byte for byte.
-    readme = (ROOT / "README.md").read_text()
-    assert readme.count("<!-- include bench/") >= 3
-    assert synced(readme) == readme, "README is stale: run `python -m bench.readme`"
+def test_readme_and_docs_quote_the_result_files_as_they_are() -> None:
+    # Every table between include markers is the file a bench command wrote, byte for byte,
+    # in the README and in every page under docs/: `python -m bench.readme --check` agrees.
+    quoted = {page: page.read_text() for page in pages()}
+    assert "<!-- include bench/results.json#presets -->" in quoted[ROOT / "README.md"]
+    assert sum(text.count("<!-- include bench/") for text in quoted.values()) >= 4
+    for page, text in quoted.items():
+        folder = page.parent.relative_to(ROOT).as_posix()
+        assert synced(text, ROOT, folder) == text, f"{page.name} is stale: python -m bench.readme"
+    assert readme_main(["--check"]) == 0
 
 
 def test_readme_sync_rewrites_only_the_include_blocks(tmp_path: Path) -> None:
@@ -310,13 +317,51 @@ def test_readme_sync_rewrites_only_the_include_blocks(tmp_path: Path) -> None:
     assert synced(text, tmp_path) == (
         "intro\n<!-- include table.md -->\n| a | 1 |\n<!-- end include -->\nafter\n"
     )
-    # A figure next to the included file is linked from the README's folder.
+    # A figure next to the included file is linked from the including page's folder.
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "r.md").write_text("![fig](f.png) [web](https://x.org/a.png)\n")
     text = "<!-- include sub/r.md -->\n<!-- end include -->"
     assert "![fig](sub/f.png) [web](https://x.org/a.png)" in synced(text, tmp_path)
+    assert "![fig](../sub/f.png)" in synced(text, tmp_path, "docs")
+    assert "![fig](f.png)" in synced(text, tmp_path, "sub")
     with pytest.raises(FileNotFoundError, match="missing.md"):
         synced("<!-- include missing.md -->\n<!-- end include -->", tmp_path)
+    with pytest.raises(KeyError, match="no view 'nope'"):
+        (tmp_path / "r.json").write_text("{}")
+        synced("<!-- include r.json#nope -->\n<!-- end include -->", tmp_path)
+
+
+def test_sync_writes_stale_pages_and_check_reports_them(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "t.md").write_text("new\n")
+    for page in ("README.md", "docs/p.md"):
+        (tmp_path / page).write_text("<!-- include t.md -->\nold\n<!-- end include -->\n")
+    assert readme_main(["--root", str(tmp_path), "--check"]) == 1
+    assert "old" in (tmp_path / "docs/p.md").read_text()  # --check writes nothing
+    assert readme_main(["--root", str(tmp_path)]) == 0
+    for page in ("README.md", "docs/p.md"):
+        assert (tmp_path / page).read_text() == "<!-- include t.md -->\nnew\n<!-- end include -->\n"
+    assert readme_main(["--root", str(tmp_path), "--check"]) == 0
+
+
+def test_the_presets_view_is_the_frontier_in_short() -> None:
+    # The README's table, read back, against the per-seed runs of bench/results.json.
+    results = json.loads((ROOT / "bench/results.json").read_text())
+    lines = presets_table(results).splitlines()
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in lines[4:]}
+    assert list(rows) == list(results["parts"]["frontier"]["presets"])
+    for name, preset in results["parts"]["frontier"]["presets"].items():
+        accs = [100 * run["test_acc"] for run in preset["runs"]]
+        _, command, acc, seeds, fit, wall, met = rows[name]
+        assert command == f"`{preset['command']}`" and int(seeds) == len(accs)
+        assert acc.startswith(f"{statistics.mean(accs):.2f}%")
+        assert acc.endswith(f"({min(accs):.2f}%)")
+        if len(accs) > 1:
+            assert f"± {statistics.stdev(accs):.2f}" in acc
+        assert fit == f"{statistics.median(r['fit_s'] for r in preset['runs']):.0f} s"
+        assert wall == f"{statistics.median(r['wall_s'] for r in preset['runs']):.0f} s"
+        assert met.rstrip(" |").startswith("**yes**" if preset["met"] else "no")
+    assert "AMD EPYC (2 cores, no GPU)" in lines[0] or results["machine"]["gpu"]
 
 
 def test_forget_drops_a_kept_part_and_kept_parts_say_when_they_were_measured(

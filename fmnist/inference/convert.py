@@ -200,7 +200,7 @@ SECOND_ITEM_SHARE = 0.25
 #: The item must cover this share of the working image, else nothing was found.
 MIN_ITEM_SHARE = 0.002
 #: Unsharp-mask strength for the new path: ``(1 + a) * image - a * blur(image)``; the seven
-#: steps' :data:`SHARPEN_KERNEL` is ``a = 1`` (measured in bench/photos.py, README).
+#: steps' :data:`SHARPEN_KERNEL` is ``a = 1`` (measured: bench/photos.md).
 SHARPEN_AMOUNT = 1.0
 #: Turns tried to set an item upright (degrees either way), and how much smaller its bounding
 #: box must get (area) to turn it: 95% of upright test items keep a box within 0.003% of their
@@ -210,7 +210,7 @@ UPRIGHT_GAIN = 0.95
 #: Trim to the rows and columns where the item reaches this share of its peak contrast.
 BOX_SHARE = 0.2
 #: How the new path brings the trimmed item to 28 pixels: averaging (box), not skipping rows
-#: (nearest, step 3): noise and JPEG blocks average out (bench/photos.py, README).
+#: (nearest, step 3): noise and JPEG blocks average out (bench/photos.md).
 RESAMPLE = Image.Resampling.BOX
 
 

@@ -2,7 +2,7 @@
 distribution, OOD): a classifier answers every image with some class, clothing or not.
 
 The score adds two standardized measures, each known to miss what the other catches
-(measured on the speedrun model, README "Your own photos and a served model"):
+(measured on the speedrun model, docs/photos-and-serving.md):
 
 - **energy** of the calibrated logits, ``-logsumexp(logits / temperature)``: low for images
   the network recognises. It flags 99% of digits but only 37% of uniform noise, on which the
