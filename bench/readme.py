@@ -2,9 +2,10 @@
 
 A page (``README.md``, ``docs/*.md``) quotes a file between ``<!-- include PATH -->`` and
 ``<!-- end include -->``; this rewrites each such block from its file, so the pages' numbers
-are the ones a command wrote, never typed. ``PATH#view`` quotes a view of a JSON results
-file instead (``bench/results.json#presets``: one row per preset, ``bench.report.VIEWS``).
-``--check`` only says whether every page is up to date (exit 1 if not); a test runs it.
+are the ones a command wrote, never typed. ``PATH#VIEW`` quotes a view of a file or folder
+instead (``VIEWS``): ``bench/results.json#presets``, one row per preset, and
+``conf/task#tasks``, one row per analysis task. ``--check`` only says whether every page is
+up to date (exit 1 if not); a test runs it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.report import VIEWS
+from bench.report import presets_table
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- include (?P<path>\S+) -->\n).*?(<!-- end include -->)", re.S)
@@ -42,17 +44,36 @@ def relinked(body: str, folder: str, page_folder: str = "") -> str:
     return LINK.sub(move, body)
 
 
+def tasks_table(folder: Path) -> str:
+    """The analysis tasks, one row per ``conf/task`` file: its name and its first line
+    (``# task=NAME: what it does``), so that the list is written in one place."""
+    rows = ["| task | what it does |", "| --- | --- |"]
+    for path in sorted(folder.glob("*.yaml")):
+        first, prefix = path.read_text().split("\n", 1)[0], f"# task={path.stem}: "
+        if not first.startswith(prefix):
+            raise ValueError(f"{path}: its first line must be '{prefix}<what it does>'.")
+        rows.append(f"| `{path.stem}` | {first.removeprefix(prefix)} |")
+    return "\n".join(rows) + "\n"
+
+
+#: What ``<!-- include PATH#NAME -->`` quotes: ``VIEWS[NAME](PATH)``.
+VIEWS: dict[str, Callable[[Path], str]] = {
+    "presets": lambda path: presets_table(json.loads(path.read_text())),
+    "tasks": tasks_table,
+}
+
+
 def quoted(path: str, root: Path) -> str:
     """What an include block holds: the file's text, or the named view of a JSON file."""
     name, _, view = path.partition("#")
     source = root / name
-    if not source.is_file():
+    if not source.exists():
         raise FileNotFoundError(f"A page includes {name}, which does not exist.")
     if not view:
         return source.read_text()
     if view not in VIEWS:
         raise KeyError(f"A page includes {path}: no view {view!r}; views: {', '.join(VIEWS)}.")
-    return VIEWS[view](json.loads(source.read_text()))
+    return VIEWS[view](source)
 
 
 def synced(text: str, root: Path = ROOT, page_folder: str = "") -> str:

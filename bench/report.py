@@ -287,11 +287,6 @@ def presets_table(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: Views of a results file that a page quotes as ``<!-- include bench/results.json#NAME -->``
-#: (bench/readme.py).
-VIEWS: dict[str, Callable[[dict[str, Any]], str]] = {"presets": presets_table}
-
-
 #: The project's root: absolute paths in a recorded command are written relative to it.
 ROOT = Path(__file__).resolve().parents[1]
 

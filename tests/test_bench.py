@@ -25,7 +25,7 @@ from bench.ablations import TABLES, run_folder
 from bench.flops import training_flops_per_image
 from bench.parts import PARTS
 from bench.readme import main as readme_main
-from bench.readme import pages, synced
+from bench.readme import pages, synced, tasks_table
 from bench.report import presets_table
 from bench.run import main
 from bench.targets import PRESETS, REFERENCE_PEAK
@@ -329,6 +329,18 @@ def test_readme_sync_rewrites_only_the_include_blocks(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="no view 'nope'"):
         (tmp_path / "r.json").write_text("{}")
         synced("<!-- include r.json#nope -->\n<!-- end include -->", tmp_path)
+
+
+def test_the_tasks_view_lists_each_task_file_by_its_first_line(tmp_path: Path) -> None:
+    (tmp_path / "eda.yaml").write_text("# task=eda: figures of the data.\n_target_: x\n")
+    (tmp_path / "pca.yaml").write_text("# task=pca: components.\n# more\n")
+    assert tasks_table(tmp_path).splitlines()[2:] == [
+        "| `eda` | figures of the data. |",
+        "| `pca` | components. |",
+    ]
+    (tmp_path / "tsne.yaml").write_text("# t-SNE\n")
+    with pytest.raises(ValueError, match="tsne.yaml: its first line must be '# task=tsne: "):
+        tasks_table(tmp_path)
 
 
 def test_sync_writes_stale_pages_and_check_reports_them(tmp_path: Path) -> None:

@@ -41,10 +41,14 @@ def section(text: str, heading: str) -> str:
     return text[start : end if end != -1 else None]
 
 
-def test_the_readme_lists_exactly_the_analysis_tasks() -> None:
+def test_the_readme_lists_exactly_the_analysis_tasks_with_their_first_lines() -> None:
     table = section(README.read_text(), "Analyses")
-    listed = set(re.findall(r"^\| `(\w+)` \|", table, re.M))
-    assert listed == options("task")
+    listed = dict(re.findall(r"^\| `(\w+)` \| (.*) \|$", table, re.M))
+    assert set(listed) == options("task")
+    for name, summary in listed.items():
+        first = (CONF_DIR / "task" / f"{name}.yaml").read_text().split("\n", 1)[0]
+        assert first == f"# task={name}: {summary}"
+        assert not set(summary) & set("<>*_`"), "Markdown would read these as tags or emphasis"
 
 
 def test_every_named_option_and_command_exists() -> None:
