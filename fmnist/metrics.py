@@ -1,4 +1,4 @@
-"""Metric names and modes, defined once, and the test metrics table printed after training.
+"""Metric names and modes, defined once; the one classification report and the test table.
 
 Every name is the one logged (TensorBoard, ``trainer.callback_metrics``) and the key in
 ``metrics.json``. ``monitor`` (conf/train.yaml) picks one of :data:`MONITORABLE`; its mode
@@ -10,6 +10,7 @@ direction and how sweep summaries sort.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fmnist.errors import ConfigError
@@ -86,7 +87,7 @@ OVERALL_ORDER = (
     "test/precision_macro",
     "test/recall_macro",
     "test/f1_macro",
-    "test/mean_corruption_acc",
+    MEAN_CORRUPTION_ACC,
     "test/ece",
     "test/ece_calibrated",
     "test/nll",
@@ -94,18 +95,53 @@ OVERALL_ORDER = (
     "test/brier",
     "test/brier_calibrated",
 )
+#: The scalars a run's metrics.json takes from what its test logged, in the file's order.
+RESULT_SCALARS = (
+    *sorted(CLASSIFICATION_SCALARS),
+    "temperature",
+    *CALIBRATION_SCALARS,
+    MEAN_CORRUPTION_ACC,
+)
 
 
-def print_test_report(report: dict[str, Any], title: str = "Test metrics") -> None:
-    """Print overall and per-class test metrics as two tables."""
-    values = report["overall"]
+def classification_report(predicted: Any, labels: Any, class_names: Sequence[str]) -> dict:
+    """Accuracy, macro and weighted precision/recall/F1 (scikit-learn's "macro avg" and
+    "weighted avg"), per class and the confusion matrix of predicted class indices: the one
+    report of a run's test, ``task=model`` and ``task=baselines``. torchmetrics computes it,
+    in float32, from the same counts as its metric objects, so the numbers are theirs."""
+    from torchmetrics.functional import classification as tm  # base modules load without torch
+
+    scores = {"precision": tm.multiclass_precision, "recall": tm.multiclass_recall,
+              "f1": tm.multiclass_f1_score}  # fmt: skip
+    n = len(class_names)
+    report: dict[str, Any] = {
+        "test/acc": float(tm.multiclass_accuracy(predicted, labels, n, average="micro"))
+    }
+    for name in sorted(CLASSIFICATION_SCALARS):
+        score, _, average = name.removeprefix("test/").partition("_")
+        if average:
+            report[name] = float(scores[score](predicted, labels, n, average=average))
+    per_class = {
+        k: score(predicted, labels, n, average=None).tolist() for k, score in scores.items()
+    }
+    confusion = tm.multiclass_confusion_matrix(predicted, labels, n)
+    report["per_class"] = {
+        name: {**{k: per_class[k][i] for k in scores}, "support": int(confusion[i].sum())}
+        for i, name in enumerate(class_names)
+    }
+    report["confusion_matrix"] = confusion.tolist()
+    return report
+
+
+def print_test_report(metrics: Mapping[str, Any], title: str = "Test metrics") -> None:
+    """Print a run's test metrics (metrics.json's layout) as two tables: overall, per class."""
     overall = [
-        [name, f"{values[name]:.4f}" if MODES[name] == "min" else f"{100 * values[name]:.2f}%"]
+        [name, f"{metrics[name]:.4f}" if MODES[name] == "min" else f"{100 * metrics[name]:.2f}%"]
         for name in OVERALL_ORDER
-        if name in values
+        if name in metrics
     ]
-    if "temperature" in values:
-        overall.append(["temperature", f"{values['temperature']:.3f}"])
+    if "temperature" in metrics:
+        overall.append(["temperature", f"{metrics['temperature']:.3f}"])
     print_table(title, ["metric", "value"], overall, left={"metric"})
     per_class = [
         [
@@ -113,7 +149,7 @@ def print_test_report(report: dict[str, Any], title: str = "Test metrics") -> No
             *(f"{100 * row[k]:.2f}%" for k in ("precision", "recall", "f1")),
             str(row["support"]),
         ]
-        for name, row in report["per_class"].items()
+        for name, row in metrics["per_class"].items()
     ]
     print_table("Per class", ["class", "precision", "recall", "f1", "support"], per_class,
                 left={"class"})  # fmt: skip

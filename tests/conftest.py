@@ -73,6 +73,27 @@ def compose_config(
     return cfg
 
 
+def assert_tested(run_dir: Path, images: int) -> dict:
+    """The run's metrics.json holds the accuracy and confusion matrix of its own
+    predictions.npz, which holds ``images`` test images; returns the metrics."""
+    import json
+
+    import numpy as np
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    with np.load(run_dir / "predictions.npz") as predictions:
+        labels, predicted = predictions["labels"], predictions["predicted"]
+    assert (
+        len(labels) == images
+        and metrics["confusion_matrix"]
+        == np.histogram2d(labels, predicted, bins=10, range=[[0, 10], [0, 10]])[0]
+        .astype(int)
+        .tolist()
+    )
+    assert metrics["test/acc"] == pytest.approx(float(np.mean(labels == predicted)), abs=1e-7)
+    return metrics
+
+
 @pytest.fixture
 def tiny_train_cfg(tmp_path: Path, fake_data_dir: Path):
     """A function giving a tiny training config; extra overrides come last and win."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config
+from conftest import assert_tested, compose_config
 
 from fmnist.config import build
 from fmnist.data import FashionMNISTDataModule
@@ -33,7 +33,7 @@ DEBUG_STEP = [
 def test_speedrun_recipe_composes_and_runs_one_step(tmp_path: Path, fake_data_dir: Path) -> None:
     cfg = compose_config("train", ["experiment=speedrun", *DEBUG_STEP], tmp_path, fake_data_dir)
     metrics = train(cfg)
-    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert assert_tested(tmp_path, 64)["test/acc"] == metrics["test/acc"]  # one batch
     assert metrics["parameters"] == count_parameters(build(cfg.model))
 
 
@@ -46,7 +46,7 @@ def test_best_recipe_is_wrn_28_10_and_runs_one_step(tmp_path: Path, fake_data_di
         "train", ["experiment=best", *DEBUG_STEP, *small], tmp_path / "s", fake_data_dir
     )
     metrics = train(cfg)
-    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert assert_tested(tmp_path / "s", 64)["test/acc"] == metrics["test/acc"]  # one batch
 
 
 def _datamodule(fake_data_dir: Path, on_device: bool | str) -> FashionMNISTDataModule:

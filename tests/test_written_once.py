@@ -1,23 +1,23 @@
-"""Concepts written once: each former path of a torch object, a figure and a seeded subset
-goes through the one function and gives the same bytes or indices."""
+"""Concepts written once: torch files, figures, seeded subsets, markdown tables and the data
+module of a checkpoint, each checked on what it writes or returns."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import torch
 from conftest import compose_config
+from PIL import Image
 
 from fmnist.analysis.importance import evaluation_subset
 from fmnist.callbacks.outputs import save_figure
-from fmnist.files import write_figure, write_torch
-from fmnist.inference.ood import OodDetector, save_detector
+from fmnist.checkpoint import TEMPERATURE_KEY
+from fmnist.inference.ood import OodDetector, load_detector, save_detector
 from fmnist.results.report import Report
 from fmnist.tables import markdown_table
-from fmnist.training.load import datamodule_for, store_temperature
+from fmnist.training.load import datamodule_for, load_classifier, store_temperature
 from fmnist.training.resume import AtomicCheckpointIO
 
 
@@ -27,37 +27,41 @@ def a_figure() -> plt.Figure:
     return figure
 
 
-def test_every_torch_writer_writes_what_write_torch_writes(tmp_path: Path) -> None:
+def test_torch_writers_read_back_what_they_wrote_and_leave_no_temporary(tmp_path) -> None:
     checkpoint = {"state_dict": {"w": torch.arange(6.0)}, "epoch": 2}
     AtomicCheckpointIO().save_checkpoint(checkpoint, tmp_path / "io.ckpt")
-    write_torch(tmp_path / "one.ckpt", checkpoint)
-    assert (tmp_path / "io.ckpt").read_bytes() == (tmp_path / "one.ckpt").read_bytes()
+    back = torch.load(tmp_path / "io.ckpt", weights_only=True)
+    assert back["epoch"] == 2 and torch.equal(back["state_dict"]["w"], torch.arange(6.0))
     detector = OodDetector(torch.zeros(2, 3), torch.eye(3), 0.0, 1.0, 0.0, 1.0, 2.0, 0.9, "x")
     save_detector(detector, tmp_path / "ood.pt")
-    write_torch(tmp_path / "one.pt", asdict(detector))
-    assert (tmp_path / "ood.pt").read_bytes() == (tmp_path / "one.pt").read_bytes()
+    loaded = load_detector(tmp_path / "ood.pt", "x")
+    assert torch.equal(loaded.precision, torch.eye(3)) and loaded.threshold == 2.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["io.ckpt", "ood.pt"]
 
 
-def test_a_stored_temperature_is_written_by_write_torch(tiny_checkpoint: Path, tmp_path) -> None:
+def test_a_stored_temperature_loads_back_with_the_weights_untouched(
+    tiny_checkpoint: Path, tmp_path
+) -> None:
     path = tmp_path / "t.ckpt"
     path.write_bytes(tiny_checkpoint.read_bytes())
+    before, _ = load_classifier(tiny_checkpoint)
     store_temperature(path, 1.5)
-    stored = torch.load(path, weights_only=True)
-    write_torch(tmp_path / "one.ckpt", stored)
-    assert path.read_bytes() == (tmp_path / "one.ckpt").read_bytes()
+    after, _ = load_classifier(path)  # the checksum was updated: it still loads
+    assert float(after.classifier.temperature) == 1.5
+    state, stored = before.state_dict(), after.state_dict()
+    assert [k for k in state if not torch.equal(state[k], stored[k])] == [TEMPERATURE_KEY]
 
 
-def test_reports_and_callbacks_write_figures_as_write_figure(tmp_path: Path) -> None:
+def test_reports_and_callbacks_write_pngs_at_their_resolutions(tmp_path: Path) -> None:
     report = Report(tmp_path / "report", title="t")
     report.figure(a_figure(), "f", "caption")
-    trainer = SimpleNamespace(loggers=[])
-    save_figure(trainer, a_figure(), tmp_path / "callback.png", "tag", 0)
-    figure = a_figure()
-    write_figure(tmp_path / "110.png", figure, dpi=110)
-    write_figure(tmp_path / "100.png", figure, dpi=100)
-    plt.close(figure)
-    assert (tmp_path / "report" / "f.png").read_bytes() == (tmp_path / "110.png").read_bytes()
-    assert (tmp_path / "callback.png").read_bytes() == (tmp_path / "100.png").read_bytes()
+    save_figure(SimpleNamespace(loggers=[]), a_figure(), tmp_path / "callback.png", "tag", 0)
+    assert plt.get_fignums() == []  # both closed their figure
+    with (
+        Image.open(tmp_path / "report" / "f.png") as shown,
+        Image.open(tmp_path / "callback.png") as saved,
+    ):
+        assert shown.size == (220, 220) and saved.size == (200, 200)  # 2 inches, 110/100 dpi
 
 
 def test_one_seeded_subset_sorted_distinct_and_all_when_too_few() -> None:

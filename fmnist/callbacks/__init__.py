@@ -1,6 +1,10 @@
-"""Lightning callbacks that leave the explanations of a run behind (configs in conf/callbacks/)."""
+"""Lightning callbacks that leave the explanations of a run behind (configs in conf/callbacks/).
+
+Each is a :class:`Guest`: when one fails, it logs one line and the run goes on to its test.
+"""
 
 from fmnist.callbacks.activation_capture import ActivationCapture
+from fmnist.callbacks.guest import Guest
 from fmnist.callbacks.learning_curves import LearningCurves
 from fmnist.callbacks.permutation_importance import PermutationImportance
 from fmnist.callbacks.robustness import Robustness
@@ -8,6 +12,7 @@ from fmnist.callbacks.temperature import TemperatureScaling
 
 __all__ = [
     "ActivationCapture",
+    "Guest",
     "LearningCurves",
     "PermutationImportance",
     "Robustness",

@@ -7,6 +7,7 @@ import logging
 import lightning as L
 
 from fmnist.analysis.activations import capture_activations, channel_statistics, one_per_class
+from fmnist.callbacks.guest import Guest
 from fmnist.callbacks.outputs import model_inputs, run_dir, save_figure
 from fmnist.data import CLASS_NAMES
 from fmnist.errors import ConfigError
@@ -16,7 +17,7 @@ from fmnist.plots.model_figures import feature_map_grid
 log = logging.getLogger(__name__)
 
 
-class ActivationCapture(L.Callback):
+class ActivationCapture(Guest):
     """Capture layer outputs for a fixed, seeded set of images (``per_class`` of each class of
     ``split``): a feature-map grid per layer as PNG (``<run>/activations/``) and TensorBoard
     figure, and per-channel statistics (mean, zero share, dead channels) in ``stats.json``.
@@ -27,6 +28,11 @@ class ActivationCapture(L.Callback):
         per_class: images per class; split: ``val`` or ``test``; seed: which images.
         channels: feature maps shown per layer.
     """
+
+    fix = (
+        "name the layers with callbacks.activation_capture.layers=[...], or turn it off "
+        "with callbacks.activation_capture=null"
+    )
 
     def __init__(
         self,

@@ -6,6 +6,7 @@ import logging
 
 import lightning as L
 
+from fmnist.callbacks.guest import Guest
 from fmnist.callbacks.outputs import run_dir, save_figure
 from fmnist.files import write_json
 from fmnist.plots.model_figures import generalisation_gap, learning_curves
@@ -22,11 +23,13 @@ SOURCES = {
 }
 
 
-class LearningCurves(L.Callback):
+class LearningCurves(Guest):
     """Collect the epoch metrics as training goes; at fit end write ``learning_curves.png``
     and ``learning_curves.json`` into the run directory, log the figure to TensorBoard and
     state the final generalisation gap (train minus validation accuracy; the train value is
     measured with dropout and augmentation on, as it was logged)."""
+
+    fix = "turn it off with callbacks.learning_curves=null"
 
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {key: [] for key in SOURCES}

@@ -15,6 +15,7 @@ from fmnist.analysis.importance import (
     importance_rows,
     permutation_importance,
 )
+from fmnist.callbacks.guest import Guest
 from fmnist.callbacks.outputs import model_inputs, run_dir, save_figure
 from fmnist.errors import ConfigError
 from fmnist.files import write_json
@@ -28,12 +29,17 @@ def print_importance_table(result: dict, title: str) -> None:
     print_table(title, IMPORTANCE_HEADER, importance_rows(result), left={"layer"})
 
 
-class PermutationImportance(L.Callback):
+class PermutationImportance(Guest):
     """At fit end (final weights), permutation importance of every conv block's channels and
     the dense layer on ``samples`` seeded images of ``split`` (None: the whole split).
     Prints a table, writes ``importance.json`` and ``importance.png`` into the run directory
     and logs the figure to TensorBoard.
     """
+
+    fix = (
+        "name the layers with callbacks.permutation_importance.layers=[...], or turn it off "
+        "with callbacks.permutation_importance=null"
+    )
 
     def __init__(
         self,

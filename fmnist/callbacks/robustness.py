@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 import lightning as L
+import torch
 
 from fmnist.analysis.importance import evaluation_subset
 from fmnist.analysis.robustness import evaluate_robustness
+from fmnist.callbacks.guest import Guest
 from fmnist.callbacks.outputs import run_dir
 from fmnist.data.batches import EVAL_BATCH_SIZE
 from fmnist.errors import ConfigError
@@ -17,14 +19,16 @@ from fmnist.metrics import MEAN_CORRUPTION_ACC
 log = logging.getLogger(__name__)
 
 
-class Robustness(L.Callback):
+class Robustness(Guest):
     """At the end of testing, the accuracy of the tested weights under every corruption of
     ``fmnist.data.corruptions`` on ``samples`` seeded test images (None: all 10,000), as
     ``analyze.py task=robustness`` computes it: ``robustness.json`` in the run directory, and
-    the mean corruption accuracy in the test report, so ``metrics.json`` and the sweep
-    summary carry it. Off unless ``enabled`` (``callbacks.robustness.enabled=true``): it
-    predicts 56 x ``samples`` images after every run.
+    the mean corruption accuracy logged, so ``metrics.json`` and the sweep summary carry it.
+    Off unless ``enabled`` (``callbacks.robustness.enabled=true``): it predicts 56 x
+    ``samples`` images after every run.
     """
+
+    fix = "turn it off with callbacks.robustness.enabled=false"
 
     def __init__(
         self,
@@ -40,7 +44,7 @@ class Robustness(L.Callback):
             )
         self.enabled, self.samples, self.seed, self.batch_size = enabled, samples, seed, batch_size
 
-    def on_test_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+    def on_test_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if not self.enabled or not trainer.is_global_zero:
             return
         data = trainer.datamodule.split("test")
@@ -49,13 +53,9 @@ class Robustness(L.Callback):
             module, data.images[index], data.labels[index], self.seed, self.batch_size
         )
         write_json(run_dir(trainer) / "robustness.json", result)
-        # Lightning calls the module's on_test_epoch_end (which fills test_report) before
-        # this hook; train() writes test_report["overall"] into metrics.json after it.
-        module.test_report.setdefault("overall", {})[MEAN_CORRUPTION_ACC] = result[
-            "mean_corruption_acc"
-        ]
-        for logger in trainer.loggers:
-            logger.log_metrics({MEAN_CORRUPTION_ACC: result["mean_corruption_acc"]})
+        # Logged in float64, as computed: trainer.test returns it, and so metrics.json has it.
+        mean = torch.tensor(result["mean_corruption_acc"], dtype=torch.float64)
+        module.log(MEAN_CORRUPTION_ACC, mean, batch_size=1, rank_zero_only=True)
         log.info(
             "Mean corruption accuracy %.2f%% (clean %.2f%%, %d images, %.1f s)",
             100 * result["mean_corruption_acc"],

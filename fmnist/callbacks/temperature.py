@@ -7,6 +7,7 @@ import logging
 import lightning as L
 import torch
 
+from fmnist.callbacks.guest import Guest
 from fmnist.data.batches import EVAL_BATCH_SIZE
 from fmnist.errors import ConfigError
 from fmnist.training.calibration import fit_temperature
@@ -15,12 +16,17 @@ from fmnist.training.load import store_temperature
 log = logging.getLogger(__name__)
 
 
-class TemperatureScaling(L.Callback):
+class TemperatureScaling(Guest):
     """At the start of testing (the best checkpoint's weights are loaded by then), fit the
     temperature on the ``split`` images by minimizing their NLL, set it on the model and
     store it in the tested checkpoint, so prediction, export and serving report the same
     calibrated probabilities as the run's test metrics. The predicted classes do not change.
     """
+
+    fix = (
+        "the test reports uncalibrated probabilities (temperature 1); turn it off with "
+        "callbacks.temperature_scaling=null"
+    )
 
     def __init__(self, split: str = "val", batch_size: int = EVAL_BATCH_SIZE) -> None:
         if split != "val":
@@ -43,7 +49,8 @@ class TemperatureScaling(L.Callback):
             )
         module.train(was_training)
         temperature = fit_temperature(raw, data.labels.cpu())
-        module.classifier.temperature.fill_(temperature)
         log.info("Temperature fitted on %d %s images: %.3f", len(raw), self.split, temperature)
+        # The checkpoint first: if writing it fails, the test stays at the file's temperature.
         if trainer.ckpt_path and trainer.is_global_zero:
             store_temperature(trainer.ckpt_path, temperature)
+        module.classifier.temperature.fill_(temperature)

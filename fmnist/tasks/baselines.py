@@ -22,10 +22,10 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from sklearn.model_selection import train_test_split
 
 from fmnist.analysis import baselines
-from fmnist.analysis.scores import classification_report
+from fmnist.data import CLASS_NAMES
 from fmnist.errors import ConfigError
 from fmnist.files import write_json
-from fmnist.metrics import VAL_ACC_BEST, print_test_report
+from fmnist.metrics import VAL_ACC_BEST, classification_report, print_test_report
 from fmnist.models.preprocess import Preprocess
 from fmnist.plots.compare_figures import accuracy_and_time
 from fmnist.results.report import Report
@@ -99,7 +99,9 @@ def fit_and_score(
     predicted = np.asarray(estimator.predict(inputs["test"]), dtype=np.int64)
     probabilities = baselines.class_probabilities(estimator, inputs["test"], predicted)
     return {
-        "report": classification_report(labels["test"], predicted),
+        "report": classification_report(
+            torch.from_numpy(predicted), torch.from_numpy(labels["test"]), CLASS_NAMES
+        ),
         "val_acc": val_acc,
         "predicted": predicted,
         "probabilities": probabilities,
@@ -112,7 +114,6 @@ def baseline_metrics(
     name: str, spec: Any, scored: dict[str, Any], features: Features, seed: int
 ) -> dict[str, Any]:
     """A training run's metrics.json layout, plus what the baseline was."""
-    report = scored["report"]
     has_proba = hasattr(spec["estimator"], "predict_proba")
     return {
         "monitor": {"name": "val/acc", "mode": "max", "best": scored["val_acc"]},
@@ -120,9 +121,7 @@ def baseline_metrics(
         "train_time_s": round(scored["fit_s"], 2),
         "parameters": baselines.stored_numbers(spec["estimator"]),
         "seed": seed,
-        **report["overall"],
-        "per_class": report["per_class"],
-        "confusion_matrix": report["confusion_matrix"],
+        **scored["report"],
         "baseline": {
             "name": name,
             "estimator": repr(spec["estimator"]),
@@ -166,10 +165,10 @@ def baselines_task(
             folder.mkdir(parents=True, exist_ok=True)
             write_json(folder / "metrics.json", metrics)
             arrays = (features.labels["test"], scored["predicted"], scored["probabilities"])
-            save_predictions(folder / PREDICTIONS_FILE, dict(zip(PREDICTION_ARRAYS,
-                             map(torch.from_numpy, arrays), strict=True)))  # fmt: skip
+            save_predictions(folder / PREDICTIONS_FILE, dict(zip(PREDICTION_ARRAYS, arrays,
+                                                                 strict=True)))  # fmt: skip
             progress.console.print(f"{name}: {repr(spec['estimator'])}")
-            print_test_report(scored["report"], title=f"Test metrics ({name})")
+            print_test_report(metrics, title=f"Test metrics ({name})")
             results.append(metrics)
             progress.advance(overall)
     report_baselines(report, results)

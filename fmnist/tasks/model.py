@@ -23,12 +23,12 @@ from fmnist.analysis.importance import (
     region_importance,
     top_channels,
 )
-from fmnist.analysis.scores import classification_report
 from fmnist.callbacks.outputs import model_inputs
 from fmnist.data import CLASS_NAMES
 from fmnist.data.pixels import to_unit_range
 from fmnist.errors import CheckpointError
 from fmnist.files import write_json
+from fmnist.metrics import classification_report
 from fmnist.plots import model_figures as figures
 from fmnist.results.report import Report
 from fmnist.training.load import datamodule_for, load_classifier
@@ -76,12 +76,12 @@ def report_predictions(report: Report, split: Any, probabilities: Tensor, mistak
     confidence, predicted = probabilities.max(1)
     labels = split.labels
     report.heading("Per-class precision, recall and F1", 3)
-    scores = classification_report(labels.numpy(), predicted.numpy())
+    scores = classification_report(predicted, labels, CLASS_NAMES)
     rows = [
         [name, *(f"{100 * row[k]:.2f}" for k in ("precision", "recall", "f1")), row["support"]]
         for name, row in scores["per_class"].items()
     ]
-    accuracy = scores["overall"]["test/acc"]
+    accuracy = scores["test/acc"]
     report.text(f"Accuracy on {len(labels)} images: {100 * accuracy:.2f}%.")
     report.table(["class", "precision %", "recall %", "F1 %", "support"], rows)
     matrix = np.array(scores["confusion_matrix"])

@@ -22,20 +22,14 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torchmetrics import CatMetric, MaxMetric, MeanMetric, MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassPrecision,
-    MulticlassRecall,
-)
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from fmnist.checkpoint import CHECKSUM_KEY, weights_checksum
 from fmnist.config import build
 from fmnist.data import CLASS_NAMES
 from fmnist.data.batches import EVAL_BATCH_SIZE
 from fmnist.errors import ConfigError
-from fmnist.metrics import CALIBRATION_SCALARS, VAL_ACC_BEST
+from fmnist.metrics import CLASSIFICATION_SCALARS, VAL_ACC_BEST, classification_report
 from fmnist.models import build_net
 from fmnist.models.preprocess import Classifier, Preprocess
 from fmnist.training.calibration import calibration_metrics
@@ -49,21 +43,6 @@ def _plain(config: Any) -> Any:
     if isinstance(config, DictConfig):
         return OmegaConf.to_container(config, resolve=True)
     return config
-
-
-def _scalar_metrics(num_classes: int, prefix: str, full: bool) -> MetricCollection:
-    """Accuracy (plain, i.e. micro) and macro F1; with ``full`` also macro and weighted
-    precision/recall/F1 (the weighted ones are the study's and scikit-learn's "weighted avg")."""
-    metrics: dict[str, Any] = {
-        "acc": MulticlassAccuracy(num_classes, average="micro"),
-        "f1_macro": MulticlassF1Score(num_classes, average="macro"),
-    }
-    if full:
-        for average in ("macro", "weighted"):
-            metrics[f"precision_{average}"] = MulticlassPrecision(num_classes, average=average)
-            metrics[f"recall_{average}"] = MulticlassRecall(num_classes, average=average)
-        metrics["f1_weighted"] = MulticlassF1Score(num_classes, average="weighted")
-    return MetricCollection(metrics, prefix=prefix)
 
 
 def build_scheduler(
@@ -146,26 +125,25 @@ class ClassificationModule(L.LightningModule):
         # A real input for Lightning's model summary, which counts FLOPs with it.
         self.example_input_array = torch.zeros(1, 28, 28, dtype=torch.uint8)
         self._build_metrics(num_classes)
-        #: Filled at the end of ``trainer.test``: overall, per-class and confusion matrix.
-        self.test_report: dict[str, Any] = {}
+        #: Set at the end of ``trainer.test``: every test image's raw logits, label and
+        #: predicted class, from which the run writes per class, confusion and predictions.
+        self.test_outputs: dict[str, Tensor] = {}
 
     def _build_metrics(self, num_classes: int) -> None:
         self.val_loss = MeanMetric()
         self.train_metrics = MetricCollection(
             {"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix="train/"
         )
-        self.val_metrics = _scalar_metrics(num_classes, "val/", full=False)
+        self.val_metrics = MetricCollection(
+            {"acc": MulticlassAccuracy(num_classes, average="micro"),  # plain accuracy
+             "f1_macro": MulticlassF1Score(num_classes, average="macro")}, prefix="val/"
+        )  # fmt: skip
         self.val_acc_best = MaxMetric()
-        self.test_metrics = _scalar_metrics(num_classes, "test/", full=True)
-        self.test_per_class = MetricCollection(
-            {
-                "precision": MulticlassPrecision(num_classes, average=None),
-                "recall": MulticlassRecall(num_classes, average=None),
-                "f1": MulticlassF1Score(num_classes, average=None),
-            }
-        )
-        self.test_confusion = MulticlassConfusionMatrix(num_classes)
-        self.test_raw_logits, self.test_labels = CatMetric(), CatMetric()
+        # Test: every image's outputs, kept whole (10,000 x 10) and gathered across
+        # processes; the report, calibration and predictions.npz are computed from them.
+        self.test_raw_logits, self.test_labels, self.test_predicted = (
+            CatMetric(), CatMetric(), CatMetric()
+        )  # fmt: skip
 
     @property
     def net(self) -> nn.Module:
@@ -259,63 +237,37 @@ class ClassificationModule(L.LightningModule):
         images, targets = batch
         raw = self.classifier.raw_logits(images)
         logits = raw / self.classifier.temperature  # what self(images) gives, computed once
-        labels = self._labels(targets)
-        self.test_metrics(logits, labels)
-        self.test_per_class.update(logits, labels)
-        self.test_confusion.update(logits, labels)
-        # Kept whole (10,000 x 10): calibration needs every image, predictions.npz too.
         self.test_raw_logits.update(raw.float())
-        self.test_labels.update(labels)
-        self.log_dict(self.test_metrics, on_epoch=True)
+        self.test_predicted.update(logits.argmax(1))  # in the step's precision (bf16 too)
+        self.test_labels.update(self._labels(targets))
 
     def on_test_epoch_end(self) -> None:
-        per_class = {k: v.tolist() for k, v in self.test_per_class.compute().items()}
-        confusion = self.test_confusion.compute()
-        names = CLASS_NAMES[: self.hparams.num_classes]
-        self.test_report = {
-            "overall": {
-                **{name: float(value) for name, value in self.test_metrics.compute().items()},
-                **self._calibration_report(),
-            },
-            "per_class": {
-                name: {
-                    "precision": per_class["precision"][i],
-                    "recall": per_class["recall"][i],
-                    "f1": per_class["f1"][i],
-                    "support": int(confusion[i].sum()),
-                }
-                for i, name in enumerate(names)
-            },
-            "confusion_matrix": confusion.tolist(),
-            "predictions": self._test_predictions(),
+        """Log the test metrics (the classification report, calibration before and after
+        temperature scaling, the temperature) and keep the outputs they came from."""
+        outputs = {
+            "raw_logits": self.test_raw_logits.compute(),
+            "labels": self.test_labels.compute().long(),
+            "predicted": self.test_predicted.compute().long(),
         }
-        self.log("hp/test_acc", self.test_metrics["acc"].compute())
-        for name in CALIBRATION_SCALARS:
-            self.log(name, self.test_report["overall"][name])
-        for i, name in enumerate(names):
-            self.log(f"test_class_f1/{name}", per_class["f1"][i])
-        for metric in (self.test_per_class, self.test_confusion, self.test_raw_logits,
-                       self.test_labels):  # fmt: skip
+        for metric in (self.test_raw_logits, self.test_labels, self.test_predicted):
             metric.reset()
-
-    def _calibration_report(self) -> dict[str, float]:
-        """ECE, NLL and Brier score before (raw) and after temperature scaling."""
-        raw, labels = self.test_raw_logits.compute(), self.test_labels.compute().long()
-        temperature = float(self.classifier.temperature)
-        before = calibration_metrics(raw, labels)
-        after = calibration_metrics(raw, labels, temperature)
-        return {
-            "temperature": temperature,
-            **{f"test/{k}": v for k, v in before.items()},
-            **{f"test/{k}_calibrated": v for k, v in after.items()},
-        }
-
-    def _test_predictions(self) -> dict[str, Tensor]:
-        """Labels, predicted classes and calibrated probabilities of every test image."""
-        raw, labels = self.test_raw_logits.compute(), self.test_labels.compute().long()
-        probabilities = (raw.double() / float(self.classifier.temperature)).softmax(1).float()
-        return {"labels": labels.cpu(), "predicted": probabilities.argmax(1).cpu(),
-                "probabilities": probabilities.cpu()}  # fmt: skip
+        self.test_outputs = outputs
+        names = CLASS_NAMES[: self.hparams.num_classes]
+        report = classification_report(outputs["predicted"], outputs["labels"], names)
+        # batch_size=1: a value logged once is stored exactly (Lightning multiplies by it).
+        for name in CLASSIFICATION_SCALARS:
+            self.log(name, report[name], batch_size=1)
+        self.log("hp/test_acc", report["test/acc"], batch_size=1)
+        for name, row in report["per_class"].items():
+            self.log(f"test_class_f1/{name}", row["f1"], batch_size=1)
+        temperature = self.classifier.temperature
+        self.log("temperature", temperature, batch_size=1)
+        raw, labels = outputs["raw_logits"], outputs["labels"]
+        for suffix, scale in (("", 1.0), ("_calibrated", float(temperature))):
+            for name, value in calibration_metrics(raw, labels, scale).items():
+                # float64, as computed: a Python float would be logged as float32
+                self.log(f"test/{name}{suffix}", torch.tensor(value, dtype=torch.float64),
+                         batch_size=1)  # fmt: skip
 
     # ----- exact resumption ----------------------------------------------------------------
 

@@ -1,31 +1,55 @@
-"""Every run keeps its test predictions: ``predictions.npz`` in the run directory.
+"""A run's test results, built in one place: ``metrics.json``'s test part and
+``predictions.npz``.
 
-Labels, predicted classes and the (calibrated) probabilities of each test image, in
-test-set order, written from the same tensors as the test metrics, so a comparison of two
+The scalars are what the test logged (``trainer.test``'s answer: the module's metrics and
+those callbacks log); per class, the confusion matrix and the predictions come from the
+test outputs the module keeps. ``predictions.npz`` holds the labels, predicted classes and
+(calibrated) probabilities of each test image, in test-set order, so a comparison of two
 runs (paired tests, ensembles) needs no model and no re-evaluation.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import Tensor
 
+from fmnist.data import CLASS_NAMES
 from fmnist.files import atomic_write_bytes
+from fmnist.metrics import RESULT_SCALARS, classification_report
 
 PREDICTIONS_FILE = "predictions.npz"
 
 
-def save_predictions(path: str | Path, predictions: dict[str, Tensor]) -> Path:
-    """Write ``labels`` (int64), ``predicted`` (int64) and ``probabilities`` (float32)."""
+def run_results(
+    logged: Mapping[str, float], outputs: Mapping[str, Tensor]
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """The test part of ``metrics.json`` and the arrays of ``predictions.npz``, from what
+    the test logged and the module's ``test_outputs``."""
+    raw, labels = outputs["raw_logits"], outputs["labels"]
+    names = CLASS_NAMES[: raw.shape[1]]
+    report = classification_report(outputs["predicted"], labels, names)
+    metrics = {name: logged[name] for name in RESULT_SCALARS if name in logged}
+    metrics.update(per_class=report["per_class"], confusion_matrix=report["confusion_matrix"])
+    probabilities = (raw.double() / logged["temperature"]).softmax(1).float()
+    predictions = {"labels": labels.cpu(), "predicted": probabilities.argmax(1).cpu(),
+                   "probabilities": probabilities.cpu()}  # fmt: skip
+    return metrics, predictions
+
+
+def save_predictions(path: str | Path, predictions: Mapping[str, Any]) -> Path:
+    """Write ``labels`` (int64), ``predicted`` (int64) and ``probabilities`` (float32), each
+    a CPU tensor or an array."""
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer,
-        labels=predictions["labels"].numpy().astype(np.int64),
-        predicted=predictions["predicted"].numpy().astype(np.int64),
-        probabilities=predictions["probabilities"].numpy().astype(np.float32),
+        labels=np.asarray(predictions["labels"]).astype(np.int64),
+        predicted=np.asarray(predictions["predicted"]).astype(np.int64),
+        probabilities=np.asarray(predictions["probabilities"]).astype(np.float32),
     )
     return atomic_write_bytes(path, buffer.getvalue())
 

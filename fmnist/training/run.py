@@ -41,7 +41,7 @@ from fmnist.metrics import HPARAM_METRICS, VAL_ACC_BEST, mode_of, print_test_rep
 from fmnist.models.cnn import count_parameters
 from fmnist.training.distributed import ddp_children_run_this_job, is_launching_process
 from fmnist.training.module import ClassificationModule, build_scheduler
-from fmnist.training.predictions import PREDICTIONS_FILE, save_predictions
+from fmnist.training.predictions import PREDICTIONS_FILE, run_results, save_predictions
 from fmnist.training.resume import AtomicCheckpointIO, check_resume_config, fit, resolve_ckpt_path
 from fmnist.training.rundir import (
     check_not_finished,
@@ -231,14 +231,16 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> di
 
     checkpoint = monitored_checkpoint(callbacks, cfg.monitor)
     metrics = fit_summary(module, checkpoint, cfg, train_time, trainer.current_epoch)
+    predictions = None
     if cfg.get("test", True):
-        metrics.update(test_best(trainer, module, datamodule, metrics["best_checkpoint"]))
+        logged = test_best(trainer, module, datamodule, metrics["best_checkpoint"])
+        tested, predictions = run_results(logged, module.test_outputs)
+        metrics.update(tested)
         if trainer.is_global_zero:
-            print_test_report(module.test_report, title=f"Test metrics ({output_dir})")
+            print_test_report(metrics, title=f"Test metrics ({output_dir})")
     if trainer.is_global_zero:  # printed first: a full disk must not cost the test metrics
         log.info("Wrote %s", write_json(output_dir / METRICS_FILE, metrics))
-        if module.test_report:
-            predictions = module.test_report["predictions"]
+        if predictions is not None:
             log.info("Wrote %s", save_predictions(output_dir / PREDICTIONS_FILE, predictions))
     return metrics
 
@@ -281,15 +283,11 @@ def fit_summary(
 
 def test_best(
     trainer: L.Trainer, module: ClassificationModule, datamodule: Any, best_path: str
-) -> dict[str, Any]:
-    """Test the best checkpoint (or the final weights) on the official test set."""
+) -> dict[str, float]:
+    """Test the best checkpoint (or the final weights) on the official test set; returns
+    what the test logged (the module's metrics and the callbacks')."""
     log.info("Testing %s", best_path or "the final weights (no checkpoint was saved)")
-    trainer.test(
+    (logged,) = trainer.test(
         module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False, weights_only=True
     )
-    report = module.test_report
-    return {
-        **report["overall"],
-        "per_class": report["per_class"],
-        "confusion_matrix": report["confusion_matrix"],
-    }
+    return logged
