@@ -41,18 +41,6 @@ MODES: dict[str, str] = {
 }
 #: Metrics a run can monitor (checkpointing, sweeps): the validation ones.
 MONITORABLE = tuple(name for name in MODES if name.startswith("val/"))
-#: The test scalars, as the test step logs them and metrics.json stores them.
-TEST_SCALARS = tuple(name for name in MODES if name.startswith("test/"))
-#: The classification scores of the test set: accuracy, precision, recall and F1.
-CLASSIFICATION_SCALARS = tuple(
-    name
-    for name in TEST_SCALARS
-    if name.startswith(("test/acc", "test/precision", "test/recall", "test/f1"))
-)
-#: Calibration scalars, logged and stored beside the classification scores.
-CALIBRATION_SCALARS = tuple(
-    n for n in TEST_SCALARS if n.split("/")[1].startswith(("ece", "nll", "brier"))
-)
 VAL_ACC_BEST = "val/acc_best"
 MEAN_CORRUPTION_ACC = "test/mean_corruption_acc"
 #: TensorBoard's HPARAMS tab: the metrics every run is compared on (logged under hp/).
@@ -78,30 +66,19 @@ def sort_key(value: float | None, mode: str) -> float:
     return -value if mode == "max" else value
 
 
-#: The order of the printed test table: accuracy, the study's weighted scores, then macro.
-OVERALL_ORDER = (
-    "test/acc",
-    "test/precision_weighted",
-    "test/recall_weighted",
-    "test/f1_weighted",
-    "test/precision_macro",
-    "test/recall_macro",
-    "test/f1_macro",
-    MEAN_CORRUPTION_ACC,
-    "test/ece",
-    "test/ece_calibrated",
-    "test/nll",
-    "test/nll_calibrated",
-    "test/brier",
-    "test/brier_calibrated",
-)
-#: The scalars a run's metrics.json takes from what its test logged, in the file's order.
-RESULT_SCALARS = (
-    *sorted(CLASSIFICATION_SCALARS),
-    "temperature",
-    *CALIBRATION_SCALARS,
-    MEAN_CORRUPTION_ACC,
-)
+#: The order of the printed test table: accuracy, the study's weighted scores, then macro,
+#: robustness, then calibration, each before and after temperature scaling.
+OVERALL_ORDER = ("test/acc", *(f"test/{score}_{average}" for average in ("weighted", "macro")
+                               for score in ("precision", "recall", "f1")), MEAN_CORRUPTION_ACC,
+                 *(f"test/{name}{after}" for name in ("ece", "nll", "brier")
+                   for after in ("", "_calibrated")))  # fmt: skip
+#: The scalars a run's metrics.json takes from what its test logged, in the file's order:
+#: the classification scores, the temperature, calibration, robustness.
+RESULT_SCALARS = (*sorted(n for n in MODES if n.startswith(("test/acc", "test/precision",
+                                                            "test/recall", "test/f1"))),
+                  "temperature", *(n for n in MODES if n.startswith(("test/ece", "test/nll",
+                                                                     "test/brier"))),
+                  MEAN_CORRUPTION_ACC)  # fmt: skip
 
 
 def classification_report(predicted: Any, labels: Any, class_names: Sequence[str]) -> dict:
@@ -111,22 +88,20 @@ def classification_report(predicted: Any, labels: Any, class_names: Sequence[str
     in float32, from the same counts as its metric objects, so the numbers are theirs."""
     from torchmetrics.functional import classification as tm  # base modules load without torch
 
-    scores = {"precision": tm.multiclass_precision, "recall": tm.multiclass_recall,
-              "f1": tm.multiclass_f1_score}  # fmt: skip
     n = len(class_names)
     report: dict[str, Any] = {
         "test/acc": float(tm.multiclass_accuracy(predicted, labels, n, average="micro"))
     }
-    for name in sorted(CLASSIFICATION_SCALARS):
-        score, _, average = name.removeprefix("test/").partition("_")
-        if average:
-            report[name] = float(scores[score](predicted, labels, n, average=average))
-    per_class = {
-        k: score(predicted, labels, n, average=None).tolist() for k, score in scores.items()
-    }
+    per_class = {}
+    scores = {"precision": tm.multiclass_precision, "recall": tm.multiclass_recall,
+              "f1": tm.multiclass_f1_score}  # fmt: skip
+    for key, score in scores.items():
+        for average in ("macro", "weighted"):
+            report[f"test/{key}_{average}"] = float(score(predicted, labels, n, average=average))
+        per_class[key] = score(predicted, labels, n, average=None).tolist()
     confusion = tm.multiclass_confusion_matrix(predicted, labels, n)
     report["per_class"] = {
-        name: {**{k: per_class[k][i] for k in scores}, "support": int(confusion[i].sum())}
+        name: {**{k: v[i] for k, v in per_class.items()}, "support": int(confusion[i].sum())}
         for i, name in enumerate(class_names)
     }
     report["confusion_matrix"] = confusion.tolist()

@@ -18,10 +18,8 @@ from fmnist.training.run import train
 REFERENCE = Path(__file__).parent / "fixtures" / "reference_run"
 
 
-class Boom(Guest):
-    """Fails in every test hook and at fit end; counts the calls that got through."""
-
-    fix = "remove it with ~callbacks.boom"
+class BoomBox(Guest):
+    """Fails at fit end and in the test; counts the calls that got through."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -36,7 +34,7 @@ class Boom(Guest):
 
 
 def test_a_failing_hook_logs_one_line_restores_the_modes_and_sits_out(caplog) -> None:
-    guest, module = Boom(), nn.Sequential(nn.Linear(2, 2), nn.Dropout())
+    guest, module = BoomBox(), nn.Sequential(nn.Linear(2, 2), nn.Dropout())
     module.train()
     module[1].eval()  # a mixed state, kept exactly
     with caplog.at_level(logging.INFO, logger="fmnist.callbacks.guest"):
@@ -45,14 +43,15 @@ def test_a_failing_hook_logs_one_line_restores_the_modes_and_sits_out(caplog) ->
     assert guest.failed and guest.calls == 1
     assert [m.training for m in module.modules()] == [True, True, False]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == [
-        "Boom failed: RuntimeError: no grid for this network; remove it with ~callbacks.boom"
+        "BoomBox failed: RuntimeError: no grid for this network; the run goes on without it "
+        "(callbacks.boom_box=null turns it off)"
     ]
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="fmnist.callbacks.guest"):
-        Boom().on_test_epoch_end(None, module)
+        BoomBox().on_test_epoch_end(None, module)
     assert caplog.messages == [  # our errors name their fix: no type prefix
-        "Boom failed: callbacks.boom.level=3 is too loud: use 1 or 2.; remove it with "
-        "~callbacks.boom"
+        "BoomBox failed: callbacks.boom.level=3 is too loud: use 1 or 2; the run goes on "
+        "without it (callbacks.boom_box=null turns it off)"
     ]
 
 
@@ -64,7 +63,7 @@ def test_failing_analysis_changes_no_number_of_the_run(fake_data_dir, tmp_path, 
     recipe = ["data.hflip=false", "module.tta_flip=false", "module.tta_shift=0"]
     failing = ["callbacks.activation_capture.layers=[head]",
                "callbacks.permutation_importance.layers=[head]",
-               "+callbacks.boom._target_=test_guest.Boom"]  # fmt: skip
+               "+callbacks.boom_box._target_=test_guest.BoomBox"]  # fmt: skip
     overrides = ["model.filters=[8,16]", "trainer.max_epochs=1", "logger=none", "seed=0"]
     cfg = compose_config("train", [*TINY_OVERRIDES, *overrides, *recipe, *failing],
                          tmp_path / "run", fake_data_dir)  # fmt: skip
@@ -73,10 +72,10 @@ def test_failing_analysis_changes_no_number_of_the_run(fake_data_dir, tmp_path, 
     assert [m.split(":")[0] for m in caplog.messages] == [
         "ActivationCapture failed",
         "PermutationImportance failed",
-        "Boom failed",
+        "BoomBox failed",
     ]
     assert "Unknown layers ['head']" in caplog.messages[0]
-    assert caplog.messages[1].endswith("callbacks.permutation_importance=null")
+    assert caplog.messages[1].endswith("(callbacks.permutation_importance=null turns it off)")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     for key in ("train_time_s", "best_checkpoint"):
         metrics.pop(key)

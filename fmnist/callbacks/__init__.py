@@ -1,7 +1,5 @@
-"""Lightning callbacks that leave the explanations of a run behind (configs in conf/callbacks/).
-
-Each is a :class:`Guest`: when one fails, it logs one line and the run goes on to its test.
-"""
+"""Lightning callbacks that leave the explanations of a run behind (configs in conf/callbacks/);
+each a :class:`Guest`, whose failure costs the run one log line."""
 
 from fmnist.callbacks.activation_capture import ActivationCapture
 from fmnist.callbacks.guest import Guest

@@ -29,11 +29,6 @@ class ActivationCapture(Guest):
         channels: feature maps shown per layer.
     """
 
-    fix = (
-        "name the layers with callbacks.activation_capture.layers=[...], or turn it off "
-        "with callbacks.activation_capture=null"
-    )
-
     def __init__(
         self,
         layers: list[str] | None = None,

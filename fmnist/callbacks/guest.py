@@ -1,19 +1,18 @@
-"""An analysis callback is a guest of the run: it may fail, but it must not take the run down.
+"""An analysis callback is a guest of the run: it may fail, but never at the test's cost.
 
-Lightning lets an exception from any callback hook end ``trainer.fit`` or ``trainer.test``
-(``on_exception`` tells the callbacks, then Lightning re-raises): a feature-map grid that
-cannot be drawn for a new network would cost the test, ``metrics.json`` and
-``predictions.npz`` of a finished training. A :class:`Guest`'s hooks therefore catch their
-own failures: one log line names the callback, the reason and the fix, the model's
-train/eval modes are put back, the callback sits out the rest of the run, and Lightning
-goes on with the next callback, the test and the run's files. The traceback is logged at
-DEBUG level.
+Lightning ends ``fit`` or ``test`` on an exception from any callback hook (``on_exception``
+only notifies before it re-raises), so a figure that cannot be drawn for a new network
+would cost a finished training its test, ``metrics.json`` and ``predictions.npz``. A
+:class:`Guest`'s hooks catch their own failure instead: one line names the callback, the
+reason and the fix, the model's train/eval modes are put back, the callback sits out the
+rest of the run, and Lightning goes on. The traceback is logged at DEBUG level.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -25,37 +24,37 @@ log = logging.getLogger(__name__)
 
 
 def _reason(exc: Exception) -> str:
-    """The first line of the error; our own errors say the fix themselves, others their type."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text if isinstance(exc, FmnistError) else f"{type(exc).__name__}: {text}".rstrip(": ")
+    """The error's first line; ours name their fix, others are named by their type."""
+    text = (str(exc).strip() or "no message").splitlines()[0].rstrip(".")
+    return text if isinstance(exc, FmnistError) else f"{type(exc).__name__}: {text}"
 
 
 def _guarded(hook: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(hook)
-    def guarded(self: Guest, trainer: L.Trainer, module: L.LightningModule, *args: Any,
-                **kwargs: Any) -> Any:  # fmt: skip
+    def guarded(self: Guest, trainer: Any, module: Any, *args: Any, **kwargs: Any) -> Any:
         if self.failed:
             return None
         modes = {m: m.training for m in module.modules()}
         try:
             return hook(self, trainer, module, *args, **kwargs)
-        except Exception as exc:  # a guest's failure of any kind: see the module docstring
+        except Exception as exc:  # any failure of a guest: see the module docstring
             self.failed = True
             for m, training in modes.items():
                 m.training = training
-            log.error("%s failed: %s; %s", type(self).__name__, _reason(exc), self.fix)
-            log.debug("%s failed in %s", type(self).__name__, hook.__name__, exc_info=True)
+            name = type(self).__name__
+            key = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+            log.error("%s failed: %s; the run goes on without it (callbacks.%s=null turns it "
+                      "off)", name, _reason(exc), key)  # fmt: skip
+            log.debug("%s.%s failed", name, hook.__name__, exc_info=True)
             return None
 
     return guarded
 
 
 class Guest(L.Callback):
-    """Base class of the analysis callbacks: every ``on_*`` hook a subclass defines runs
-    guarded (see the module docstring). ``fix`` is the second half of the log line."""
+    """Base class of the analysis callbacks: every ``on_*`` hook a subclass defines is
+    guarded (see the module docstring)."""
 
-    #: What the user can do about a failure; subclasses name their config switch.
-    fix = "the run goes on without it"
     failed = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

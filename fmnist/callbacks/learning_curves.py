@@ -29,8 +29,6 @@ class LearningCurves(Guest):
     state the final generalisation gap (train minus validation accuracy; the train value is
     measured with dropout and augmentation on, as it was logged)."""
 
-    fix = "turn it off with callbacks.learning_curves=null"
-
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {key: [] for key in SOURCES}
 

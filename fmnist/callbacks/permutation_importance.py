@@ -36,11 +36,6 @@ class PermutationImportance(Guest):
     and logs the figure to TensorBoard.
     """
 
-    fix = (
-        "name the layers with callbacks.permutation_importance.layers=[...], or turn it off "
-        "with callbacks.permutation_importance=null"
-    )
-
     def __init__(
         self,
         split: str = "val",

@@ -28,8 +28,6 @@ class Robustness(Guest):
     ``samples`` images after every run.
     """
 
-    fix = "turn it off with callbacks.robustness.enabled=false"
-
     def __init__(
         self,
         enabled: bool = False,

@@ -23,11 +23,6 @@ class TemperatureScaling(Guest):
     calibrated probabilities as the run's test metrics. The predicted classes do not change.
     """
 
-    fix = (
-        "the test reports uncalibrated probabilities (temperature 1); turn it off with "
-        "callbacks.temperature_scaling=null"
-    )
-
     def __init__(self, split: str = "val", batch_size: int = EVAL_BATCH_SIZE) -> None:
         if split != "val":
             raise ConfigError(

@@ -34,7 +34,6 @@ from fmnist.training.predictions import PREDICTIONS_FILE, save_predictions
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
-PREDICTION_ARRAYS = ("labels", "predicted", "probabilities")
 
 
 def training_subset(labels: np.ndarray, samples: int | None, seed: int) -> np.ndarray:
@@ -164,9 +163,9 @@ def baselines_task(
             folder = report.output_dir / "baselines" / name
             folder.mkdir(parents=True, exist_ok=True)
             write_json(folder / "metrics.json", metrics)
-            arrays = (features.labels["test"], scored["predicted"], scored["probabilities"])
-            save_predictions(folder / PREDICTIONS_FILE, dict(zip(PREDICTION_ARRAYS, arrays,
-                                                                 strict=True)))  # fmt: skip
+            predictions = {k: scored[k] for k in ("predicted", "probabilities")}
+            save_predictions(folder / PREDICTIONS_FILE, {"labels": features.labels["test"],
+                                                         **predictions})  # fmt: skip
             progress.console.print(f"{name}: {repr(spec['estimator'])}")
             print_test_report(metrics, title=f"Test metrics ({name})")
             results.append(metrics)

@@ -29,7 +29,7 @@ from fmnist.config import build
 from fmnist.data import CLASS_NAMES
 from fmnist.data.batches import EVAL_BATCH_SIZE
 from fmnist.errors import ConfigError
-from fmnist.metrics import CLASSIFICATION_SCALARS, VAL_ACC_BEST, classification_report
+from fmnist.metrics import VAL_ACC_BEST, classification_report
 from fmnist.models import build_net
 from fmnist.models.preprocess import Classifier, Preprocess
 from fmnist.training.calibration import calibration_metrics
@@ -125,8 +125,7 @@ class ClassificationModule(L.LightningModule):
         # A real input for Lightning's model summary, which counts FLOPs with it.
         self.example_input_array = torch.zeros(1, 28, 28, dtype=torch.uint8)
         self._build_metrics(num_classes)
-        #: Set at the end of ``trainer.test``: every test image's raw logits, label and
-        #: predicted class, from which the run writes per class, confusion and predictions.
+        #: Each test image's raw logits, label and predicted class, set by ``trainer.test``.
         self.test_outputs: dict[str, Tensor] = {}
 
     def _build_metrics(self, num_classes: int) -> None:
@@ -139,8 +138,7 @@ class ClassificationModule(L.LightningModule):
              "f1_macro": MulticlassF1Score(num_classes, average="macro")}, prefix="val/"
         )  # fmt: skip
         self.val_acc_best = MaxMetric()
-        # Test: every image's outputs, kept whole (10,000 x 10) and gathered across
-        # processes; the report, calibration and predictions.npz are computed from them.
+        # Every test image's outputs, gathered across processes (report, calibration).
         self.test_raw_logits, self.test_labels, self.test_predicted = (
             CatMetric(), CatMetric(), CatMetric()
         )  # fmt: skip
@@ -254,12 +252,11 @@ class ClassificationModule(L.LightningModule):
         self.test_outputs = outputs
         names = CLASS_NAMES[: self.hparams.num_classes]
         report = classification_report(outputs["predicted"], outputs["labels"], names)
+        scalars = {k: v for k, v in report.items() if k.startswith("test/")}
+        scalars["hp/test_acc"] = report["test/acc"]
+        scalars |= {f"test_class_f1/{k}": row["f1"] for k, row in report["per_class"].items()}
         # batch_size=1: a value logged once is stored exactly (Lightning multiplies by it).
-        for name in CLASSIFICATION_SCALARS:
-            self.log(name, report[name], batch_size=1)
-        self.log("hp/test_acc", report["test/acc"], batch_size=1)
-        for name, row in report["per_class"].items():
-            self.log(f"test_class_f1/{name}", row["f1"], batch_size=1)
+        self.log_dict(scalars, batch_size=1)
         temperature = self.classifier.temperature
         self.log("temperature", temperature, batch_size=1)
         raw, labels = outputs["raw_logits"], outputs["labels"]

@@ -1,11 +1,7 @@
-"""A run's test results, built in one place: ``metrics.json``'s test part and
-``predictions.npz``.
-
-The scalars are what the test logged (``trainer.test``'s answer: the module's metrics and
-those callbacks log); per class, the confusion matrix and the predictions come from the
-test outputs the module keeps. ``predictions.npz`` holds the labels, predicted classes and
-(calibrated) probabilities of each test image, in test-set order, so a comparison of two
-runs (paired tests, ensembles) needs no model and no re-evaluation.
+"""A run's test results, built in one place: ``metrics.json``'s test part from what the test
+logged (``trainer.test``'s answer, callbacks' values included) and the module's test
+outputs, and ``predictions.npz``: each test image's label, predicted class and calibrated
+probabilities, in test-set order, so comparing runs needs no model and no re-evaluation.
 """
 
 from __future__ import annotations
@@ -28,8 +24,7 @@ PREDICTIONS_FILE = "predictions.npz"
 def run_results(
     logged: Mapping[str, float], outputs: Mapping[str, Tensor]
 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """The test part of ``metrics.json`` and the arrays of ``predictions.npz``, from what
-    the test logged and the module's ``test_outputs``."""
+    """The test part of ``metrics.json`` and the arrays of ``predictions.npz``."""
     raw, labels = outputs["raw_logits"], outputs["labels"]
     names = CLASS_NAMES[: raw.shape[1]]
     report = classification_report(outputs["predicted"], labels, names)
@@ -42,8 +37,8 @@ def run_results(
 
 
 def save_predictions(path: str | Path, predictions: Mapping[str, Any]) -> Path:
-    """Write ``labels`` (int64), ``predicted`` (int64) and ``probabilities`` (float32), each
-    a CPU tensor or an array."""
+    """Write ``labels``, ``predicted`` (int64) and ``probabilities`` (float32): CPU tensors
+    or arrays."""
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer,

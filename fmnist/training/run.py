@@ -20,7 +20,6 @@ from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import (
     Callback,
     LearningRateMonitor,
-    ModelCheckpoint,
     ProgressBar,
 )
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
@@ -229,8 +228,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> di
         fit(trainer, module, datamodule, ckpt_path, output_dir)
     train_time = time.perf_counter() - start
 
-    checkpoint = monitored_checkpoint(callbacks, cfg.monitor)
-    metrics = fit_summary(module, checkpoint, cfg, train_time, trainer.current_epoch)
+    metrics = fit_summary(trainer, module, cfg, train_time)
     predictions = None
     if cfg.get("test", True):
         logged = test_best(trainer, module, datamodule, metrics["best_checkpoint"])
@@ -245,22 +243,13 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> di
     return metrics
 
 
-def monitored_checkpoint(callbacks: list[Callback], monitor: str) -> ModelCheckpoint | None:
-    """The checkpoint callback that keeps the best epoch by ``monitor``, if there is one."""
-    return next(
-        (c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor == monitor), None
-    )
-
-
 def fit_summary(
-    module: ClassificationModule,
-    checkpoint: ModelCheckpoint | None,
-    cfg: DictConfig,
-    train_time: float,
-    epochs: int,
+    trainer: L.Trainer, module: ClassificationModule, cfg: DictConfig, train_time: float
 ) -> dict[str, Any]:
     """What fitting found: the monitored metric's best value (None without validation or
-    checkpointing), the best validation accuracy, time, size and the best checkpoint."""
+    checkpointing), the best validation accuracy, time, size and the best checkpoint (kept
+    by the checkpoint callback that monitors ``cfg.monitor``, if there is one)."""
+    checkpoint = next((c for c in trainer.checkpoint_callbacks if c.monitor == cfg.monitor), None)
     score = checkpoint.best_model_score if checkpoint is not None else None
     best_val_acc = float(module.val_acc_best.max_value)  # restored on resume, unlike logs
     best_val_acc = best_val_acc if math.isfinite(best_val_acc) else None
@@ -274,7 +263,7 @@ def fit_summary(
         },
         VAL_ACC_BEST: best_val_acc,
         "train_time_s": round(train_time, 2),
-        "epochs": epochs,
+        "epochs": trainer.current_epoch,
         "parameters": count_parameters(module.net),
         "best_checkpoint": checkpoint.best_model_path if checkpoint else "",
         "seed": cfg.seed,
