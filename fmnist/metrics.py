@@ -39,6 +39,12 @@ MODES: dict[str, str] = {
     # Fashion-MNIST-C (fmnist.analysis.robustness), when callbacks.robustness is enabled.
     "test/mean_corruption_acc": "max",
 }
+#: The values a stored metric can take: a fraction in [0, 1] (never a percentage) unless it
+#: is listed here. Readers of metrics.json (fmnist.results.rundir) check every value.
+BOUNDS: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(("val/loss", "test/nll", "test/nll_calibrated"), (0.0, math.inf)),
+    **dict.fromkeys(("test/brier", "test/brier_calibrated"), (0.0, 2.0)),
+}
 #: Metrics a run can monitor (checkpointing, sweeps): the validation ones.
 MONITORABLE = tuple(name for name in MODES if name.startswith("val/"))
 VAL_ACC_BEST = "val/acc_best"

@@ -182,7 +182,51 @@ def test_compare_needs_two_runs_with_predictions(tiny_runs, fake_data_dir, tmp_p
     old = tmp_path / "old_run"
     shutil.copytree(tiny_runs[0], old)
     (old / "predictions.npz").unlink()
-    with pytest.raises(ConfigError, match="has no predictions.npz"):
+    with pytest.raises(ConfigError, match=f"got 1: .*; left out {old}: unreadable: no predic"):
         run_compare(tmp_path / "old", fake_data_dir, [old, tiny_runs[1]])
     with pytest.raises(ConfigError, match="neither a finished run"):
         run_compare(tmp_path / "none", fake_data_dir, [tmp_path / "missing", tiny_runs[1]])
+
+
+def changed_copy(run: Path, folder: Path, change) -> Path:
+    """A copy of ``run`` whose three prediction arrays went through ``change``."""
+    shutil.copytree(run, folder)
+    arrays = load_predictions(folder / "predictions.npz")
+    np.savez(folder / "predictions.npz", **{k: change(v) for k, v in arrays.items()})
+    return folder
+
+
+def test_compare_refuses_runs_that_saw_other_images(tiny_runs, fake_data_dir, tmp_path) -> None:
+    """Issue 30: B rolled by one row gave a paired interval of [-0.67, +0.66] and rc 0."""
+    a = tiny_runs[0]
+    rolled = changed_copy(tiny_runs[1], tmp_path / "rolled", lambda v: np.roll(v, 1, axis=0))
+    n = len(load_predictions(a / "predictions.npz")["labels"])
+    differ = int((np.roll(load_predictions(a / "predictions.npz")["labels"], 1)
+                  != load_predictions(a / "predictions.npz")["labels"]).sum())  # fmt: skip
+    with pytest.raises(ConfigError, match=rf"^rolled.* and {a.name}.* disagree on the labels "
+                       rf"of {differ:,} of the {n:,} test images[^\n]*$"):  # fmt: skip
+        run_compare(tmp_path / "r", fake_data_dir, [a, rolled])
+    half = changed_copy(tiny_runs[1], tmp_path / "half", lambda v: v[: n // 2])
+    with pytest.raises(ConfigError, match=rf"^half.* holds {n // 2} test predictions and "
+                       rf"{a.name}.* {n}: compare runs tested on the same test set"):  # fmt: skip
+        run_compare(tmp_path / "h", fake_data_dir, [a, half])
+    # Both runs agree with each other, but not with the data config's test set.
+    rolled_a = changed_copy(a, tmp_path / "rolled_a", lambda v: np.roll(v, 1, axis=0))
+    with pytest.raises(ConfigError, match="data config's test set .* point data.root"):
+        run_compare(tmp_path / "t", fake_data_dir, [rolled_a, rolled])
+    # An exact copy pairs: the difference is exactly zero.
+    run_compare(tmp_path / "same", fake_data_dir, [a, changed_copy(a, tmp_path / "copy", np.copy)])
+    result = json.loads((tmp_path / "same" / "compare.json").read_text())["comparisons"][0]
+    assert result["bootstrap"]["low"] == result["bootstrap"]["high"] == 0.0
+
+
+def test_compare_leaves_out_an_unreadable_run_and_compares_the_rest(
+    tiny_runs, fake_data_dir, tmp_path
+) -> None:
+    cut = tmp_path / "cut"
+    shutil.copytree(tiny_runs[0], cut)
+    (cut / "predictions.npz").write_bytes((cut / "predictions.npz").read_bytes()[:200])
+    report = run_compare(tmp_path / "out", fake_data_dir, [*tiny_runs, cut]).read_text()
+    saved = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert len(saved["comparisons"]) == 1  # the two readable runs
+    assert f"- {cut}: unreadable: predictions.npz: " in report

@@ -12,6 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from fmnist.config import CONF_DIR
+from fmnist.errors import ConfigError
 from fmnist.results.leaderboard import PUBLISHED, find_entries, leaderboard
 from tests.conftest import compose_config
 
@@ -54,8 +55,8 @@ def logs(tmp_path: Path) -> Path:
 
 
 def test_leaderboard_groups_seeds_and_sorts(logs: Path) -> None:
-    entries = find_entries([logs, logs / "train"])  # a run found twice counts once
-    assert len(entries) == 5
+    entries, skipped = find_entries([logs, logs / "train"])  # a run found twice counts once
+    assert len(entries) == 5 and skipped == []
     rows = leaderboard(entries, [{"name": "ResNet-18", "test_acc": 0.949, "source": "README"}])
     assert [r.name for r in rows] == [
         "train.py model.filters=[8]",
@@ -79,7 +80,9 @@ def test_leaderboard_task_writes_the_table(logs: Path, tmp_path: Path) -> None:
 
     extra = tmp_path / "elsewhere"
     fake_run(extra / "seed_s0", 0, 0.914, [32, 64, 128], ["experiment=seed"])
-    cfg = compose_config("analyze", ["task=leaderboard", f"runs=[{extra}]"], tmp_path / "out")
+    fake_run(logs / "train/other/not_asked_for", 0, 0.99, [2], ["model.filters=[2]"])
+    runs = f"runs=[{extra},{logs / 'train/runs'},{logs / 'analyze'}]"
+    cfg = compose_config("analyze", ["task=leaderboard", runs, "task.sweep=m"], tmp_path / "out")
     GlobalHydra.instance().clear()
     report = run_analysis(cfg).read_text()
     with open(tmp_path / "out" / "leaderboard.csv") as f:
@@ -89,6 +92,7 @@ def test_leaderboard_task_writes_the_table(logs: Path, tmp_path: Path) -> None:
     assert accuracies == sorted(accuracies, reverse=True)
     assert names.index("train.py model.filters=[8]") < names.index("ResNet-18")  # 96.0 > 94.9
     assert "train.py experiment=seed" in names
+    assert "train.py model.filters=[2]" not in names  # logs/ is not searched unasked
     published = [r for r in rows if r["kind"] == PUBLISHED]
     quoted = OmegaConf.load(CONF_DIR / "task" / "leaderboard.yaml").published
     assert {r["model"] for r in published} == {p.name for p in quoted}
@@ -102,7 +106,7 @@ def test_leaderboard_task_writes_the_table(logs: Path, tmp_path: Path) -> None:
 def test_a_run_without_recorded_overrides_is_not_called_defaults(tmp_path: Path) -> None:
     fake_run(tmp_path / "r", 0, 0.9, [4], ["experiment=quick"])
     (tmp_path / "r/.hydra/overrides.yaml").unlink()  # composed outside train.py's Hydra
-    (row,) = leaderboard(find_entries([tmp_path]))
+    (row,) = leaderboard(find_entries([tmp_path])[0])
     assert row.name == "train.py (overrides not recorded: r)"
 
 
@@ -113,8 +117,39 @@ def test_rows_name_their_runs_without_machine_paths(
     monkeypatch.chdir(tmp_path / "out")
     outside = tmp_path / "elsewhere"
     fake_run(outside / "seed_s0", 0, 0.914, [32, 64, 128], ["experiment=seed"])
-    rows = leaderboard(find_entries([logs, outside]), [])
+    rows = leaderboard(find_entries([logs, outside])[0], [])
     sources = {r.name: r.source for r in rows}
     assert sources["train.py (defaults)"] == "logs/train/runs/a, logs/train/runs/b"
     assert sources["train.py experiment=seed"] == "seed_s0"
     assert not any(str(tmp_path) in r.source for r in rows)
+
+
+def test_the_leaderboard_ranks_only_the_runs_it_is_given(tmp_path: Path) -> None:
+    from fmnist.tasks import run_analysis
+
+    logs = tmp_path / "out" / "logs"
+    fake_run(logs / "train/multiruns/2026-01-01/0", 0, 0.90, [4], ["seed=0"])
+    cfg = compose_config("analyze", ["task=leaderboard"], tmp_path / "out")
+    GlobalHydra.instance().clear()
+    with pytest.raises(ConfigError, match=r"runs=\[DIR,...\] .* or task.sweep=NAME"):
+        run_analysis(cfg)
+    cfg = compose_config("analyze", ["task=leaderboard", "task.sweep=typo"], tmp_path / "out")
+    GlobalHydra.instance().clear()
+    with pytest.raises(ConfigError, match="the latest: 2026-01-01"):
+        run_analysis(cfg)
+
+
+def test_runs_stored_as_percentages_or_booleans_are_left_out_with_a_reason(tmp_path) -> None:
+    for name, acc in (("good", 0.9), ("percent", 93.73), ("boolean", True), ("text", "93.7%")):
+        fake_run(tmp_path / name, 0, 0.9, [4], [f"x={name}"])
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        (tmp_path / name / "metrics.json").write_text(json.dumps({**metrics, "test/acc": acc}))
+    entries, skipped = find_entries([tmp_path])
+    assert [e.path.name for e in entries] == ["good"]
+    assert [(e.scores["test/acc"]) for e in entries] == [0.9]
+    assert sorted(skipped) == [
+        "boolean: unreadable: metrics.json: test/acc is True, not a number",
+        "percent: unreadable: metrics.json: test/acc = 93.73 is outside [0, 1] (a percentage?"
+        " they are stored as fractions)",
+        "text: unreadable: metrics.json: test/acc is '93.7%', not a number",
+    ]

@@ -17,7 +17,7 @@ from conftest import TINY_OVERRIDES
 from fmnist.checkpoint import read_checkpoint
 from fmnist.errors import CheckpointError, ConfigError
 from fmnist.results.leaderboard import find_entries
-from fmnist.results.rundir import read_overrides
+from fmnist.results.rundir import read_run
 from fmnist.results.sweep import read_job
 from fmnist.tasks.compare import run_name
 from fmnist.training.run import train
@@ -65,10 +65,11 @@ def finished(fake_data_dir: Path, tmp_path_factory) -> Path:
 
 
 def assert_named_by_its_own_settings(run_dir: Path) -> None:
-    overrides = read_overrides(run_dir)
+    overrides = read_run(run_dir).overrides
     assert overrides is not None and {"seed=0", "optimizer.lr=0.003"} <= set(overrides)
     assert not {"seed=7", "optimizer.lr=0.5"} & set(overrides)
-    assert "optimizer.lr=0.003" in run_name(run_dir) and "0.5" not in run_name(run_dir)
+    name = run_name(read_run(run_dir))
+    assert "optimizer.lr=0.003" in name and "0.5" not in name
     job = read_job(run_dir)
     assert job.seed == 0 and "optimizer.lr=0.003" in job.overrides
 
@@ -83,7 +84,7 @@ def test_a_refused_run_leaves_a_finished_run_byte_identical(fake_data_dir, finis
     assert "finished run" in lines[0]
     assert snapshot(finished) == before
     assert_named_by_its_own_settings(finished)
-    (entry,) = find_entries([finished])  # the leaderboard's reader
+    (entry,), _ = find_entries([finished])  # the leaderboard's reader
     assert "optimizer.lr=0.003" in entry.name and "0.5" not in entry.name
 
 
@@ -123,7 +124,7 @@ def test_the_run_writes_its_own_record_and_readers_trust_it(finished, tmp_path) 
     # own record names it.
     (moved / ".hydra" / "overrides.yaml").write_text("- seed=7\n- optimizer.lr=0.5\n")
     assert_named_by_its_own_settings(moved)
-    (entry,) = find_entries([moved])
+    (entry,), _ = find_entries([moved])
     assert "optimizer.lr=0.003" in entry.name
 
 

@@ -134,6 +134,34 @@ def test_single_seed_group_has_no_std(tmp_path: Path) -> None:
     assert group.seeds == [0] and math.isnan(group.std["val/acc_best"])
 
 
+def test_the_multirun_callback_summarizes_around_an_unreadable_job(tmp_path: Path) -> None:
+    """Issue 30: one damaged job made the callback raise (a UserWarning from Hydra), and the
+    sweep ended with rc 0 and no summary files."""
+    from hydra.core.utils import JobReturn, JobStatus
+    from hydra.types import RunMode
+
+    from fmnist.results.sweep import SweepSummary
+
+    write_job(tmp_path, 0, ["seed=0"], {**fake_metrics(0.8, 0.8, 0), "test/acc": "93.7%"})
+    write_job(tmp_path, 1, ["seed=1"], {**fake_metrics(0.8, 0.8, 1), "val/acc_best": float("nan")})
+    write_job(tmp_path, 2, ["seed=2"], None)
+    (tmp_path / "2" / ".hydra" / "config.yaml").write_text("seed: [2\n")  # not YAML
+    write_job(tmp_path, 3, ["seed=3"], fake_metrics(0.7, 0.75, 3))
+    hydra = {"mode": RunMode.MULTIRUN, "sweep": {"dir": str(tmp_path)},
+             "runtime": {"output_dir": str(tmp_path / "3")}}  # fmt: skip
+    SweepSummary().on_job_end(OmegaConf.create({"hydra": hydra}), JobReturn(JobStatus.COMPLETED))
+    rows = {r["job"]: r for r in csv.DictReader((tmp_path / "summary.csv").open())}
+    assert rows["3"]["status"] == "completed" and float(rows["3"]["test/acc"]) == 0.75
+    assert [rows[j]["status"] for j in "012"] == ["unreadable"] * 3
+    assert rows["0"]["error"] == "metrics.json: test/acc is '93.7%', not a number"
+    assert rows["1"]["error"].startswith("metrics.json is not JSON (NaN is not a JSON number")
+    assert rows["2"]["error"].startswith(".hydra/config.yaml is not YAML (")
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "1 of 4 jobs completed" in markdown and "- job 2 unreadable: .hydra/config" in markdown
+    (group,) = list(csv.DictReader((tmp_path / "seed_groups.csv").open()))
+    assert group["seeds"] == "3" and float(group["test/acc_mean"]) == 0.75
+
+
 def run_sweep(sweep_dir: Path, data_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     """``python train.py -m`` as a user runs it, outputs under ``sweep_dir``."""
     command = [sys.executable, "train.py", "-m", *TINY_OVERRIDES, *SMALL, f"data.root={data_dir}",

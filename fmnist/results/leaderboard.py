@@ -6,7 +6,7 @@ Every training run (``train.py``, single or in a sweep) and every baseline
 some directories and groups the ones that differ only by seed: a training run's identity is
 its resolved ``config.yaml`` without the seed and the entries that only say where things are;
 a baseline's is its name, estimator (its ``random_state`` is the seed), features, training
-images and preprocessing.
+images and preprocessing. A run whose files no run writes is left out with a one-line reason.
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from fmnist.files import CONFIG_FILE, METRICS_FILE
+from fmnist.files import METRICS_FILE
 from fmnist.metrics import VAL_ACC_BEST
-from fmnist.results.rundir import override_key, read_metrics, read_overrides, shown_path
+from fmnist.results.rundir import Run, UnreadableRunError, override_key, read_run, shown_path
 
 PUBLISHED = "published, not measured here"
 #: Top-level config entries that do not change what is trained (where, how it is logged).
@@ -64,24 +62,21 @@ class Row:
     source: str = ""
 
 
-def run_identity(run_dir: Path) -> tuple[str, str]:
+def run_identity(run: Run) -> tuple[str, str]:
     """(name, key) of a training run: its command-line overrides without the seed, and its
     resolved config without the seed and locations."""
-    overrides = read_overrides(run_dir)
-    if overrides is not None:
-        overrides = [o for o in overrides if override_key(o) not in NOT_IDENTITY]
+    if run.overrides is not None:
+        overrides = [o for o in run.overrides if override_key(o) not in NOT_IDENTITY]
         name = "train.py " + (" ".join(overrides) if overrides else "(defaults)")
     else:  # not started by train.py's Hydra: what was overridden is unknown, not "defaults"
-        name = f"train.py (overrides not recorded: {run_dir.name})"
-    config_file = run_dir / CONFIG_FILE
-    if not config_file.exists():
-        return name, str(run_dir)
-    config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False)
-    config = {k: v for k, v in config.items() if k not in NOT_IDENTITY}
+        name = f"train.py (overrides not recorded: {run.path.name})"
+    if run.config is None:
+        return name, str(run.path)
+    config = {k: v for k, v in run.config.items() if k not in NOT_IDENTITY}
     for group, keys in NOT_IDENTITY_NESTED.items():
         if isinstance(config.get(group), dict):
             config[group] = {k: v for k, v in config[group].items() if k not in keys}
-    return name, json.dumps(config, sort_keys=True)
+    return name, json.dumps(config, sort_keys=True, default=str)
 
 
 def baseline_identity(baseline: dict[str, Any]) -> tuple[str, str]:
@@ -93,33 +88,41 @@ def baseline_identity(baseline: dict[str, Any]) -> tuple[str, str]:
     return f"baseline {baseline['name']} ({samples:,} train images)", json.dumps(parts)
 
 
-def read_entry(metrics_file: Path) -> Entry | None:
-    """The entry of a ``metrics.json``; None when it is not a finished, tested run."""
-    metrics = read_metrics(metrics_file.parent)
-    if metrics is None or not isinstance(metrics.get("test/acc"), int | float):
+def read_entry(run_dir: Path) -> Entry | None:
+    """The entry of a run directory; None when it is not a finished, tested run. A
+    ``UnreadableRunError`` says why a run cannot be read."""
+    run = read_run(run_dir)
+    metrics = run.metrics
+    if metrics is None or metrics.get("test/acc") is None:
         return None
-    if "baseline" in metrics:
+    if metrics.get("baseline") is not None:
         kind, (name, key) = "baseline", baseline_identity(metrics["baseline"])
     else:
-        kind, (name, key) = "trained", run_identity(metrics_file.parent)
+        kind, (name, key) = "trained", run_identity(run)
     scores = {k: metrics.get(k) for k in ("test/acc", VAL_ACC_BEST, "test/f1_macro")}
-    return Entry(metrics_file.parent, kind, name, key, metrics.get("seed"), scores,
-                 metrics.get("parameters"), metrics.get("train_time_s"))  # fmt: skip
+    return Entry(run_dir, kind, name, key, run.seed, scores, metrics.get("parameters"),
+                 metrics.get("train_time_s"))  # fmt: skip
 
 
-def find_entries(roots: Iterable[str | Path]) -> list[Entry]:
-    """Every finished run and baseline under ``roots`` (each directory once)."""
+def find_entries(roots: Iterable[str | Path]) -> tuple[list[Entry], list[str]]:
+    """Every finished run and baseline under ``roots`` (each directory once), and one line
+    for each run left out because it cannot be read."""
     seen: set[Path] = set()
-    entries = []
+    entries, skipped = [], []
     for root in roots:
         for metrics_file in sorted(Path(root).expanduser().rglob(METRICS_FILE)):
-            real = metrics_file.resolve()
+            real = metrics_file.parent.resolve()
             if real in seen:
                 continue
             seen.add(real)
-            if (entry := read_entry(metrics_file)) is not None:
+            try:
+                entry = read_entry(metrics_file.parent)
+            except UnreadableRunError as exc:
+                skipped.append(f"{shown_path(metrics_file.parent)}: {exc}")
+                continue
+            if entry is not None:
                 entries.append(entry)
-    return entries
+    return entries, skipped
 
 
 def _mean(values: list[Any]) -> float | None:

@@ -9,7 +9,9 @@ The summary is computed from the job directories, not from Hydra's in-memory res
 is rewritten after every job: Hydra 1.3's BasicSweeper raises as soon as a batch contains a
 failed job, so ``on_multirun_end`` never runs for a sweep with a failure, and the jobs of a
 SLURM or joblib launcher end in other processes. Every job's ``metrics.json`` (written by
-``fmnist.training.run.train``) is the record; a failed job leaves ``error.txt`` instead.
+``fmnist.training.run.train``) is the record; a failed job leaves ``error.txt`` instead. A
+job whose files no run writes (a damaged ``metrics.json``, a config that is not YAML) is
+listed as unreadable, with its reason, and the summary goes on with the other jobs.
 """
 
 from __future__ import annotations
@@ -27,18 +29,24 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 
-from fmnist.files import CONFIG_FILE, atomic_write_text
+from fmnist.files import atomic_write_text
 from fmnist.metrics import MEAN_CORRUPTION_ACC, VAL_ACC_BEST, sort_key
-from fmnist.results.rundir import HYDRA_OVERRIDES, override_key, read_metrics, read_overrides
+from fmnist.results.rundir import (
+    ERROR_FILE,
+    HYDRA_OVERRIDES,
+    UnreadableRunError,
+    override_key,
+    read_run,
+)
 from fmnist.tables import csv_text, markdown_table, rich_table
 
 log = logging.getLogger(__name__)
 
-ERROR_FILE = "error.txt"
+UNREADABLE = "unreadable"
 #: Score columns, by their logged names, in the order they are shown (fractions in CSV,
 #: percent in tables), with their table headers. Jobs are sorted by the monitored metric's
 #: best value (the value train.py returns to sweepers), in its mode: highest accuracy or
@@ -67,7 +75,7 @@ class JobResult:
     job: str
     overrides: list[str]
     seed: int | None
-    status: str  # "completed", "failed" or "unfinished" (killed, or still running)
+    status: str  # "completed", "failed", "unfinished" (killed, or still running), UNREADABLE
     scores: dict[str, float] = field(default_factory=dict)
     monitor: str = ""
     monitor_mode: str = "max"
@@ -98,30 +106,27 @@ class SeedGroup:
 def read_job(job_dir: Path) -> JobResult:
     """Read a job directory written by ``train()`` (and Hydra's ``.hydra/``, for jobs that
     failed before ``train()`` wrote its records)."""
-    overrides = read_overrides(job_dir) or []
-    config_file = job_dir / CONFIG_FILE  # the job's own record, else Hydra's
-    if not config_file.is_file():
-        config_file = job_dir / ".hydra" / CONFIG_FILE
-    seed = OmegaConf.load(config_file).get("seed")
-    metrics, error_path = read_metrics(job_dir), job_dir / ERROR_FILE
-    if metrics is not None:
-        monitor = metrics.get("monitor") or {}
-        return JobResult(
-            job=job_dir.name,
-            overrides=overrides,
-            seed=metrics.get("seed", seed),
-            status="completed",
-            scores={k: float(metrics[k]) for k in SCORES if metrics.get(k) is not None},
-            monitor=str(monitor.get("name", "")),
-            monitor_mode=str(monitor.get("mode", "max")),
-            monitor_best=monitor.get("best"),
-            parameters=metrics.get("parameters"),
-            train_time_s=metrics.get("train_time_s"),
-        )
-    if error_path.exists():
-        error = error_path.read_text().strip()
-        return JobResult(job_dir.name, overrides, seed, "failed", error=error)
-    return JobResult(job_dir.name, overrides, seed, "unfinished")
+    try:
+        run = read_run(job_dir)
+    except UnreadableRunError as exc:
+        return JobResult(job_dir.name, [], None, UNREADABLE, error=exc.reason)
+    overrides, metrics = run.overrides or [], run.metrics
+    if metrics is None:
+        status = "failed" if run.error else "unfinished"
+        return JobResult(job_dir.name, overrides, run.seed, status, error=run.error)
+    monitor = metrics.get("monitor") or {}
+    return JobResult(
+        job=job_dir.name,
+        overrides=overrides,
+        seed=run.seed,
+        status="completed",
+        scores={k: float(metrics[k]) for k in SCORES if metrics.get(k) is not None},
+        monitor=str(monitor.get("name", "")),
+        monitor_mode=str(monitor.get("mode", "max")),
+        monitor_best=monitor.get("best"),
+        parameters=metrics.get("parameters"),
+        train_time_s=metrics.get("train_time_s"),
+    )
 
 
 def _job_order(path: Path) -> tuple[int, str]:
@@ -143,10 +148,10 @@ def read_sweep(sweep_dir: str | Path) -> list[JobResult]:
 
 def varying_keys(jobs: Sequence[JobResult]) -> set[str]:
     """Override keys whose value differs between jobs (or is missing from some); every key
-    when there is only one job."""
-    per_job = [{override_key(o): o for o in j.overrides} for j in jobs]
+    when there is only one job. Unreadable jobs, whose overrides are unknown, do not count."""
+    per_job = [{override_key(o): o for o in j.overrides} for j in jobs if j.status != UNREADABLE]
     keys: set[str] = set().union(*per_job)
-    if len(jobs) <= 1:
+    if len(per_job) <= 1:
         return keys
     return {k for k in keys if len({overrides.get(k) for overrides in per_job}) > 1}
 
@@ -301,6 +306,9 @@ def _summary_markdown(
     if failed:
         lines += ["", "## Failed jobs", ""]
         lines += [f"- job {j.job} (`{j.varying(keys)}`, seed {j.seed}): {j.error}" for j in failed]
+    unreadable = [f"- job {j.job} unreadable: {j.error}" for j in jobs if j.status == UNREADABLE]
+    if unreadable:
+        lines += ["", "## Unreadable jobs", "", *unreadable]
     return "\n".join(lines) + "\n"
 
 
@@ -310,7 +318,7 @@ def print_summary(jobs: Sequence[JobResult], groups: Sequence[SeedGroup], title:
     keys = varying_keys(jobs)
     scores = [s for s in shown_scores(jobs) if s != "test/f1_weighted"]  # the files have it
     rows = [_job_cells(job, keys, scores) for job in jobs]
-    styles = ["red" if job.status == "failed" else None for job in jobs]
+    styles = ["red" if job.status in ("failed", UNREADABLE) else None for job in jobs]
     left = {"job", "overrides"}
     console.print(rich_table(title, _job_headers(scores), rows, left=left, styles=styles))
     if any(len(g.seeds) > 1 for g in groups):
@@ -319,8 +327,8 @@ def print_summary(jobs: Sequence[JobResult], groups: Sequence[SeedGroup], title:
         title = "Seed groups: mean ± std over seeds"
         console.print(rich_table(title, headers, rows, left={"overrides"}))
     for job in jobs:
-        if job.status == "failed":
-            console.print(f"[red]job {job.job} failed[/red]: {escape(job.error)}")
+        if job.status in ("failed", UNREADABLE):
+            console.print(f"[red]job {job.job} {job.status}[/red]: {escape(job.error)}")
 
 
 class SweepSummary(Callback):

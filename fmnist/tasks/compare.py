@@ -8,6 +8,12 @@ probabilities. Every contestant is compared with the first, on the saved test pr
 (no model is loaded): paired bootstrap and McNemar's exact test on the test images, per-class
 recall, the images where they disagree, and, for two groups of 2+ seeds, Welch's and an exact
 permutation test across seeds. The statistics are in ``fmnist.analysis.compare``.
+
+Paired statistics are only as good as the pairing: every run must hold the same number of test
+predictions with the same labels in the same order as the first run and as the data config's
+test set (``predictions.npz`` stores no image hash, so its labels, in order, are the test
+set's fingerprint), or the task stops with one line naming the two. A run that cannot be read
+is left out with one line saying why, and the others are compared.
 """
 
 from __future__ import annotations
@@ -27,10 +33,9 @@ from fmnist.errors import ConfigError
 from fmnist.files import METRICS_FILE, write_json
 from fmnist.plots import compare_figures as figures
 from fmnist.results.report import Report
-from fmnist.results.rundir import read_metrics, read_overrides
-from fmnist.results.sweep import read_sweep, seed_groups
+from fmnist.results.rundir import Run, UnreadableRunError, read_predictions, read_run
+from fmnist.results.sweep import UNREADABLE, read_sweep, seed_groups
 from fmnist.training.load import datamodule_for
-from fmnist.training.predictions import PREDICTIONS_FILE, load_predictions
 
 log = logging.getLogger(__name__)
 
@@ -57,42 +62,60 @@ class Contestant:
         return float(self.correct.mean())
 
 
-def run_name(run_dir: Path) -> str:
+def run_name(run: Run) -> str:
     """The directory name, with the run's command-line overrides when Hydra recorded them."""
-    overrides = [o for o in read_overrides(run_dir) or [] if not o.startswith("hydra")]
-    return f"{run_dir.name} ({' '.join(overrides)})" if overrides else run_dir.name
+    overrides = [o for o in run.overrides or [] if not o.startswith("hydra")]
+    return f"{run.path.name} ({' '.join(overrides)})" if overrides else run.path.name
 
 
-def contestant(name: str, run_dirs: list[Path]) -> Contestant:
-    """Read the runs' predictions; several runs become their probability-averaging ensemble."""
-    loaded = []
+def check_paired(
+    a: tuple[str, np.ndarray],
+    b: tuple[str, np.ndarray],
+    fix: str = "compare runs tested on the same test set, in the same order",
+) -> None:
+    """A one-line ``ConfigError`` unless the labels ``b`` (name, labels) saw are ``a``'s: the
+    same number of test images, with the same labels in the same order."""
+    (name_a, labels_a), (name_b, labels_b) = a, b
+    if len(labels_a) != len(labels_b):
+        what = f"holds {len(labels_b):,} test predictions and {name_a} {len(labels_a):,}"
+    elif differ := int((labels_a != labels_b).sum()):
+        what = (f"and {name_a} disagree on the labels of {differ:,} of the {len(labels_a):,} "
+                "test images (another test set, or predictions reordered)")  # fmt: skip
+    else:
+        return
+    raise ConfigError(f"{name_b} {what}: {fix}.")
+
+
+def contestant(run_dirs: list[Path], skipped: list[str], name: str = "") -> Contestant | None:
+    """The runs and their predictions, paired image by image (several runs become their
+    probability-averaging ensemble); a line in ``skipped`` for each run that cannot be read,
+    None when none can. Named ``name``, or as its run when that is one."""
+    runs = []
     for run_dir in run_dirs:
-        path = run_dir / PREDICTIONS_FILE
-        if not path.exists():
-            raise ConfigError(
-                f"{run_dir} has no {PREDICTIONS_FILE} (it was trained before runs kept their "
-                "test predictions, or did not finish): train it again, or leave it out of runs."
-            )
-        loaded.append(load_predictions(path))
-    labels = loaded[0]["labels"]
-    for run_dir, predictions in zip(run_dirs, loaded, strict=True):
-        if not np.array_equal(predictions["labels"], labels):
-            raise ConfigError(
-                f"{run_dir} was tested on other images than {run_dirs[0]}: compare runs "
-                "tested on the same test set."
-            )
+        try:
+            runs.append((read_run(run_dir), read_predictions(run_dir)))
+        except UnreadableRunError as exc:
+            skipped.append(f"{run_dir}: {exc}")
+    if not runs:
+        return None
+    first = (str(runs[0][0].path), runs[0][1]["labels"])
+    for run, predictions in runs[1:]:
+        check_paired(first, (str(run.path), predictions["labels"]))
+    loaded = [predictions for _, predictions in runs]
     probabilities, predicted = stats.ensemble_predictions([p["probabilities"] for p in loaded])
     if len(loaded) == 1:
         predicted = loaded[0]["predicted"]  # the run's own answers, ties included
-    seeds = [(read_metrics(d) or {}).get("seed") for d in run_dirs]
     accuracies = [float((p["predicted"] == p["labels"]).mean()) for p in loaded]
-    return Contestant(name, run_dirs, seeds, accuracies, labels, probabilities, predicted)
+    return Contestant(name or run_name(runs[0][0]), [run.path for run, _ in runs],
+                      [run.seed for run, _ in runs], accuracies, first[1], probabilities,
+                      predicted)  # fmt: skip
 
 
-def contestants_of(path: Path) -> list[Contestant]:
-    """A run directory: one contestant. A sweep directory: one per seed group."""
+def contestants_of(path: Path, skipped: list[str]) -> list[Contestant]:
+    """A run directory: one contestant. A sweep directory: one per seed group. Runs that
+    cannot be read are left out, with a line in ``skipped``."""
     if (path / METRICS_FILE).exists():
-        return [contestant(run_name(path), [path])]
+        return [c for c in [contestant([path], skipped)] if c is not None]
     jobs = read_sweep(path) if path.is_dir() else []
     if not jobs:
         raise ConfigError(
@@ -101,12 +124,13 @@ def contestants_of(path: Path) -> list[Contestant]:
             "directories (logs/train/multiruns/<time>)."
         )
     found = []
+    skipped += [f"{path / j.job}: unreadable: {j.error}" for j in jobs if j.status == UNREADABLE]
     for group in seed_groups(jobs):
         members = [j for j in jobs if j.status == "completed" and j.without_seed() == group.key]
         members.sort(key=lambda j: (j.seed is None, j.seed or 0))
         name = f"{path.name}: {group.overrides or 'all jobs'}"
-        found.append(contestant(name, [path / j.job for j in members]))
-    return found
+        found.append(contestant([path / j.job for j in members], skipped, name))
+    return [c for c in found if c is not None]
 
 
 def compare_pair(a: Contestant, b: Contestant, options: dict[str, Any]) -> dict[str, Any]:
@@ -170,26 +194,31 @@ def compare_task(
 ) -> None:
     """The ``compare`` task (see the module docstring); ``cfg.seed`` seeds the bootstrap."""
     paths = [Path(str(p)).expanduser() for p in cfg.get("runs") or []]
-    found = [c for path in paths for c in contestants_of(path)]
+    skipped: list[str] = []
+    found = [c for path in paths for c in contestants_of(path, skipped)]
+    for line in skipped:
+        log.warning("Left out %s", line)
     if len(found) < 2:
         raise ConfigError(
             f"task=compare needs two or more runs or seed groups, got {len(found)}: pass "
-            "runs=[RUN_DIR_A,RUN_DIR_B] (run or sweep directories)."
+            "runs=[RUN_DIR_A,RUN_DIR_B] (run or sweep directories)"
+            + "".join(f"; left out {line}" for line in skipped)
+            + "."
         )
+    for other in found[1:]:
+        check_paired((found[0].name, found[0].labels), (other.name, other.labels))
+    test = datamodule_for(cfg.data, {}).split("test")
+    fix = "point data.root (or paths.data_dir) at the dataset the runs were tested on"
+    check_paired(("the data config's test set", test.labels.numpy()),
+                 (found[0].name, found[0].labels), fix)  # fmt: skip
     options = {"n_resamples": n_resamples, "confidence": confidence, "alpha": alpha,
                "seed": int(cfg.seed)}  # fmt: skip
     results = [compare_pair(found[0], other, options) for other in found[1:]]
-    report_contestants(report, found)
+    report_contestants(report, found, skipped)
     report.heading("Summary")
     report.text("\n".join(f"- {r['summary']}" for r in results))
     if report.writer is not None:
         report.writer.add_text("compare/summary", "\n\n".join(r["summary"] for r in results))
-    test = datamodule_for(cfg.data, {}).split("test")
-    if not np.array_equal(test.labels.numpy(), found[0].labels):
-        raise ConfigError(
-            "The runs were tested on other images than the data config's test set: point "
-            "data.root (or paths.data_dir) at the dataset they were trained on."
-        )
     for index, (other, result) in enumerate(zip(found[1:], results, strict=True)):
         report_pair(report, (found[0], other), result, test.images.numpy(), disagreements,
                     index, int(cfg.seed))  # fmt: skip
@@ -198,7 +227,7 @@ def compare_task(
         log.info(result["summary"])
 
 
-def report_contestants(report: Report, found: list[Contestant]) -> None:
+def report_contestants(report: Report, found: list[Contestant], skipped: list[str]) -> None:
     report.heading("Runs compared")
     rows = []
     for c in found:
@@ -214,6 +243,8 @@ def report_contestants(report: Report, found: list[Contestant]) -> None:
         "fixed and measure only test-set noise; whether another seed would change the result "
         "is what the across-seed tests (2+ seeds on both sides) answer."
     )
+    if skipped:
+        report.text("Left out, as unreadable:\n\n" + "\n".join(f"- {line}" for line in skipped))
 
 
 def report_pair(
