@@ -291,7 +291,7 @@ def one_line(reason: str) -> bool:
 @given(damage=run_damage())
 def test_every_reader_of_a_damaged_run_gives_a_result_or_one_line(tmp_path_factory, damage):
     from fmnist.results.leaderboard import find_entries, leaderboard, row_cells
-    from fmnist.results.sweep import read_job, write_summary
+    from fmnist.results.sweep import print_summary, read_job, write_summary
     from fmnist.tasks.compare import compare_pair, contestants_of
 
     sweep = tmp_path_factory.mktemp("sweep")
@@ -301,7 +301,8 @@ def test_every_reader_of_a_damaged_run_gives_a_result_or_one_line(tmp_path_facto
         job = read_job(bad)  # the sweep summary and its multirun callback
         assert job.status in {"completed", "failed", "unfinished", "unreadable"}
         assert job.status != "unreadable" or one_line(job.error)
-        jobs, _ = write_summary(sweep)  # (a job without .hydra/overrides.yaml is no job)
+        jobs, groups = write_summary(sweep)  # (a job without .hydra/overrides.yaml is no job)
+        print_summary(jobs, groups, "Sweep summary")
         assert jobs[0].job == "0" and jobs[0].status == "completed" and len(jobs) <= 2
         assert (sweep / "summary.md").exists()
 

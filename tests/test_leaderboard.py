@@ -81,6 +81,8 @@ def test_leaderboard_task_writes_the_table(logs: Path, tmp_path: Path) -> None:
     extra = tmp_path / "elsewhere"
     fake_run(extra / "seed_s0", 0, 0.914, [32, 64, 128], ["experiment=seed"])
     fake_run(logs / "train/other/not_asked_for", 0, 0.99, [2], ["model.filters=[2]"])
+    fake_run(logs / "train/runs/percent", 0, 0.99, [2], ["model.filters=[2]"])
+    (logs / "train/runs/percent/metrics.json").write_text('{"test/acc": 93.73}')
     runs = f"runs=[{extra},{logs / 'train/runs'},{logs / 'analyze'}]"
     cfg = compose_config("analyze", ["task=leaderboard", runs, "task.sweep=m"], tmp_path / "out")
     GlobalHydra.instance().clear()
@@ -99,6 +101,7 @@ def test_leaderboard_task_writes_the_table(logs: Path, tmp_path: Path) -> None:
     assert {"ResNet-18", "HOG + SVM", "2 conv + 2 FC, random horizontal flips"} <= set(names)
     default = next(r for r in rows if r["model"] == "train.py (defaults)")
     assert default["test acc %"] == "91.00 ± 1.41" and default["seeds"] == "2 (0 1)"
+    assert f"- {logs}/train/runs/percent: unreadable: metrics.json: test/acc = 93.73 is " in report
     table = (tmp_path / "out" / "leaderboard.md").read_text().splitlines()
     assert len(table) == 2 + len(rows) and all(line in report for line in table[2:])
 
@@ -148,8 +151,8 @@ def test_runs_stored_as_percentages_or_booleans_are_left_out_with_a_reason(tmp_p
     assert [e.path.name for e in entries] == ["good"]
     assert [(e.scores["test/acc"]) for e in entries] == [0.9]
     assert sorted(skipped) == [
-        "boolean: unreadable: metrics.json: test/acc is True, not a number",
-        "percent: unreadable: metrics.json: test/acc = 93.73 is outside [0, 1] (a percentage?"
-        " they are stored as fractions)",
-        "text: unreadable: metrics.json: test/acc is '93.7%', not a number",
+        f"{tmp_path}/boolean: unreadable: metrics.json: test/acc is True, not a number",
+        f"{tmp_path}/percent: unreadable: metrics.json: test/acc = 93.73 is outside [0, 1] (a "
+        "percentage? they are stored as fractions)",
+        f"{tmp_path}/text: unreadable: metrics.json: test/acc is '93.7%', not a number",
     ]

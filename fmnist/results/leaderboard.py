@@ -118,7 +118,7 @@ def find_entries(roots: Iterable[str | Path]) -> tuple[list[Entry], list[str]]:
             try:
                 entry = read_entry(metrics_file.parent)
             except UnreadableRunError as exc:
-                skipped.append(f"{shown_path(metrics_file.parent)}: {exc}")
+                skipped.append(f"{metrics_file.parent}: {exc}")
                 continue
             if entry is not None:
                 entries.append(entry)
