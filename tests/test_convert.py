@@ -10,17 +10,22 @@ from PIL import Image
 
 from fmnist.errors import ConfigError
 from fmnist.inference.convert import (
+    CUTOUT,
+    NOT_SEPARATED,
     SHARPEN_KERNEL,
     TRIM_DISTANCE,
     corner_colour,
     extend,
+    convert,
     fashion_mnist_tile,
+    on_white,
     sharpen,
     subsample,
     trim,
 )
 from fmnist.inference.decode import decode_image
 from fmnist.inference.images import load_inputs
+from fmnist.inference.stand_ins import cutout
 
 
 def white(height: int, width: int) -> np.ndarray:
@@ -101,12 +106,14 @@ def test_a_fashion_mnist_tile_is_used_as_it_is() -> None:
     assert np.array_equal(fashion_mnist_tile(np.repeat(tile[..., None], 3, -1)), tile)
 
 
-def test_transparency_goes_on_white_and_exif_orientation_is_applied(tmp_path) -> None:
+def test_transparency_is_kept_and_gives_the_item_exif_orientation_is_applied(tmp_path) -> None:
     rgba = np.zeros((30, 50, 4), np.uint8)  # transparent everywhere...
     rgba[10:20, 10:40] = (0, 0, 0, 255)  # ...but an opaque black item
     Image.fromarray(rgba, "RGBA").save(tmp_path / "cutout.png")
-    (rgb,) = decode_image(tmp_path / "cutout.png").frames
-    assert rgb[0, 0].tolist() == [255, 255, 255] and rgb[15, 15].tolist() == [0, 0, 0]
+    (decoded,) = decode_image(tmp_path / "cutout.png").frames
+    assert np.array_equal(decoded, rgba)  # the alpha channel reaches the conversion
+    assert on_white(decoded)[0, 0].tolist() == [255, 255, 255]
+    assert on_white(decoded)[15, 15].tolist() == [0, 0, 0]
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways: viewers rotate it 90 degrees clockwise
     buffer = io.BytesIO()
@@ -117,3 +124,19 @@ def test_transparency_goes_on_white_and_exif_orientation_is_applied(tmp_path) ->
     cutout = inputs.images[0]
     assert cutout[0].max() == 0 and cutout[14].min() > 200  # 10x30 item -> 9x28 rows 9..17
     assert decode_image(buffer.getvalue()).frames[0].shape == (50, 30, 3)
+
+
+def test_a_light_item_cut_out_on_transparency_is_found_by_its_alpha() -> None:
+    from test_backgrounds import garment
+
+    tile = garment()
+    dark = convert(cutout(tile, ink=(0, 0, 0)))
+    light = cutout(tile, ink=(230, 230, 230))  # a light-grey garment: 25 levels on white
+    found = convert(light)
+    assert dark.background == found.background == CUTOUT
+    # the same tile as the dark garment's (contrast is stretched): its shading kept
+    assert np.abs(found.tile.astype(int) - dark.tile).max() <= 6
+    assert convert(on_white(light)).background in NOT_SEPARATED  # on white it is lost
+    white_item = convert(cutout(tile, ink=(255, 255, 255)))  # only its outline tells
+    assert white_item.background == CUTOUT
+    assert np.mean((white_item.tile > 127) == (dark.tile > 0)) > 0.95  # its silhouette

@@ -201,3 +201,143 @@ def test_one_pixel_limit_for_files_and_bodies(tmp_path: Path) -> None:
 def test_frames_count_against_the_images_a_request_may_hold() -> None:
     status, answer = through_middleware(animated(), "image/gif", Limits(5_000_000, 2))
     assert status == 413 and "more than 2 frames" in answer["detail"]
+
+
+async def forwarding_model(scope, receive, send) -> None:
+    scope["forwarded"].update(json.loads((await receive())["body"]))
+
+
+async def post_to(middleware: ImageBodies, body: bytes, content_type: str) -> tuple:
+    """(status, headers, JSON) of one request through ``middleware`` (200: what it forwards)."""
+    forwarded: dict = {}
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+    headers = [(b"content-type", content_type.encode())]
+    scope = {"type": "http", "path": "/predict", "method": "POST", "headers": headers}
+    scope["forwarded"] = forwarded  # where forwarding_model puts what reaches it
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await middleware(scope, receive, send)
+    if not sent:
+        return 200, {}, forwarded
+    return sent[0]["status"], dict(sent[0]["headers"]), json.loads(sent[1]["body"])
+
+
+def png_of(side: int) -> bytes:
+    return encode(Image.fromarray(np.full((side, side), 200, np.uint8)), "PNG")
+
+
+def test_a_json_flood_is_refused_by_its_count_before_it_is_parsed(monkeypatch) -> None:
+    import types
+
+    import fmnist.inference.serve as serve
+
+    def parse(_):
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(serve, "json", types.SimpleNamespace(loads=parse, dumps=json.dumps))
+    flood = json.dumps([""] * 100_000).encode()  # the issue's 6.6 M empty strings, smaller
+    status, answer = through_middleware(flood, "application/json")
+    assert status == 413 and "More than 8 images in one request" in answer["detail"]
+
+
+def test_a_request_over_its_pixel_budget_is_refused_from_the_headers(monkeypatch) -> None:
+    import fmnist.inference.serve as serve
+
+    def decode(*_, **__):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(serve, "decode_image", decode)
+    limits = Limits(max_body_bytes=5_000_000, max_images=8, max_pixels=30_000)
+    body = json.dumps([base64.b64encode(png_of(100)).decode()] * 4).encode()  # 4 x 10,000
+    status, answer = through_middleware(body, "application/json", limits)
+    assert status == 413 and "40,000 pixels, more than the 30,000" in answer["detail"]
+
+
+def test_animated_frames_spend_the_same_budget() -> None:
+    limits = Limits(max_body_bytes=5_000_000, max_images=8, max_pixels=60 * 40 * 2)
+    status, answer = through_middleware(animated(), "image/gif", limits)  # 3 frames of 60x40
+    assert status == 413 and "7200 pixels in its frames, more than the 4800" in answer["detail"]
+
+
+def run_requests(limits: Limits, bodies: list[bytes], convert_image) -> list[tuple]:
+    """Post ``bodies`` at once through one middleware whose conversion is ``convert_image``."""
+    import fmnist.inference.serve as serve
+
+    answers: list = [None] * len(bodies)
+
+    async def main() -> None:
+        middleware = ImageBodies(forwarding_model, "/predict", limits)
+
+        async def one(i: int) -> None:
+            answers[i] = await post_to(middleware, bodies[i], "application/json")
+
+        async with anyio.create_task_group() as group:
+            for i in range(len(bodies)):
+                group.start_soon(one, i)
+                await anyio.sleep(0.05)  # in this order
+
+    original = serve.convert_image
+    serve.convert_image = convert_image
+    try:
+        anyio.run(main)
+    finally:
+        serve.convert_image = original
+    return answers
+
+
+def test_the_images_of_concurrent_requests_take_turns_in_the_workers() -> None:
+    import time
+
+    done: list[int] = []
+
+    def slow(name, data, limits, budget):
+        time.sleep(0.05)
+        done.append(len(data))
+        return [{"source": name}]
+
+    big = json.dumps([base64.b64encode(png_of(10)).decode()] * 6).encode()
+    small = json.dumps({"images": [base64.b64encode(png_of(12)).decode()]}).encode()
+    limits = Limits(max_body_bytes=5_000_000, max_images=8, workers=1)
+    answers = run_requests(limits, [big, big, small], slow)
+    assert [len(a[2]["images"]) for a in answers] == [6, 6, 1]
+    # one worker: the small request's image is converted after one or two of each large
+    # request's, not after all twelve
+    assert done.index(len(png_of(12))) <= 4, done
+
+
+def test_a_full_server_or_a_late_request_gets_503_with_retry_after() -> None:
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def held(name, data, limits, budget):
+        release.wait(5)
+        return []
+
+    one = json.dumps([base64.b64encode(png_of(10)).decode()]).encode()
+    limits = Limits(max_body_bytes=5_000_000, max_images=8, max_pending=1)
+    threading.Timer(1.0, release.set).start()
+    first, second = run_requests(limits, [one, one], held)
+    assert first[0] == 200
+    assert second[0] == 503 and second[1][b"retry-after"] == b"2"
+    assert "1 requests are being converted" in second[2]["detail"]
+
+    converted: list[str] = []
+
+    def slow(name, data, limits, budget):
+        time.sleep(0.2)
+        converted.append(name)
+        return []
+
+    two = json.dumps([base64.b64encode(png_of(10)).decode()] * 2).encode()
+    late = Limits(max_body_bytes=5_000_000, max_images=8, deadline=0.1)
+    ((status, headers, answer),) = run_requests(late, [two], slow)
+    assert status == 503 and "not converted within 0.1 s" in answer["detail"]
+    assert converted == ["image 1"]  # the image in a worker at the deadline ends; no other starts

@@ -4,8 +4,9 @@ The dataset's paper (Xiao et al. 2017, section 2) made every tile from a 51x73 t
 product photo on a light background (#fdfdfd) with these seven steps, which
 :func:`fashion_mnist_tile` follows in order:
 
-1. Converting the input to a PNG image. Here: any image PIL reads, EXIF orientation applied,
-   transparency composited on white (``fmnist.inference.decode``), kept in RGB until step 7.
+1. Converting the input to a PNG image. Here: any image PIL reads, EXIF orientation applied
+   (``fmnist.inference.decode``), transparency composited on white (:func:`on_white`), kept
+   in RGB until step 7.
 2. Trimming any edges that are close to the colour of the corner pixels, "close" being within
    5% of the maximum intensity as a distance in RGB space (:func:`trim`).
 3. Resizing the longest edge to 28 by subsampling the pixels, i.e. skipping some rows and
@@ -124,7 +125,8 @@ def fashion_mnist_tile(
     tile: it is used as it is (only made gray).
     """
     check_invert(invert)
-    rgb = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image[..., :3]
+    image = on_white(image)
+    rgb = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
     background = corner_colour(rgb)
     negate = invert is True or (invert == "auto" and is_light(background))
     if rgb.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE) and not negate:
@@ -167,6 +169,8 @@ def fashion_mnist_tile(
 
 #: The background was estimated and made black.
 REMOVED = "removed"
+#: A cut-out on a transparent background: its alpha channel gave the item (:func:`cutout_tile`).
+CUTOUT = "transparent"
 #: A 28x28 light-on-dark image: already a tile, used as it is.
 TILE = "tile"
 #: ``invert=true|false``: the dataset's seven steps, as asked, without estimating anything.
@@ -216,8 +220,8 @@ RESAMPLE = Image.Resampling.BOX
 
 @dataclass(frozen=True)
 class Conversion:
-    """A tile and what its background was (:data:`REMOVED`, :data:`TILE`, :data:`FORCED`,
-    or one of :data:`NOT_SEPARATED`)."""
+    """A tile and what its background was (:data:`REMOVED`, :data:`CUTOUT`, :data:`TILE`,
+    :data:`FORCED`, or one of :data:`NOT_SEPARATED`)."""
 
     tile: np.ndarray  # uint8 (28, 28), light item on black
     background: str
@@ -501,6 +505,14 @@ def separate_background(
     # Only the item: noise within its outline (a bag's handle shows the background), specks
     # and other regions stay black.
     item = np.where(region, projected, 0).astype(np.float32)
+    return Conversion(item_tile(item, region, trim_edges, sharpen_amount), REMOVED)
+
+
+def item_tile(
+    item: np.ndarray, region: np.ndarray, trim_edges: bool, sharpen_amount: float | None
+) -> np.ndarray:
+    """The tile of an item's contrast (float, 0 outside ``region``): set upright, trimmed to
+    its box, then :func:`contrast_tile`."""
     angle = upright_angle(region)
     if angle:  # turned on the table: set upright, as the dataset's items stand
         item = np.asarray(
@@ -516,7 +528,38 @@ def separate_background(
         strong = strong if strong.any() else region
         rows, cols = np.flatnonzero(strong.any(1)), np.flatnonzero(strong.any(0))
         box = (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
-    return Conversion(contrast_tile(item, box, sharpen_amount), REMOVED)
+    return contrast_tile(item, box, sharpen_amount)
+
+
+def on_white(image: np.ndarray) -> np.ndarray:
+    """An RGBA image composited on white (the dataset's studio background); others as given."""
+    if image.ndim != 3 or image.shape[-1] != 4:
+        return image
+    alpha = image[..., 3:].astype(np.float32) / 255
+    return (image[..., :3] * alpha + 255 * (1 - alpha) + 0.5).astype(np.uint8)
+
+
+def cutout_tile(
+    rgba: np.ndarray, trim_edges: bool = True, sharpen_amount: float | None = None
+) -> Conversion | str:
+    """The tile of an item cut out on a transparent background, or why not (one of
+    :data:`NOT_SEPARATED`): the alpha channel says where the item is, exactly, whatever its
+    colour. Inside it, the contrast is the item's on white, as the dataset's studio photos
+    were negated (a light-grey garment keeps its own shading, stretched as every tile is);
+    an item as light as white shows its outline."""
+    work = working_copy(rgba)
+    alpha = work[..., 3] / 255
+    white = np.full(work.shape[:2] + (3,), 255, np.float32)
+    contrast = item_contrast(
+        work[..., :3] * alpha[..., None] + white * (1 - alpha[..., None]), white
+    )
+    region, status = item_region(255 * alpha, TRIM_DISTANCE / np.sqrt(3))
+    if region is None:
+        return status
+    item = np.where(region, contrast, 0).astype(np.float32)
+    if item.max() < TRIM_DISTANCE / np.sqrt(3):  # as light as white: the outline is the item
+        item = np.where(region, 255 * alpha, 0).astype(np.float32)
+    return Conversion(item_tile(item, region, trim_edges, sharpen_amount), CUTOUT)
 
 
 def convert(
@@ -525,15 +568,22 @@ def convert(
     trim_edges: bool = True,
     sharpen_amount: float | None = None,
 ) -> Conversion:
-    """Any uint8 image, (H, W) gray or (H, W, 3) RGB -> its tile and what its background was.
+    """Any uint8 image, (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA -> its tile and what
+    its background was.
 
-    ``invert="auto"`` estimates the background and makes it black (see the comment above
+    ``invert="auto"`` takes a transparent image's item from its alpha channel
+    (:data:`CUTOUT`), else estimates the background and makes it black (see the comment above
     :data:`REMOVED`); a 28x28 image with dark corners is already a tile (:data:`TILE`).
     ``invert=True|False`` follows the dataset's seven steps with the negation forced
     (:data:`FORCED`), as does an image whose background cannot be separated, whose
     :attr:`Conversion.background` then says why.
     """
     check_invert(invert)
+    if invert == "auto" and image.ndim == 3 and image.shape[-1] == 4:
+        cutout = cutout_tile(image, trim_edges, sharpen_amount)
+        if isinstance(cutout, Conversion):
+            return cutout
+    image = on_white(image)
     if invert != "auto":
         return Conversion(fashion_mnist_tile(image, invert, trim_edges), FORCED)
     rgb = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image[..., :3]

@@ -1,4 +1,5 @@
-"""The one image decoder: a file or the bytes of an HTTP body -> its frames as uint8 RGB arrays.
+"""The one image decoder: a file or the bytes of an HTTP body -> its frames as uint8 RGB arrays
+(RGBA where the image is transparent).
 
 Prediction (``fmnist.inference.images``), the contact sheet, the server and its page all read
 images through :func:`decode_image`, so the same bytes give the same pixels, and so the same
@@ -16,7 +17,8 @@ tile, whichever way they come in. What it does, in order:
    CMYK and the other colour spaces go through PIL's conversion to RGB.
 4. Reduced by box averaging to at most :data:`WORK_SIDE` pixels on its longest side before any
    other full-size copy is made (a 32-megapixel photo costs one decoded copy, not five).
-5. Transparency composited on white; kept in RGB (the conversion's trim step compares colours).
+5. Transparency kept: a frame with any pixel not fully opaque is RGBA, its alpha channel says
+   where the item is (``fmnist.inference.convert.cutout_tile``); other frames are RGB.
 6. Turned upright by its EXIF orientation (``ImageOps.exif_transpose``, on the reduced frame:
    the orientation of the first frame applies to all).
 """
@@ -42,8 +44,6 @@ MAX_PIXELS = 32_000_000
 MAX_FRAMES = 100
 #: Frames are decoded, or reduced right after decoding, to at most this longest side.
 WORK_SIDE = 1024
-#: Modes made RGBA first: their transparency is composited on white.
-_ALPHA_MODES = ("RGBA", "LA", "La", "RGBa", "PA")
 
 
 class ImageTooLargeError(ValueError):
@@ -56,10 +56,12 @@ class NotAnImageError(ValueError):
 
 @dataclass
 class Decoded:
-    """The frames of one image, uint8 (H, W, 3) RGB each, and why some were not read."""
+    """The frames of one image, uint8 (H, W, 3) RGB or (H, W, 4) RGBA each, why some were not
+    read, and the pixels decoded (each frame at its size in the file, or JPEG's draft)."""
 
     frames: list[np.ndarray]
     left_out: str = ""
+    pixels: int = 0
 
 
 def too_many_pixels(pixels: int, limit: int = MAX_PIXELS) -> ImageTooLargeError:
@@ -128,27 +130,46 @@ def _upright(rgb: Image.Image, orientation: int | None) -> Image.Image:
 
 
 def frame_to_rgb(frame: Image.Image, orientation: int | None, limit: int) -> np.ndarray:
-    """The current frame as uint8 RGB (H, W, 3), longest side <= :data:`WORK_SIDE`,
-    transparency on white, upright (steps 3-6 of the module's docstring)."""
+    """The current frame as uint8 RGB (H, W, 3), or RGBA (H, W, 4) when it is transparent
+    somewhere, longest side <= :data:`WORK_SIDE`, upright (steps 3-6 of the module's
+    docstring)."""
     _check_pixels(frame, limit)
     frame = _eight_bit(frame)
     factor = math.ceil(max(frame.size) / WORK_SIDE)
     if factor > 1:
         frame = frame.reduce(factor)  # box average; premultiplied for RGBA and LA
-    if frame.mode in _ALPHA_MODES:
-        frame = Image.alpha_composite(Image.new("RGBA", frame.size, "white"), frame.convert("RGBA"))
-    return np.asarray(_upright(frame.convert("RGB"), orientation), dtype=np.uint8)
+    transparent = frame.mode in ("RGBA", "LA") and frame.getchannel("A").getextrema()[0] < 255
+    frame = frame.convert("RGBA" if transparent else "RGB")
+    return np.asarray(_upright(frame, orientation), dtype=np.uint8)
+
+
+def header_pixels(source: bytes | Path, max_pixels: int = MAX_PIXELS) -> int:
+    """The pixels the first frame will be decoded at (a JPEG: its draft), from the header
+    alone: a request's budget is checked before a pixel is decoded."""
+    try:
+        with _opened(source, max_pixels) as image:
+            return image.width * image.height
+    except (ImageTooLargeError, NotAnImageError):
+        raise
+    except Exception as exc:  # a header PIL opens but cannot size
+        raise NotAnImageError(str(exc) or type(exc).__name__) from exc
 
 
 def decode_image(
-    source: bytes | Path, max_frames: int = MAX_FRAMES, max_pixels: int = MAX_PIXELS
+    source: bytes | Path,
+    max_frames: int = MAX_FRAMES,
+    max_pixels: int = MAX_PIXELS,
+    budget: int | None = None,
 ) -> Decoded:
-    """Every frame of an image file or of image bytes, as uint8 RGB arrays (see the module's
-    docstring). Raises :class:`ImageTooLargeError` over ``max_pixels`` and
+    """Every frame of an image file or of image bytes, as uint8 RGB(A) arrays (see the
+    module's docstring). Raises :class:`ImageTooLargeError` over ``max_pixels`` per frame or
+    ``budget`` for all frames together, checked before each frame is decoded, and
     :class:`NotAnImageError` for anything that cannot be read, with PIL's reason."""
+    budget = budget if budget is not None else max_frames * max_pixels
     try:
         with _opened(source, max_pixels) as image:
             orientation = image.getexif().get(ExifTags.Base.Orientation)
+            pixels = _spend(image, budget, 0)
             frames = [frame_to_rgb(image, orientation, max_pixels)]
             left_out = ""
             # MPO: a camera JPEG whose extra frames are previews or other views of one photo.
@@ -160,10 +181,22 @@ def decode_image(
                 if len(frames) == max_frames:
                     left_out = f"more than {max_frames} frames: only #0-#{max_frames - 1} were read"
                 else:
+                    pixels = _spend(image, budget, pixels)
                     frames.append(frame_to_rgb(image, orientation, max_pixels))
     except (ImageTooLargeError, NotAnImageError, FileNotFoundError, IsADirectoryError, ImportError):
         raise
     except Exception as exc:  # PIL raises many types for hostile or truncated bytes
         reason = str(exc) if isinstance(exc, ValueError | OSError) and str(exc) else ""
         raise NotAnImageError(reason or f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
-    return Decoded(frames, left_out)
+    return Decoded(frames, left_out, pixels)
+
+
+def _spend(frame: Image.Image, budget: int, spent: int) -> int:
+    """``spent`` plus the frame's pixels, or :class:`ImageTooLargeError` over ``budget``."""
+    total = spent + frame.width * frame.height
+    if total > budget:
+        raise ImageTooLargeError(
+            f"{total} pixels in its frames, more than the {budget} left of the budget: send "
+            "fewer or smaller images"
+        )
+    return total

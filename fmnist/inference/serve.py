@@ -10,11 +10,14 @@ base64 PNG). ``GET /`` serves the page ``static/index.html``; ``GET /health`` is
 Bad requests never reach the model. LitServe decodes requests in the inference worker, and
 when ``decode_request`` raises for one request of a batch, every request of that batch gets
 the error (litserve 0.2's batched loop). So :class:`ImageBodies`, an ASGI middleware in the
-HTTP process, reads the body within a size limit, decodes each image with the decoder
-prediction uses (``fmnist.inference.decode``: one pixel limit; every frame of an animated
-image is an image, as in prediction), converts it (``fmnist.inference.convert``), and
-answers a 4xx with a message itself when anything is wrong; the worker receives only valid
-tiles, batched across concurrent requests.
+HTTP process, reads the body within a size limit, counts a JSON body's entries before parsing
+it, checks the request's pixel budget from the images' headers, decodes each image with the
+decoder prediction uses (``fmnist.inference.decode``: every frame of an animated image is an
+image, as in prediction), converts it (``fmnist.inference.convert``), and answers a 4xx with a
+message itself when anything is wrong; the worker receives only valid tiles, batched across
+concurrent requests. The CPU work runs in a few threads, one image per job, with a deadline
+per request: a few large requests cannot stall a small one, and a full server answers 503
+with ``Retry-After`` instead of queueing without end.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +42,12 @@ from PIL import Image
 from fmnist.errors import ConfigError, MissingPackageError
 from fmnist.inference.connections import guarded_protocol
 from fmnist.inference.convert import check_invert, convert
-from fmnist.inference.decode import ImageTooLargeError, NotAnImageError, decode_image
+from fmnist.inference.decode import (
+    ImageTooLargeError,
+    NotAnImageError,
+    decode_image,
+    header_pixels,
+)
 from fmnist.inference.images import Prediction, to_predictions
 from fmnist.inference.ood import detector_for, mark_ood, predict_with_ood
 
@@ -53,9 +62,12 @@ log = logging.getLogger(__name__)
 DRAIN_FACTOR = 4
 #: The hosts LitServe binds to.
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")
+#: Seconds a client is asked to wait after a 503.
+RETRY_AFTER_S = 2
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Runner = Callable[..., Awaitable[Any]]
 
 
 class RequestError(Exception):
@@ -66,24 +78,40 @@ class RequestError(Exception):
         self.status = status
 
 
+def busy(message: str) -> RequestError:
+    """503: the server cannot take the request now (answered with ``Retry-After``)."""
+    return RequestError(503, f"{message} Try again in {RETRY_AFTER_S} s.")
+
+
 @dataclass(frozen=True)
 class Limits:
-    """What one request may hold (conf/serve.yaml)."""
+    """What one request may hold, and how much converting the HTTP process takes on at
+    once (conf/serve.yaml)."""
 
     max_body_bytes: int
     max_images: int
+    max_pixels: int = 100_000_000  # all images and frames of a request, as decoded
     invert: bool | str = "auto"
     trim: bool = True
-    parallel: int = 4  # requests whose images are converted at the same time
+    workers: int = 2  # threads converting images
+    max_pending: int = 128  # requests converting or waiting for a worker; then 503
+    deadline: float = 20.0  # seconds a request's conversion may take; then 503
     read_timeout: float = 30.0  # seconds to send a request's headers, then again its body
 
 
-def open_image(data: bytes, max_frames: int) -> list[np.ndarray]:
-    """Image bytes -> its frames as RGB, by the decoder that prediction uses too
-    (``fmnist.inference.decode``: one pixel limit, checked from the header before decoding;
-    every frame of an animated image, at most ``max_frames``)."""
+@dataclass
+class Budget:
+    """What is left of one request's limits while its images are decoded."""
+
+    images: int
+    pixels: int
+
+
+@contextmanager
+def image_errors() -> Iterator[None]:
+    """The decoder's errors as 413 and 415 answers."""
     try:
-        decoded = decode_image(data, max_frames=max_frames)
+        yield
     except ImageTooLargeError as exc:
         raise RequestError(413, f"The image has {exc}.") from None
     except NotAnImageError as exc:
@@ -92,9 +120,33 @@ def open_image(data: bytes, max_frames: int) -> list[np.ndarray]:
             f"Not an image that can be read ({exc}): send a PNG, JPEG, GIF, BMP, TIFF or "
             "WebP file.",
         ) from None
-    if decoded.left_out:
-        raise RequestError(413, f"The image has {decoded.left_out}: send at most {max_frames}.")
-    return decoded.frames
+
+
+@contextmanager
+def naming(items: list[tuple[str, bytes]], index: int) -> Iterator[None]:
+    """A request error about one of several images names it."""
+    try:
+        yield
+    except RequestError as exc:
+        if len(items) == 1:
+            raise
+        name = items[index][0]
+        raise RequestError(exc.status, f"image {index + 1} ({name}): {exc}") from None
+
+
+def check_budget(items: list[tuple[str, bytes]], max_pixels: int) -> None:
+    """413 when the images' first frames alone are over the request's pixel budget, from
+    their headers, before a pixel is decoded (a JPEG counts at its reduced draft)."""
+    total = 0
+    for index, (_, data) in enumerate(items):
+        with naming(items, index), image_errors():
+            total += header_pixels(data)
+    if total > max_pixels:
+        raise RequestError(
+            413,
+            f"The images have {total:,} pixels, more than the {max_pixels:,} one request may "
+            "hold: send fewer or smaller images.",
+        )
 
 
 def tile_png(tile: np.ndarray) -> str:
@@ -104,24 +156,25 @@ def tile_png(tile: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def convert_images(items: list[tuple[str, bytes]], limits: Limits) -> list[dict[str, str]]:
-    """Each (name, bytes) -> {"source", "tile", "background"} per frame (``name#k`` for the
-    frames of an animated image, as prediction names them); the first bad image fails the
-    request, naming it. Frames count against ``max_images``."""
-    converted: list[dict[str, str]] = []
-    for i, (name, data) in enumerate(items):
-        try:
-            frames = open_image(data, limits.max_images - len(converted))
-            conversions = [convert(rgb, limits.invert, limits.trim) for rgb in frames]
-        except RequestError as exc:
-            where = f"image {i + 1} ({name}): " if len(items) > 1 else ""
-            raise RequestError(exc.status, f"{where}{exc}") from None
-        names = [f"{name}#{k}" for k in range(len(frames))] if len(frames) > 1 else [name]
-        converted += [
-            {"source": n, "tile": tile_png(c.tile), "background": c.background}
-            for n, c in zip(names, conversions, strict=True)
-        ]
-    return converted
+def convert_image(name: str, data: bytes, limits: Limits, budget: Budget) -> list[dict[str, str]]:
+    """One image -> {"source", "tile", "background"} per frame (``name#k`` for the frames of
+    an animated image, as prediction names them), by the decoder and conversion prediction
+    uses; its frames and pixels are spent from ``budget``."""
+    with image_errors():
+        decoded = decode_image(data, max_frames=budget.images, budget=budget.pixels)
+    if decoded.left_out:
+        raise RequestError(
+            413, f"The image has {decoded.left_out}: send at most {limits.max_images} images."
+        )
+    budget.images -= len(decoded.frames)
+    budget.pixels -= decoded.pixels
+    conversions = [convert(frame, limits.invert, limits.trim) for frame in decoded.frames]
+    frames = len(conversions)
+    names = [f"{name}#{k}" for k in range(frames)] if frames > 1 else [name]
+    return [
+        {"source": n, "tile": tile_png(c.tile), "background": c.background}
+        for n, c in zip(names, conversions, strict=True)
+    ]
 
 
 def _base64_image(value: Any, index: int) -> tuple[str, bytes]:
@@ -136,11 +189,19 @@ def _base64_image(value: Any, index: int) -> tuple[str, bytes]:
         raise RequestError(400, f"JSON entry {index + 1} is not valid base64.") from None
 
 
-def json_images(body: bytes) -> list[tuple[str, bytes]]:
-    """A JSON body: a list of base64 images, or an object with one under "images"."""
+def too_many(count: int | str, max_images: int) -> RequestError:
+    return RequestError(413, f"{count} images in one request; send at most {max_images}.")
+
+
+def json_images(body: bytes, max_images: int) -> list[tuple[str, bytes]]:
+    """A JSON body: a list of base64 images, or an object with one under "images". Its
+    entries are counted before it is parsed (by its commas: one between entries, one in a
+    data URL) and again before any is decoded."""
+    if body.count(b",") > 2 * max_images + 8:
+        raise too_many("More than " + str(max_images), max_images)
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise RequestError(400, f"The body is not valid JSON ({exc}).") from None
     if isinstance(data, dict) and "images" in data:
         data = data["images"]
@@ -148,6 +209,8 @@ def json_images(body: bytes) -> list[tuple[str, bytes]]:
         raise RequestError(
             400, 'JSON bodies are a list of base64 images, or {"images": [...]}: got neither.'
         )
+    if len(data) > max_images:
+        raise too_many(len(data), max_images)
     return [_base64_image(value, i) for i, value in enumerate(data)]
 
 
@@ -170,14 +233,15 @@ async def form_images(
 
 
 async def body_images(
-    scope: Message, receive: Receive, body: bytes, limits: Limits
+    scope: Message, receive: Receive, body: bytes, limits: Limits, run: Runner
 ) -> list[tuple[str, bytes]]:
-    """The images of a request body, by its content type: a form, JSON, or one raw image."""
+    """The images of a request body, by its content type: a form, JSON (parsed by ``run``,
+    off the event loop), or one raw image."""
     content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         items = await form_images(scope, receive, body, limits)
     elif content_type == "application/json":
-        items = json_images(body)
+        items = await run(json_images, body, limits.max_images)
     else:
         items = [("body", body)] if body else []
     if not items:
@@ -187,9 +251,7 @@ async def body_images(
             "-F file=@photo.jpg) or JSON with a list of base64 images.",
         )
     if len(items) > limits.max_images:
-        raise RequestError(
-            413, f"{len(items)} images in one request; send at most {limits.max_images}."
-        )
+        raise too_many(len(items), limits.max_images)
     return items
 
 
@@ -199,11 +261,13 @@ def _header(scope: Message, name: bytes) -> str:
 
 async def respond(send: Send, status: int, payload: dict[str, Any], close: bool = False) -> None:
     """A JSON answer, sent directly (the app behind never sees the request); ``close`` ends
-    the connection after it (the body was not read to its end)."""
+    the connection after it (the body was not read to its end); a 503 says when to retry."""
     body = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if close:
         headers.append((b"connection", b"close"))
+    if status == 503:
+        headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -261,28 +325,37 @@ async def read_body(scope: Message, receive: Receive, max_bytes: int, timeout: f
 class ImageBodies:
     """ASGI middleware in front of ``POST <path>``: turns any accepted body into the JSON the
     inference worker reads (``{"images": [{"source", "tile", "background"}]}``, tiles as base64
-    PNGs), or answers a 4xx with ``{"detail": message}`` itself. Other requests pass through."""
+    PNGs), or answers a 4xx or 503 with ``{"detail": message}`` itself. Other requests pass
+    through.
+
+    Everything that costs CPU (parsing JSON, reading headers, decoding and converting) runs in
+    ``limits.workers`` threads, one image per job: the jobs of concurrent requests take turns
+    (anyio's limiter is first come, first served), so a small request waits for one image of
+    each large one, not for whole requests. At most ``limits.max_pending`` requests are taken
+    on, and each has ``limits.deadline`` seconds; past either, 503 with ``Retry-After``."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], path: str, limits: Limits) -> None:
         self.app, self.path, self.limits = app, path, limits
         self.limiter: Any = None
+        self.pending = 0
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` in a worker thread, in turn."""
+        import anyio
+
+        if self.limiter is None:  # made in the event loop
+            self.limiter = anyio.CapacityLimiter(self.limits.workers)
+        return await anyio.to_thread.run_sync(function, *args, limiter=self.limiter)
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        import anyio
-
-        if self.limiter is None:  # made in the event loop; bounds memory (conf/serve.yaml)
-            self.limiter = anyio.CapacityLimiter(self.limits.parallel)
         try:
             body = await read_body(
                 scope, receive, self.limits.max_body_bytes, self.limits.read_timeout
             )
-            items = await body_images(scope, receive, body, self.limits)
-            images = await anyio.to_thread.run_sync(
-                convert_images, items, self.limits, limiter=self.limiter
-            )
+            images = await self.within_deadline(scope, receive, body)
         except RequestError as exc:  # 408 and 413 leave the body unread: end the connection
             await respond(send, exc.status, {"detail": str(exc)}, close=exc.status in (408, 413))
             return
@@ -305,6 +378,29 @@ class ImageBodies:
         ]
 
         await self.app({**scope, "headers": headers}, replay_then(forwarded, receive), send)
+
+    async def within_deadline(
+        self, scope: Message, receive: Receive, body: bytes
+    ) -> list[dict[str, str]]:
+        """The request's converted images, if it is taken on and done within the deadline."""
+        import anyio
+
+        limits = self.limits
+        if self.pending >= limits.max_pending:
+            raise busy(f"{self.pending} requests are being converted, the most the server takes.")
+        self.pending += 1
+        try:
+            with anyio.move_on_after(limits.deadline):
+                items = await body_images(scope, receive, body, limits, self.run)
+                await self.run(check_budget, items, limits.max_pixels)
+                budget, images = Budget(limits.max_images, limits.max_pixels), []
+                for index, (name, data) in enumerate(items):
+                    with naming(items, index):
+                        images += await self.run(convert_image, name, data, limits, budget)
+                return images
+        finally:
+            self.pending -= 1
+        raise busy(f"The images were not converted within {limits.deadline:g} s.")
 
 
 def replay_then(body: bytes, receive: Receive) -> Receive:
@@ -406,7 +502,15 @@ def build_server(cfg: DictConfig) -> Any:
     from starlette.responses import HTMLResponse
 
     limits = Limits(
-        cfg.max_body_bytes, cfg.max_images, cfg.invert, cfg.trim, cfg.parallel, cfg.read_timeout
+        max_body_bytes=cfg.max_body_bytes,
+        max_images=cfg.max_images,
+        max_pixels=cfg.max_pixels,
+        invert=cfg.invert,
+        trim=cfg.trim,
+        workers=cfg.workers,
+        max_pending=cfg.max_pending,
+        deadline=float(cfg.deadline),
+        read_timeout=float(cfg.read_timeout),
     )
     api = FashionMNISTAPI(
         str(cfg.ckpt),
@@ -443,16 +547,23 @@ def check_serve_config(cfg: DictConfig) -> None:
     for key in (
         "max_body_bytes",
         "max_images",
-        "parallel",
+        "max_pixels",
+        "workers",
+        "max_pending",
         "max_batch_size",
         "top_k",
         "max_connections_per_client",
     ):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigError(f"{key}={cfg[key]!r} must be a positive integer.")
-    timeout = cfg.read_timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 1e6:
-        raise ConfigError(f"read_timeout={timeout!r} must be a positive number of seconds.")
+    for key in ("read_timeout", "deadline"):
+        seconds = cfg[key]
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 < seconds < 1e6
+        ):
+            raise ConfigError(f"{key}={seconds!r} must be a positive number of seconds.")
 
 
 def _interrupt_in(main_pid: int) -> Callable[[int, Any], None]:

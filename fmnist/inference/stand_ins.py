@@ -25,6 +25,21 @@ def as_photo(tile: np.ndarray, size: int = PHOTO_SIZE) -> np.ndarray:
     return np.asarray(photo.convert("RGB"))
 
 
+def cutout(
+    tile: np.ndarray, ink: tuple[int, int, int] = (190, 190, 190), size: int = PHOTO_SIZE
+) -> np.ndarray:
+    """A tile as a product image cut out on a transparent background, as shops publish them:
+    RGBA ``size`` x ``size``, the item shaded from white (where the tile is 0) towards
+    ``ink`` (where it is 255; a light grey by default), opaque over its silhouette and
+    transparent around it."""
+    contrast = np.asarray(
+        Image.fromarray(tile).resize((size, size), Image.Resampling.BICUBIC), np.float32
+    )[..., None] / 255
+    rgb = 255 * (1 - contrast) + np.asarray(ink, np.float32) * contrast
+    alpha = np.clip(contrast * 4, 0, 1) * 255  # the silhouette, as cast_shadow's
+    return np.concatenate([rgb, alpha], -1).round().astype(np.uint8)
+
+
 def off_centre(photo: np.ndarray, rng: np.random.Generator, size: int = CANVAS_SIZE) -> np.ndarray:
     """``photo`` pasted at a random place on a white ``size`` x ``size`` canvas: the item
     covers about half of the frame's width, not centred."""
