@@ -1,5 +1,5 @@
 """The out-of-distribution score: its parts on known numbers, its fit on the validation split,
-the file beside the checkpoint, and the flag in predict's output."""
+where it is kept (never beside the checkpoint), and the flag in predict's output."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from fmnist.data import load_fashion_mnist
 from fmnist.inference.images import to_predictions
 from fmnist.inference.ood import (
+    cache_path,
     class_statistics,
     classify,
     detector_for,
@@ -23,7 +24,7 @@ from fmnist.inference.ood import (
     load_detector,
     mahalanobis,
     predict_with_ood,
-    sidecar_path,
+    store_in_checkpoint,
 )
 from fmnist.inference.predict import predict
 from fmnist.inference.stand_ins import digits, uniform_noise, write_pngs
@@ -88,28 +89,60 @@ def test_threshold_passes_the_share_of_validation_images(tiny_checkpoint, fake_d
     assert (stranger_scores > detector.threshold).all()
 
 
-def test_statistics_are_kept_beside_the_checkpoint_and_refitted_when_stale(
+def test_statistics_are_cached_by_checksum_never_beside_the_checkpoint(
     tiny_checkpoint, fake_data_dir, tmp_path, caplog
 ) -> None:
-    ckpt = tmp_path / "model.ckpt"
+    models = tmp_path / "models"  # as a read-only mount: nothing may be written there
+    models.mkdir()
+    ckpt = models / "model.ckpt"
     ckpt.write_bytes(tiny_checkpoint.read_bytes())
     module, settings = load_classifier(ckpt)
-    detector = detector_for(ckpt, module, settings, ood_cfg(fake_data_dir))
-    path = sidecar_path(ckpt)
-    assert path == tmp_path / "model.ood.pt" and path.is_file()
+    cache = tmp_path / "cache"
+    detector = detector_for(ckpt, module, settings, ood_cfg(fake_data_dir, cache_dir=str(cache)))
+    assert sorted(p.name for p in models.iterdir()) == ["model.ckpt"]
+    path = cache_path(cache, detector.weights_sha256)
+    assert sorted(cache.iterdir()) == [path]
     again = load_detector(path, detector.weights_sha256)
     assert again is not None and again.threshold == detector.threshold
     assert load_detector(path, "other weights") is None
+    missing = ood_cfg(tmp_path / "no_data", cache_dir=str(cache))  # read from the cache
+    assert detector_for(ckpt, module, settings, missing).threshold == detector.threshold
     path.write_bytes(b"damaged")
     with caplog.at_level(logging.WARNING):
-        refitted = detector_for(ckpt, module, settings, ood_cfg(fake_data_dir))
+        refitted = detector_for(
+            ckpt, module, settings, ood_cfg(fake_data_dir, cache_dir=str(cache))
+        )
     assert "Ignoring" in caplog.text and refitted.threshold == pytest.approx(detector.threshold)
-    missing = ood_cfg(tmp_path / "no_data")
     path.unlink()
     with caplog.at_level(logging.WARNING):
         assert detector_for(ckpt, module, settings, missing) is None
     assert "No OOD flag" in caplog.text and "not found" in caplog.text
     assert detector_for(ckpt, module, settings, ood_cfg(fake_data_dir, enabled=False)) is None
+
+
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_flag(
+    tiny_checkpoint, fake_data_dir, tmp_path, caplog
+) -> None:
+    module, settings = load_classifier(tiny_checkpoint)
+    (tmp_path / "a_file").write_text("")
+    unwritable = ood_cfg(fake_data_dir, cache_dir=str(tmp_path / "a_file" / "cache"))
+    with caplog.at_level(logging.WARNING):
+        detector = detector_for(tiny_checkpoint, module, settings, unwritable)
+    assert detector is not None and "Could not cache the OOD statistics" in caplog.text
+
+
+def test_statistics_stored_in_the_checkpoint_travel_with_it(
+    tiny_checkpoint, fake_data_dir, tmp_path
+) -> None:
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(tiny_checkpoint.read_bytes())
+    module, settings = load_classifier(ckpt)
+    fitted = detector_for(ckpt, module, settings, ood_cfg(fake_data_dir))
+    store_in_checkpoint(ckpt, fitted)
+    module, settings = load_classifier(ckpt)  # the checkpoint still loads, same weights
+    no_data = ood_cfg(tmp_path / "no_data")  # nothing to fit on, no cache: read from it
+    stored = detector_for(ckpt, module, settings, no_data)
+    assert stored.threshold == fitted.threshold and torch.equal(stored.means, fitted.means)
 
 
 def test_predict_writes_the_score_and_flag(tiny_checkpoint, fake_data_dir, tmp_path) -> None:

@@ -28,7 +28,9 @@ pytest.importorskip("multipart", reason="python-multipart not installed (extra: 
 
 pytestmark = pytest.mark.slow  # starting the server's processes takes 10-60 s
 LABELS = [0, 3, 7, 9]
-LIMITS = {"max_body_bytes": 2_000_000, "max_images": 8}
+#: Small limits, so that requests at them stay cheap on a 2-core machine: a request holds at
+#: most 8 images and 8 megapixels.
+LIMITS = {"max_body_bytes": 2_000_000, "max_images": 8, "max_pixels": 8_000_000}
 
 
 def multipart(files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
@@ -119,6 +121,7 @@ def test_a_photo_is_converted_and_the_tile_sent_back(server, tiles) -> None:
         (b"x" * 2_000_001, "image/png", 413, "over the limit of 2,000,000 bytes"),
         (header_only_png(6000, 6000), "image/png", 413, "32-megapixel limit"),
         (json.dumps([""] * 9).encode(), "application/json", 413, "at most 8"),
+        (json.dumps([""] * 100_000).encode(), "application/json", 413, "More than 8 images"),
     ],
 )
 def test_bad_requests_get_a_4xx_with_a_message(server, body, content_type, status, message):
@@ -147,6 +150,36 @@ def test_the_server_survives_bad_requests_and_answers_100_at_once(server, tiles)
     assert [status for status, _ in answers] == [200] * 100
     labels = [answer["predictions"][0]["label"] for _, answer in answers]
     assert labels == [LABELS[i % len(LABELS)] for i in range(100)]
+
+
+def worst_case_body(side: int = 1000) -> bytes:
+    """A request at the server's limits: 8 transparent ``side`` x ``side`` PNGs, each holding
+    a light-grey item, as base64 JSON (1000: the 8-megapixel budget, just)."""
+    rgba = np.zeros((side, side, 4), np.uint8)
+    rgba[200:800, 300:700] = (200, 200, 200, 255)
+    image = base64.b64encode(png_bytes(rgba)).decode()
+    return json.dumps([image] * LIMITS["max_images"]).encode()
+
+
+def test_four_worst_case_requests_do_not_stall_a_good_one(server, tiles) -> None:
+    import time
+
+    worst, good = worst_case_body(), png_bytes(tiles[2])
+    status, over = post(f"{server}/predict", worst_case_body(1001), "application/json")
+    assert status == 413 and "8,016,008 pixels, more than the 8,000,000" in over["detail"]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        heavy = [
+            pool.submit(post, f"{server}/predict", worst, "application/json") for _ in range(4)
+        ]
+        time.sleep(0.05)  # the four are in flight
+        start = time.perf_counter()
+        status, answer = post(f"{server}/predict", good, "image/png")
+        waited = time.perf_counter() - start
+        answers = [future.result() for future in heavy]
+    assert status == 200 and answer["predictions"][0]["label"] == LABELS[2]
+    assert waited < 2.0  # a few large requests take turns with it, they do not stall it
+    assert [s for s, _ in answers] == [200] * 4
+    assert {p["background"] for _, a in answers for p in a["predictions"]} == {"transparent"}
 
 
 def test_the_page_is_one_html_file_without_outside_resources(server) -> None:

@@ -16,9 +16,10 @@ Each is standardized by its mean and standard deviation on the validation split;
 is their sum, and ``ood`` is true above the score that a share of validation images stay
 under (``ood.pass_rate`` in conf/ood/default.yaml). The class means and covariance come from
 training images (as the method requires); the standardization and the threshold from the
-validation split, which the weights never trained on. All of it is stored beside the
-checkpoint in ``<checkpoint stem>.ood.pt`` (:func:`detector_for`), with the checksum of the
-weights it belongs to.
+validation split, which the weights never trained on. All of it, with the checksum of the
+weights it belongs to, is read from the checkpoint itself (:func:`store_in_checkpoint`), or
+from a cache keyed by that checksum, outside the checkpoint's folder (:func:`detector_for`):
+a checkpoint is a read-only input, which may sit on a read-only mount.
 """
 
 from __future__ import annotations
@@ -180,32 +181,56 @@ def fit_detector(
     return detector
 
 
-def sidecar_path(ckpt: str | Path) -> Path:
-    """Where a checkpoint's OOD statistics live: ``<dir>/<stem>.ood.pt``."""
-    path = Path(ckpt).expanduser()
-    return path.with_name(f"{path.stem}.ood.pt")
+#: The checkpoint entry that holds the OOD statistics (:func:`store_in_checkpoint`).
+OOD_KEY = "fmnist_ood"
+
+
+def cache_path(cache_dir: str | Path, weights_sha256: str) -> Path:
+    """Where fitted statistics are cached: ``<cache_dir>/<weights checksum>.ood.pt``, one
+    file per set of weights, whatever the checkpoint's name or folder."""
+    return Path(cache_dir).expanduser() / f"{weights_sha256[:16]}.ood.pt"
 
 
 def save_detector(detector: OodDetector, path: Path) -> Path:
-    """Write the statistics atomically (tensors and plain values only)."""
+    """Write the statistics atomically (tensors and plain values only), making the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     return write_torch(path, asdict(detector))
 
 
+def as_detector(stored: Any, weights_sha256: str, where: Path) -> OodDetector | None:
+    """Stored statistics as a detector, or None (with the reason logged) when they are
+    damaged or belong to other weights (``last.ckpt`` is rewritten every epoch)."""
+    try:
+        detector = OodDetector(**stored)
+    except Exception as exc:  # damaged statistics are refitted, not fatal
+        log.warning("Ignoring the OOD statistics in %s (%s): fitting them again", where, exc)
+        return None
+    if detector.weights_sha256 != weights_sha256:
+        log.info("The OOD statistics in %s belong to other weights: fitting them again", where)
+        return None
+    return detector
+
+
 def load_detector(path: Path, weights_sha256: str) -> OodDetector | None:
-    """The stored statistics, or None (with the reason logged) when the file is missing,
-    unreadable or fitted for other weights (``last.ckpt`` is rewritten every epoch)."""
+    """The statistics cached in ``path``, or None (see :func:`as_detector`)."""
     if not path.is_file():
         return None
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
-        detector = OodDetector(**stored)
     except Exception as exc:  # a damaged file is refitted, not fatal
         log.warning("Ignoring %s (%s): fitting the OOD statistics again", path, exc)
         return None
-    if detector.weights_sha256 != weights_sha256:
-        log.info("%s belongs to other weights: fitting the OOD statistics again", path)
-        return None
-    return detector
+    return as_detector(stored, weights_sha256, path)
+
+
+def store_in_checkpoint(ckpt: str | Path, detector: OodDetector) -> Path:
+    """Write the statistics into the checkpoint, atomically (at the end of training, into the
+    run's own checkpoint): wherever the checkpoint goes, they go with it."""
+    from fmnist.checkpoint import read_checkpoint
+
+    checkpoint = read_checkpoint(ckpt)
+    checkpoint[OOD_KEY] = asdict(detector)
+    return write_torch(Path(ckpt).expanduser(), checkpoint)
 
 
 def fit_on_splits(module: Any, settings: dict[str, Any], cfg: Any) -> OodDetector:
@@ -227,17 +252,24 @@ def fit_on_splits(module: Any, settings: dict[str, Any], cfg: Any) -> OodDetecto
 def detector_for(
     ckpt: str | Path, module: Any, settings: dict[str, Any], cfg: Any
 ) -> OodDetector | None:
-    """The checkpoint's OOD detector: read from beside it, or fitted and written there.
+    """The checkpoint's OOD detector: from the checkpoint itself, else from the cache
+    (``cfg.cache_dir``), else fitted and cached there. Nothing is written beside the checkpoint.
 
     None (with a warning) when ``cfg.enabled`` is false or the data to fit it is missing:
-    predictions are still made, without the flag.
+    predictions are still made, without the flag. A cache that cannot be written costs a
+    refit next time, with a warning, never the predictions.
     """
-    from fmnist.checkpoint import weights_checksum
+    from fmnist.checkpoint import read_checkpoint, weights_checksum
 
     if cfg is None or not cfg.get("enabled", True):
         return None
-    path = sidecar_path(ckpt)
-    detector = load_detector(path, weights_checksum(module.state_dict()))
+    checksum = weights_checksum(module.state_dict())
+    stored = read_checkpoint(ckpt).get(OOD_KEY)
+    detector = None if stored is None else as_detector(stored, checksum, Path(ckpt))
+    cache = cfg.get("cache_dir")
+    path = None if cache is None else cache_path(cache, checksum)
+    if detector is None and path is not None:
+        detector = load_detector(path, checksum)
     if detector is not None:
         return detector
     try:
@@ -245,10 +277,13 @@ def detector_for(
     except FmnistError as exc:
         log.warning("No OOD flag: its threshold is fitted on the validation split. %s", exc)
         return None
-    try:
-        log.info("Wrote %s", save_detector(detector, path))
-    except OSError as exc:
-        log.warning("Could not keep the OOD statistics in %s (%s): refitted next time", path, exc)
+    if path is not None:
+        try:
+            log.info("Wrote %s", save_detector(detector, path))
+        except (OSError, FmnistError) as exc:
+            log.warning(
+                "Could not cache the OOD statistics in %s (%s): refitted next time", path, exc
+            )
     return detector
 
 

@@ -32,9 +32,8 @@ def cutout(
     RGBA ``size`` x ``size``, the item shaded from white (where the tile is 0) towards
     ``ink`` (where it is 255; a light grey by default), opaque over its silhouette and
     transparent around it."""
-    contrast = np.asarray(
-        Image.fromarray(tile).resize((size, size), Image.Resampling.BICUBIC), np.float32
-    )[..., None] / 255
+    resized = Image.fromarray(tile).resize((size, size), Image.Resampling.BICUBIC)
+    contrast = np.asarray(resized, np.float32)[..., None] / 255
     rgb = 255 * (1 - contrast) + np.asarray(ink, np.float32) * contrast
     alpha = np.clip(contrast * 4, 0, 1) * 255  # the silhouette, as cast_shadow's
     return np.concatenate([rgb, alpha], -1).round().astype(np.uint8)
