@@ -1,4 +1,5 @@
-"""Your own photos: `python -m bench.photos --ckpt PATH [--n 200] [--figure PATH] [--sheets DIR]`.
+"""Your own photos: `python -m bench.photos --ckpt PATH [--n 200] [--figure PATH] [--sheets DIR]`
+(`--conditions NAME ...`: only those conditions of the photo suite, printed).
 
 Writes ``bench/photos.json`` and ``bench/photos.md`` (the README's numbers) for one checkpoint:
 
@@ -232,9 +233,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--sheets", type=Path, help="also write the suite's contact sheets (one per family) here"
     )
     parser.add_argument("--no-suite", action="store_true", help="skip the photo suite")
+    parser.add_argument(
+        "--conditions",
+        nargs="+",
+        choices=list(CONDITIONS),
+        metavar="NAME",
+        help="only these conditions of the suite, printed, nothing else measured or written",
+    )
     args = parser.parse_args(argv)
     raw = load_fashion_mnist()
     tiles, labels = seeded_sample(raw.test_images, raw.test_labels, args.n)
+    if args.conditions:
+        with tempfile.TemporaryDirectory() as tmp:
+            suite, _ = photo_suite(args.ckpt, tiles, labels, Path(tmp), args.conditions)
+        print("\n".join(suite_markdown({"images": args.n, **suite, "timing": None})))
+        return suite
     with tempfile.TemporaryDirectory() as tmp:
         accuracy = photo_accuracies(args.ckpt, tiles, labels, Path(tmp))
         ood = ood_rates(args.ckpt, Path(tmp))
@@ -284,6 +297,13 @@ CONDITIONS: dict[str, tuple[str, dict[str, Any], int | None]] = {
     "grey 170, gradient 40%": ("light", {"background": (170,) * 3, "gradient": 0.4}, None),
     "shadow 15%": ("light", {"shadow": 0.15}, None),
     "shadow 30%": ("light", {"shadow": 0.3}, None),
+    # A dark item on a white table lit from one side (230 falling to about 150 across the
+    # frame, in a random direction) with a soft drop shadow: product photos taken by a window.
+    "side light 230-150, soft shadow": (
+        "light",
+        {"background": (230,) * 3, "gradient": 0.35, "shadow": 0.3},
+        None,
+    ),
     "noise 5": ("noise", {"noise": 5.0}, None),
     "noise 10": ("noise", {"noise": 10.0}, None),
     "noise 20": ("noise", {"noise": 20.0}, None),
@@ -354,11 +374,16 @@ def conversion_ms(repeats: int = 20) -> dict[str, float]:
 
 
 def photo_suite(
-    ckpt: str | Path, tiles: np.ndarray, labels: np.ndarray, workdir: Path
+    ckpt: str | Path,
+    tiles: np.ndarray,
+    labels: np.ndarray,
+    workdir: Path,
+    conditions: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Per condition: accuracy of the tiles made the way predict makes them (read_file, then
-    convert), the share the OOD flag marks and the share whose background was not separated;
-    and the accuracy at each of :data:`SHARPEN_AMOUNTS`. Against the raw tiles' accuracy."""
+    """Per condition (all of :data:`CONDITIONS`, or the ones named): accuracy of the tiles
+    made the way predict makes them (read_file, then convert), the share the OOD flag marks
+    and the share whose background was not separated; and the accuracy at each of
+    :data:`SHARPEN_AMOUNTS`. Against the raw tiles' accuracy."""
     from fmnist.inference.convert import SHARPEN_AMOUNT, convert
     from fmnist.inference.images import read_file, to_predictions
     from fmnist.inference.ood import mark_ood
@@ -369,7 +394,8 @@ def photo_suite(
     raw = module.predict_proba(torch.from_numpy(tiles)).argmax(1).numpy()
     results: dict[str, Any] = {"raw_tiles": float((raw == labels).mean()), "conditions": {}}
     shown: dict[str, Any] = {}
-    for name, (family, scene_settings, quality) in CONDITIONS.items():
+    for name in conditions or CONDITIONS:
+        family, scene_settings, quality = CONDITIONS[name]
         folder = workdir / "suite" / f"{len(results['conditions']):02d}"
         decoded = [read_file(p).images[0] for p in condition_files(tiles, scene_settings,
                                                                     quality, folder)]  # fmt: skip
@@ -441,12 +467,17 @@ def condition_sheets(shown: dict[str, Any], results: dict[str, Any], folder: Pat
 def suite_markdown(suite: dict[str, Any]) -> list[str]:
     """The suite's table, for bench/photos.md."""
     amounts = [k for k in next(iter(suite["conditions"].values())) if k.startswith("accuracy_s")]
+    timing = suite["timing"]
     lines = [
         "",
         f"Photo suite: the same {suite['images']} items, raw tiles {100 * suite['raw_tiles']:.1f}%"
-        f"; conversion of a 1-megapixel photo {suite['timing']['convert_ms']:.2f} ms on one core"
-        f" (the seven steps alone: {suite['timing']['seven_steps_ms']:.2f} ms). Sharpening used:"
-        f" {suite['sharpen_amount']:g}.",
+        + (
+            f"; conversion of a 1-megapixel photo {timing['convert_ms']:.2f} ms on one core"
+            f" (the seven steps alone: {timing['seven_steps_ms']:.2f} ms)"
+            if timing
+            else ""
+        )
+        + f". Sharpening used: {suite['sharpen_amount']:g}.",
         "",
         "| condition | accuracy | points below raw | OOD flagged | background not separated | "
         + " | ".join(f"sharpen {a.rsplit('_', 1)[-1]}" for a in amounts)
