@@ -121,14 +121,31 @@ def test_statistics_are_cached_by_checksum_never_beside_the_checkpoint(
 
 
 def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_flag(
-    tiny_checkpoint, fake_data_dir, tmp_path, caplog
+    tiny_checkpoint, fake_data_dir, tmp_path, caplog, monkeypatch
 ) -> None:
+    import fmnist.inference.ood as ood
+    from fmnist.errors import OutputDirError
+
     module, settings = load_classifier(tiny_checkpoint)
     (tmp_path / "a_file").write_text("")
-    unwritable = ood_cfg(fake_data_dir, cache_dir=str(tmp_path / "a_file" / "cache"))
+    not_a_folder = ood_cfg(fake_data_dir, cache_dir=str(tmp_path / "a_file" / "cache"))
     with caplog.at_level(logging.WARNING):
-        detector = detector_for(tiny_checkpoint, module, settings, unwritable)
+        detector = detector_for(tiny_checkpoint, module, settings, not_a_folder)
     assert detector is not None and "Could not cache the OOD statistics" in caplog.text
+
+    def read_only(path, obj):  # what the atomic writer raises on a read-only mount
+        raise OutputDirError(f"Cannot write {path}: Read-only file system")
+
+    monkeypatch.setattr(ood, "write_torch", read_only)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        again = detector_for(
+            tiny_checkpoint,
+            module,
+            settings,
+            ood_cfg(fake_data_dir, cache_dir=str(tmp_path / "ro")),
+        )
+    assert again.threshold == detector.threshold and "Read-only file system" in caplog.text
 
 
 def test_statistics_stored_in_the_checkpoint_travel_with_it(
