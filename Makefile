@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,sweep,slurm,export,serve,baselines]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,sweep,slurm,export,serve,baselines,mlflow,wandb]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,13 +1,14 @@
-"""Where the explanation callbacks write: PNG/JSON in the run directory, figures to TensorBoard."""
+"""Where the explanation callbacks write: PNG/JSON in the run directory, figures to every logger."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import matplotlib.pyplot as plt
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
 from matplotlib.figure import Figure
 
 from fmnist.data import IMAGE_SIZE
@@ -21,21 +22,35 @@ def run_dir(trainer: L.Trainer, subdir: str = "") -> Path:
     return path
 
 
-def tensorboard(trainer: L.Trainer) -> Any | None:
-    """The ``SummaryWriter`` of the run's TensorBoard logger, if there is one."""
-    for logger in trainer.loggers:
+def tensorboard(loggers: Sequence[Logger]) -> Any | None:
+    """The ``SummaryWriter`` of a TensorBoard logger among ``loggers``, if there is one (for
+    what only TensorBoard shows: text, the embedding projector)."""
+    return next((lg.experiment for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
+
+
+def log_figure(
+    loggers: Sequence[Logger], figure: Figure, path: Path, tag: str, step: int | None = None
+) -> None:
+    """Give ``figure``, already written as the PNG ``path``, to every logger that keeps
+    images: TensorBoard's figure, an MLflow artifact in the folder of ``tag`` (``activations/``
+    as in the run directory), a wandb image under ``tag``. The CSV logger keeps none."""
+    for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            return logger.experiment
-    return None
+            logger.experiment.add_figure(tag, figure, global_step=step, close=False)
+            logger.experiment.flush()
+        elif isinstance(logger, MLFlowLogger):
+            folder = str(Path(tag).parent)
+            logger.experiment.log_artifact(
+                logger.run_id, str(path), None if folder == "." else folder
+            )
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(key=tag, images=[str(path)], step=step)
 
 
 def save_figure(trainer: L.Trainer, figure: Figure, path: Path, tag: str, step: int) -> Path:
-    """Write ``figure`` as a PNG and to TensorBoard under ``tag``, then close it."""
+    """Write ``figure`` as a PNG, give it to every logger of the run under ``tag``, close it."""
     write_figure(path, figure, dpi=100)
-    writer = tensorboard(trainer)
-    if writer is not None:
-        writer.add_figure(tag, figure, global_step=step, close=False)
-        writer.flush()
+    log_figure(trainer.loggers, figure, path, tag, step)
     plt.close(figure)
     return path
 

@@ -18,26 +18,28 @@ from omegaconf import DictConfig
 
 from fmnist.config import build
 from fmnist.results.report import Report
+from fmnist.training.run import instantiate_each
 
 log = logging.getLogger(__name__)
 
 
 def run_analysis(cfg: DictConfig) -> Path:
-    """Run ``cfg.task`` and write ``report.md`` (and figures) into the run directory."""
-    from torch.utils.tensorboard import SummaryWriter
-
+    """Run ``cfg.task`` and write ``report.md`` (and figures, also to the loggers of
+    ``cfg.logger``) into the run directory."""
     task = build(cfg.task)
     name = _chosen_task()
     output_dir = Path(cfg.paths.output_dir)
-    writer = SummaryWriter(str(output_dir / "tensorboard"))
     title = f"Fashion-MNIST analysis: {name}" if name else "Fashion-MNIST analysis"
-    report = Report(output_dir, title=title, writer=writer)
+    report = Report(output_dir, title=title, loggers=instantiate_each(cfg.get("logger")))
+    status = "failed"
     try:
         log.info("Task %s", name or cfg.task.get("_target_"))
         task(cfg, report)
+        status = "success"
     finally:
         path = report.write()
-        writer.close()
+        for logger in report.loggers:
+            logger.finalize(status)
     log.info("Wrote %s", path)
     return path
 

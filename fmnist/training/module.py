@@ -112,7 +112,7 @@ class ClassificationModule(L.LightningModule):
                 "flatten": flatten,
                 "tta_shift": tta_shift,
             },
-            logger=False,  # train.py logs the whole resolved run config once, with metrics
+            logger=False,  # train.py logs the whole resolved run config to every logger
         )
         network: nn.Module = net if isinstance(net, nn.Module) else build_net(net)
         if channels_last:

@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import (
     LearningRateMonitor,
     ProgressBar,
 )
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
@@ -80,6 +80,17 @@ def run_config_for_logging(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config without Hydra's own node and paths: the run's hyperparameters."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     return {k: v for k, v in resolved.items() if k not in ("hydra", "paths", "callbacks", "logger")}
+
+
+def log_run_config(loggers: list[Logger], cfg: DictConfig) -> None:
+    """The resolved run config, once, to every logger; TensorBoard's hparams entry also names
+    the metrics its tab compares runs on (initially 0, logged as training goes)."""
+    params = run_config_for_logging(cfg)
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, dict.fromkeys(HPARAM_METRICS, 0))
+        else:
+            logger.log_hyperparams(params)
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -217,10 +228,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> di
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
 
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            # One hparams entry per run, with the metrics it is compared on (initially 0).
-            logger.log_hyperparams(run_config_for_logging(cfg), dict.fromkeys(HPARAM_METRICS, 0))
+    log_run_config(loggers, cfg)
 
     log.info("Training")
     start = time.perf_counter()
@@ -240,6 +248,9 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> di
         log.info("Wrote %s", write_json(output_dir / METRICS_FILE, metrics))
         if predictions is not None:
             log.info("Wrote %s", save_predictions(output_dir / PREDICTIONS_FILE, predictions))
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):  # wandb would hand its run to the next job's logger
+            logger.experiment.finish()
     return metrics
 
 
