@@ -24,6 +24,7 @@ from fmnist.training.run import build_data_and_module
 def build_parts(cfg: DictConfig) -> tuple[FashionMNISTDataModule, ClassificationModule]:
     """The datamodule (set up) and module exactly as ``fmnist.training.run.train`` builds them."""
     datamodule, module = build_data_and_module(cfg)
+    datamodule.prepare_data()
     datamodule.setup("fit")
     module.classifier.preprocess.set_statistics(*datamodule.statistics)  # as Lightning's setup
     return datamodule, module

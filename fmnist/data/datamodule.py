@@ -32,7 +32,7 @@ from fmnist.data.batches import (
     eval_sampler,
 )
 from fmnist.data.classes import CLASS_NAMES, NUM_CLASSES
-from fmnist.data.files import load_fashion_mnist
+from fmnist.data.files import load_fashion_mnist, locate_data
 from fmnist.data.pixels import check_normalize, fit_statistics, to_unit_range
 from fmnist.errors import ConfigError
 
@@ -146,10 +146,17 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def class_names(self) -> tuple[str, ...]:
         return CLASS_NAMES
 
+    def prepare_data(self) -> None:
+        """Find or fetch the files, once per node: Lightning calls this in one process before
+        any ``setup``, so DDP processes never race on one download. Outside a Trainer, call
+        it before ``setup`` (as :meth:`split` does)."""
+        locate_data(self.root, self.download, self.search_system)
+
     def setup(self, stage: str | None = None) -> None:
+        """Read the files :meth:`prepare_data` found or fetched (in every process)."""
         if self.splits:
             return
-        raw = load_fashion_mnist(self.root, self.download, self.strict, self.search_system)
+        raw = load_fashion_mnist(self.root, False, self.strict, self.search_system)
         n_train = len(raw.train_labels)
         n_val = (
             round(self.val_size * n_train) if isinstance(self.val_size, float) else self.val_size
@@ -200,6 +207,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def split(self, name: str) -> TensorBatchDataset:
         """The raw (uint8) images and labels of ``train``, ``val`` or ``test``."""
         if not self.splits:
+            self.prepare_data()
             self.setup()
         if name not in self.splits:
             raise ConfigError(f"Unknown split {name!r}: use 'train', 'val' or 'test'.")

@@ -153,5 +153,6 @@ def datamodule_for(
         data = OmegaConf.to_container(data, resolve=True)
     config = {k: v for k, v in data.items() if k != "_target_"}
     datamodule = FashionMNISTDataModule(**{**config, **settings})
+    datamodule.prepare_data()
     datamodule.setup()
     return datamodule
