@@ -93,11 +93,12 @@ def wandb_records(run_dir: Path) -> list:
 
 
 def test_wandb_offline_run_keeps_config_metrics_and_figures(tiny_train_cfg, monkeypatch) -> None:
-    pytest.importorskip("wandb")
+    wandb = pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = tiny_train_cfg(*SMALL, "callbacks.activation_capture=null", "logger=wandb")
     metrics = train(cfg)
+    wandb.teardown()  # its service process closes the run's files
     (offline,) = (Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*")
     records = wandb_records(offline)
     config = {
