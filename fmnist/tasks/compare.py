@@ -61,6 +61,11 @@ class Contestant:
         """The run's accuracy, or the ensemble's for a group."""
         return float(self.correct.mean())
 
+    @property
+    def where(self) -> str:
+        """Its run directory, or the seed group's name."""
+        return str(self.runs[0]) if len(self.runs) == 1 else self.name
+
 
 def run_name(run: Run) -> str:
     """The directory name, with the run's command-line overrides when Hydra recorded them."""
@@ -206,11 +211,11 @@ def compare_task(
             + "."
         )
     for other in found[1:]:
-        check_paired((found[0].name, found[0].labels), (other.name, other.labels))
+        check_paired((found[0].where, found[0].labels), (other.where, other.labels))
     test = datamodule_for(cfg.data, {}).split("test")
     fix = "point data.root (or paths.data_dir) at the dataset the runs were tested on"
     check_paired(("the data config's test set", test.labels.numpy()),
-                 (found[0].name, found[0].labels), fix)  # fmt: skip
+                 (found[0].where, found[0].labels), fix)  # fmt: skip
     options = {"n_resamples": n_resamples, "confidence": confidence, "alpha": alpha,
                "seed": int(cfg.seed)}  # fmt: skip
     results = [compare_pair(found[0], other, options) for other in found[1:]]
