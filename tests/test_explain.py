@@ -16,14 +16,13 @@ from fmnist.analysis.activations import capture_activations, channel_statistics,
 from fmnist.analysis.importance import (
     accuracy_and_macro_f1,
     channel_permuted_predictions,
-    forward_in_chunks,
+    cut,
     layer_importance,
     permutation_importance,
     permuted_predictions,
     region_importance,
     whole_layer_drop,
 )
-from fmnist.analysis.stages import split_at
 from fmnist.errors import CheckpointError
 from fmnist.models import CNN
 
@@ -104,14 +103,48 @@ def test_same_seed_same_result_and_fast_path_matches_generic() -> None:
     first = permutation_importance(net, x[:60], labels[:60], n_repeats=2, seed=3)
     assert first == permutation_importance(net, x[:60], labels[:60], n_repeats=2, seed=3)
     assert first != permutation_importance(net, x[:60], labels[:60], n_repeats=2, seed=4)
-    prefix, suffix = split_at(net, "features.0")  # followed by a conv block: the delta path
-    activations = forward_in_chunks(net, prefix, x)
+    activations, rest, suffix = cut(net, "features.0", x)  # a conv block follows: delta path
+    assert suffix == ["features.1", "pool", "dense", "classifier"]
     channels = torch.arange(4).repeat_interleave(2)
     permutations = torch.rand(8, len(x), generator=torch.Generator().manual_seed(0)).argsort(1)
-    fast = channel_permuted_predictions(net, suffix, activations, channels, permutations, 500)
+    fast = channel_permuted_predictions(net, rest, suffix, activations, channels, permutations)
     masks = torch.nn.functional.one_hot(channels, 4).bool().view(8, 4, 1, 1)
-    generic = permuted_predictions(net, suffix, activations, masks, permutations, 500)
+    generic = permuted_predictions(rest, activations, masks, permutations, 500)
     assert (fast == generic).float().mean() > 0.999  # float rounding may flip a near-tie
+    _, hooked, no_chain = cut(Unchained(net), "net.features.0", x)  # rerun with a hook
+    assert no_chain is None
+    assert torch.equal(permuted_predictions(hooked, activations, masks, permutations, 500), generic)
+
+
+class Unchained(nn.Module):
+    """A network whose forward is no chain of its children (it adds 0 after them)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("zero", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) + self.zero
+
+
+def test_the_hook_path_gives_the_chain_paths_numbers(monkeypatch) -> None:
+    """With the chain speed-up switched off, the same layers rerun the whole network with a
+    forward hook: the same importance, up to a prediction that float rounding flips."""
+    import fmnist.analysis.importance as importance
+
+    net, x, labels = _briefly_trained_cnn()
+    chained = permutation_importance(net, x[:100], labels[:100], n_repeats=2)
+    monkeypatch.setattr(importance, "stages_after", lambda *_: None)
+    hooked = permutation_importance(net, x[:100], labels[:100], n_repeats=2)
+    assert list(hooked["layers"]) == ["features.0", "features.1", "dense"]
+    for layer, result in chained["layers"].items():
+        for metric in ("accuracy", "f1_macro"):
+            np.testing.assert_allclose(
+                hooked["layers"][layer][metric]["importances"],
+                result[metric]["importances"],
+                atol=0.011,  # one of 100 predictions
+            )
 
 
 def test_region_importance_finds_the_square() -> None:

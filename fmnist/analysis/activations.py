@@ -7,13 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from fmnist.analysis.stages import network_stages
-from fmnist.errors import ConfigError
-
-
-def conv_block_names(net: nn.Module) -> list[str]:
-    """``features.0``, ``features.1``, ...: the default layers to capture."""
-    return [s for s in network_stages(net) if s.startswith("features.")] or ["dense"]
+from fmnist.analysis.stages import default_layers, layer_outputs
 
 
 def one_per_class(labels: Tensor, per_class: int = 1, seed: int = 0) -> Tensor:
@@ -23,38 +17,14 @@ def one_per_class(labels: Tensor, per_class: int = 1, seed: int = 0) -> Tensor:
     return torch.cat(picked)
 
 
-@torch.inference_mode()
 def capture_activations(
     net: nn.Module, inputs: Tensor, layers: list[str] | None = None
 ) -> dict[str, Tensor]:
-    """The outputs of ``layers`` (default: every conv block) for ``inputs``, via forward hooks.
-
-    Outputs are cloned in the hook: a following in-place ReLU would otherwise change them.
-    """
-    layers = list(layers) if layers else conv_block_names(net)
-    known = dict(net.named_modules())
-    unknown = [name for name in layers if name not in known]
-    if unknown:
-        choices = [name for name in known if name][:40]
-        raise ConfigError(f"Unknown layers {unknown}: name modules of the network, e.g. {choices}.")
-    captured: dict[str, Tensor] = {}
-
-    def hook_for(name: str):
-        def hook(module: nn.Module, args: Any, output: Tensor) -> None:
-            captured[name] = output.detach().clone().contiguous()
-
-        return hook
-
-    handles = [known[name].register_forward_hook(hook_for(name)) for name in layers]
-    was_training = net.training
-    try:
-        net.eval()
-        net(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-        net.train(was_training)
-    return {name: captured[name] for name in layers}
+    """The outputs of ``layers`` (None: ``stages.default_layers``, e.g. the CNN's conv blocks
+    and dense layer) for ``inputs``, via forward hooks; a layer whose output analysis cannot
+    picture is left out with one log line."""
+    layers = list(layers) if layers is not None else default_layers(net, inputs[:2])
+    return layer_outputs(net, inputs, layers)[0]
 
 
 def channel_statistics(activations: Tensor) -> dict[str, Any]:

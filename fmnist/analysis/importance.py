@@ -9,21 +9,25 @@ widths on one scale. The score of a permutation is the drop of accuracy and macr
 the unpermuted baseline; results follow scikit-learn's ``permutation_importance``
 (``importances`` of shape (n_features, n_repeats), ``importances_mean``, ``importances_std``).
 
-Efficiency: the layers before the permuted one run once per evaluation sample and layer (the
-layer's output is cached), never per channel or repeat; and many permuted copies (channel,
-repeat) are stacked along the batch dimension into one forward pass of the remaining layers.
+Any network: a layer is a named module (:mod:`fmnist.analysis.stages`) whose output is
+captured once; a permuted copy of it goes through the rest of the network, the network rerun
+with a forward hook that returns the copy in the layer's place. Where the network is a chain
+of stages (our CNN, MLP and ResNet) only the stages after the layer run per copy, and a
+convolution opening them is computed for the one changed channel only. Many copies (channel,
+repeat) are stacked along the batch dimension into one forward pass.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fmnist.analysis.stages import importance_layers, network_stages, run_stages, split_at
+from fmnist.analysis.stages import default_layers, layer_outputs, run_stages, stages_after
 from fmnist.errors import ConfigError
 
 METRICS = ("accuracy", "f1_macro")
@@ -53,19 +57,44 @@ def accuracy_and_macro_f1(predictions: Tensor, labels: Tensor, num_classes: int)
 
 # ----- the engine: permuted copies through the rest of the network ---------------------------
 
+#: The rest of the network after a layer: (outputs of the layer for some images, the indices
+#: of those images in the inputs) -> logits.
+Rest = Callable[[Tensor, Tensor], Tensor]
+
+
+def cut(net: nn.Module, layer: str, inputs: Tensor) -> tuple[Tensor, Rest, list[str] | None]:
+    """The output of ``layer`` for ``inputs``, the rest of the network after it, and where
+    the network is a chain with ``layer`` one of its stages, the stages after it (else None).
+    """
+    outputs, skipped = layer_outputs(net, inputs, [layer])
+    if skipped:
+        raise ConfigError(f"Layer {layer!r} cannot be permuted: it {skipped[layer]}.")
+    suffix = stages_after(net, layer, inputs[:2])
+    if suffix is not None:
+        return outputs[layer], lambda x, _: run_stages(net, suffix, x), suffix
+    module = net.get_submodule(layer)
+
+    def rest(changed: Tensor, rows: Tensor) -> Tensor:
+        handle = module.register_forward_hook(lambda *_: changed.clone())  # in-place ops after
+        try:
+            return net(inputs[rows])
+        finally:
+            handle.remove()
+
+    return outputs[layer], rest, None
+
 
 @torch.inference_mode()
-def forward_in_chunks(net: nn.Module, stages: list[str], x: Tensor, rows: int = 2048) -> Tensor:
-    """``run_stages`` over ``x`` in chunks of ``rows`` samples."""
-    if not stages:
-        return x
-    return torch.cat([run_stages(net, stages, chunk) for chunk in x.split(rows)])
+def predict_all(rest: Rest, x: Tensor, rows: int = 2048) -> Tensor:
+    """The predicted classes of ``rest`` on all of ``x``, ``rows`` samples at a time."""
+    index = torch.arange(len(x), device=x.device)
+    chunks = zip(x.split(rows), index.split(rows), strict=True)
+    return torch.cat([rest(chunk, where).argmax(1) for chunk, where in chunks])
 
 
 @torch.inference_mode()
 def permuted_predictions(
-    net: nn.Module,
-    suffix: list[str],
+    rest: Rest,
     activations: Tensor,
     masks: Tensor,
     permutations: Tensor,
@@ -73,7 +102,7 @@ def permuted_predictions(
 ) -> Tensor:
     """Predicted classes (P, N) when, in copy p, the elements of ``activations`` (N, *F)
     selected by ``masks[p]`` (bool, broadcastable to F) are taken from sample
-    ``permutations[p, i]`` instead of sample i, and the copy goes through ``suffix``.
+    ``permutations[p, i]`` instead of sample i, and the copy goes through ``rest``.
 
     K copies of a chunk of B samples (K * B ~ ``rows_per_pass``) are stacked into one batch.
     """
@@ -85,16 +114,26 @@ def permuted_predictions(
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         original = activations[start:stop].unsqueeze(0)
+        rows = torch.arange(start, stop, device=activations.device)
         for first in range(0, n_copies, copies_per_pass):
             last = min(n_copies, first + copies_per_pass)
             taken = activations[permutations[first:last, start:stop]]  # (K, B, *F)
             mixed = torch.where(masks[first:last].unsqueeze(1), taken, original)
-            logits = run_stages(net, suffix, mixed.flatten(0, 1))
+            logits = rest(mixed.flatten(0, 1), rows.repeat(last - first))
             predictions[first:last, start:stop] = logits.argmax(1).view(last - first, -1)
     return predictions
 
 
-def _leading_conv(net: nn.Module, suffix: list[str]) -> nn.Conv2d | None:
+def channel_masks(channels: Tensor, activations: Tensor) -> Tensor:
+    """Masks for ``permuted_predictions`` that each select one channel (``channels[p]``)."""
+    masks = torch.zeros(
+        len(channels), activations.shape[1], dtype=torch.bool, device=activations.device
+    )
+    masks[torch.arange(len(channels), device=activations.device), channels] = True
+    return masks.view(len(channels), -1, *(1,) * (activations.ndim - 2))
+
+
+def _leading_conv(net: nn.Module, suffix: list[str] | None) -> nn.Conv2d | None:
     """The convolution that opens the suffix's first stage (a conv block), if any."""
     if not suffix:
         return None
@@ -106,7 +145,8 @@ def _leading_conv(net: nn.Module, suffix: list[str]) -> nn.Conv2d | None:
 @torch.inference_mode()
 def channel_permuted_predictions(
     net: nn.Module,
-    suffix: list[str],
+    rest: Rest,
+    suffix: list[str] | None,
     activations: Tensor,
     channels: Tensor,
     permutations: Tensor,
@@ -117,15 +157,12 @@ def channel_permuted_predictions(
     for a copy is the cached output plus the convolution of the one changed channel's
     difference, ``conv(A') = conv(A) + W[:, c] * (A'_c - A_c)``. That costs 1/C_in of the
     convolution; all copies of a pass go through it as one grouped convolution.
-    Falls back to :func:`permuted_predictions` when no conv block follows."""
+    Falls back to :func:`permuted_predictions` through ``rest`` when no conv block opens the
+    ``suffix`` (the stages after the layer; None where the network is no chain)."""
     conv = _leading_conv(net, suffix)
-    if conv is None:
-        masks = torch.zeros(
-            len(channels), activations.shape[1], dtype=torch.bool, device=activations.device
-        )
-        masks[torch.arange(len(channels), device=activations.device), channels] = True
-        masks = masks.view(len(channels), -1, *(1,) * (activations.ndim - 2))
-        return permuted_predictions(net, suffix, activations, masks, permutations, rows_per_pass)
+    if conv is None or suffix is None:
+        masks = channel_masks(channels, activations)
+        return permuted_predictions(rest, activations, masks, permutations, rows_per_pass)
     block_rest = nn.Sequential(*list(net.get_submodule(suffix[0]))[1:])
     n, n_copies = len(activations), len(channels)
     chunk = min(n, rows_per_pass)
@@ -207,8 +244,7 @@ def layer_importance(
     """
     check_options(n_repeats, share)
     net.eval()
-    prefix, suffix = split_at(net, layer, tuple(inputs.shape[1:]))
-    activations = forward_in_chunks(net, prefix, inputs)
+    activations, rest, suffix = cut(net, layer, inputs)
     n, channels = len(activations), activations.shape[1]
     # A channel is dimension 1; the mask broadcasts over the remaining (spatial) dimensions.
     mask_shape = (channels,) + (1,) * (activations.ndim - 2)
@@ -220,6 +256,7 @@ def layer_importance(
     permutations = permutations.to(activations.device)
     single = channel_permuted_predictions(
         net,
+        rest,
         suffix,
         activations,
         torch.arange(channels, device=activations.device).repeat_interleave(n_repeats),
@@ -227,15 +264,14 @@ def layer_importance(
         rows_per_pass,
     )
     joint = permuted_predictions(
-        net,
-        suffix,
+        rest,
         activations,
         joint_masks.view(-1, *mask_shape).to(activations.device),
         permutations[channels * n_repeats :],
         rows_per_pass,
     )
     predictions = torch.cat([single, joint])
-    baseline_predictions = forward_in_chunks(net, suffix, activations).argmax(1)
+    baseline_predictions = predict_all(rest, activations)
     baseline = accuracy_and_macro_f1(baseline_predictions.unsqueeze(0), labels, num_classes)[0]
     drops = (baseline - accuracy_and_macro_f1(predictions, labels, num_classes)).cpu().numpy()
     result = _layer_result(drops, channels, n_repeats, share, joint_size)
@@ -289,13 +325,17 @@ def permutation_importance(
     num_classes: int = 10,
     rows_per_pass: int = 4096,
 ) -> dict[str, Any]:
-    """:func:`layer_importance` of every conv block and the dense layer (or ``layers``)."""
-    layers = list(layers) if layers else importance_layers(net, tuple(inputs.shape[1:]))
+    """:func:`layer_importance` of ``layers`` (default: ``stages.default_layers``, e.g. the
+    CNN's conv blocks and dense layer); layers whose output it cannot permute are listed
+    under ``skipped`` with the reason, and logged."""
+    layers = list(layers) if layers is not None else default_layers(net, inputs[:2])
+    _, skipped = layer_outputs(net, inputs[:2], layers)
     results = {
         layer: layer_importance(
             net, inputs, labels, layer, n_repeats, share, seed, num_classes, rows_per_pass
         )
         for layer in layers
+        if layer not in skipped
     }
     baseline = next(iter(results.values()))["baseline"] if results else {}
     return {
@@ -305,6 +345,7 @@ def permutation_importance(
         "seed": seed,
         "baseline": baseline,
         "layers": results,
+        "skipped": skipped,
     }
 
 
@@ -320,12 +361,11 @@ def whole_layer_drop(
     """The naive score (accuracy drop when a layer's whole output is shuffled across
     samples). Kept to show the trap: it is the same for every layer of a sequential net."""
     net.eval()
-    prefix, suffix = split_at(net, layer, tuple(inputs.shape[1:]))
-    activations = forward_in_chunks(net, prefix, inputs)
+    activations, rest, _ = cut(net, layer, inputs)
     permutation = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
     mask = torch.ones((1,) * activations.ndim, dtype=torch.bool)
-    predictions = permuted_predictions(net, suffix, activations, mask, permutation.unsqueeze(0))
-    baseline = forward_in_chunks(net, suffix, activations).argmax(1)
+    predictions = permuted_predictions(rest, activations, mask, permutation.unsqueeze(0))
+    baseline = predict_all(rest, activations)
     both = accuracy_and_macro_f1(torch.stack([baseline, predictions[0]]), labels, 10)
     return float(both[0, 0] - both[1, 0])
 
@@ -362,9 +402,12 @@ def region_importance(
     masks = masks.repeat_interleave(n_repeats, 0)
     permutations = _random_permutations(len(masks), len(images), _generator(seed, "input"))
     masks, permutations = masks.to(images.device), permutations.to(images.device)
-    stages = network_stages(net, tuple(images.shape[1:]))
-    predictions = permuted_predictions(net, stages, images, masks, permutations, rows_per_pass)
-    baseline = forward_in_chunks(net, stages, images).argmax(1)
+
+    def rest(x: Tensor, _: Tensor) -> Tensor:
+        return net(x)
+
+    predictions = permuted_predictions(rest, images, masks, permutations, rows_per_pass)
+    baseline = predict_all(rest, images)
     one_hot = torch.nn.functional.one_hot(labels, num_classes).double()  # (N, classes)
     support = one_hot.sum(0).clamp_min(1)
     base_recall = ((baseline == labels).double() @ one_hot) / support

@@ -1,4 +1,4 @@
-"""ActivationCapture: feature-map grids of every conv block at fit end (and every N epochs)."""
+"""ActivationCapture: feature-map grids of a network's layers at fit end (and every N epochs)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ class ActivationCapture(Guest):
     figure, and per-channel statistics (mean, zero share, dead channels) in ``stats.json``.
 
     Args:
-        layers: module names to hook (default: every conv block ``features.i``).
+        layers: module names to hook (default: ``fmnist.analysis.stages.default_layers``, e.g.
+            the CNN's conv blocks and dense layer). A layer whose output is neither (N, units)
+            nor (N, channels, H, W) is left out with one log line.
         every_n_epochs: also capture after every N-th epoch (0: only at fit end).
         per_class: images per class; split: ``val`` or ``test``; seed: which images.
         channels: feature maps shown per layer.
@@ -57,7 +59,7 @@ class ActivationCapture(Guest):
         for layer, output in activations.items():
             output = output.cpu()
             stats[layer] = channel_statistics(output)
-            if output.ndim == 4:  # feature maps; dense outputs have no picture
+            if output.ndim == 4:  # feature maps; (N, units) outputs get statistics only
                 figure = feature_map_grid(
                     images.cpu(), output, titles, range(min(self.channels, output.shape[1])), layer
                 )

@@ -30,8 +30,10 @@ def print_importance_table(result: dict, title: str) -> None:
 
 
 class PermutationImportance(Guest):
-    """At fit end (final weights), permutation importance of every conv block's channels and
-    the dense layer on ``samples`` seeded images of ``split`` (None: the whole split).
+    """At fit end (final weights), permutation importance of the channels (or units) of
+    ``layers`` (default: ``fmnist.analysis.stages.default_layers``, e.g. the CNN's conv blocks
+    and dense layer) on ``samples`` seeded images of ``split`` (None: the whole split); a
+    layer it cannot permute is left out with one log line.
     Prints a table, writes ``importance.json`` and ``importance.png`` into the run directory
     and logs the figure to TensorBoard.
     """
@@ -73,6 +75,8 @@ class PermutationImportance(Guest):
         result["seconds"] = round(time.perf_counter() - start, 2)
         folder = run_dir(trainer)
         write_json(folder / "importance.json", result)
+        if not result["layers"]:
+            return
         save_figure(
             trainer,
             importance_bars(result),

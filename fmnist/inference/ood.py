@@ -8,9 +8,10 @@ The score adds two standardized measures, each known to miss what the other catc
   the network recognises. It flags 99% of digits but only 37% of uniform noise, on which the
   network is confidently wrong. (Maximum softmax did worse on everything: 75% of digits,
   11% of noise; energy's AUROCs against the test set were 0.99/0.91, softmax's 0.97/0.84.)
-- **Mahalanobis distance** of the penultimate features (the inputs of the network's last
-  linear layer) to the nearest class mean, under the classes' shared covariance fitted on
-  training images: it flags 93% of noise but only 40% of digits.
+- **Mahalanobis distance** of the penultimate features (the inputs of the network's layer
+  that outputs the logits, :func:`final_layer`) to the nearest class mean, under the
+  classes' shared covariance fitted on training images: it flags 93% of noise but only
+  40% of digits.
 
 Each is standardized by its mean and standard deviation on the validation split; the score
 is their sum, and ``ood`` is true above the score that a share of validation images stay
@@ -34,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from fmnist.analysis.stages import logits_layer
+from fmnist.data import IMAGE_SIZE
 from fmnist.data.batches import EVAL_BATCH_SIZE
 from fmnist.errors import CheckpointError, ConfigError, FmnistError
 from fmnist.files import write_torch
@@ -49,29 +52,43 @@ FEATURE_SAMPLES = 10_000
 RIDGE = 1e-6
 
 
-def last_linear(net: nn.Module) -> nn.Linear:
-    """The network's last linear layer, whose inputs are the penultimate features."""
-    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise CheckpointError("The network has no linear layer: the OOD score needs one.")
-    return linears[-1]
+def final_layer(module: Any) -> nn.Module:
+    """The network's layer that outputs the logits (``stages.logits_layer``: found by a hook,
+    or named by the network's ``logits_layer`` attribute); its inputs are the features."""
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randint(0, 256, (2, IMAGE_SIZE, IMAGE_SIZE), generator=generator)
+    example = module.classifier.preprocess(noise.to(torch.uint8).to(module.device))
+    name = logits_layer(module.net, example)
+    if name is None:
+        raise CheckpointError(
+            f"No layer of {type(module.net).__name__} outputs its logits, which the OOD score "
+            "needs: give the class an attribute logits_layer = '<name of the module whose "
+            "inputs are the features>', or pass ood.enabled=false."
+        )
+    return module.net.get_submodule(name)
 
 
 @contextmanager
-def captured_features(module: Any) -> Iterator[list[Tensor]]:
-    """Collect the penultimate features of every forward pass of ``module``'s classifier;
-    under TTA the passes of each batch are averaged, as their logits are."""
-    passes: list[Tensor] = []
-    handle = last_linear(module.net).register_forward_pre_hook(
-        lambda _, args: passes.append(args[0].detach().double().cpu())
+def captured_features(module: Any, layer: nn.Module) -> Iterator[tuple[list[Tensor], list[Tensor]]]:
+    """Collect the inputs (features) and outputs (logits) of ``layer`` in every forward pass
+    of ``module``'s classifier; under TTA the passes of each batch are averaged, as their
+    logits are."""
+    passes: list[tuple[Tensor, Tensor]] = []
+    handle = layer.register_forward_hook(
+        lambda _, args, out: passes.append(
+            (args[0].detach().flatten(1).double().cpu(), out.detach().double().cpu())
+        )
     )
     features: list[Tensor] = []
+    logits: list[Tensor] = []
     try:
-        yield features
+        yield features, logits
     finally:
         handle.remove()
     step = module.classifier.views
-    features += [sum(passes[i : i + step]) / step for i in range(0, len(passes), step)]
+    for i in range(0, len(passes), step):
+        features.append(sum(f for f, _ in passes[i : i + step]) / step)
+        logits.append(sum(out for _, out in passes[i : i + step]) / step)
 
 
 def classify(
@@ -80,15 +97,19 @@ def classify(
     """Probabilities (the one prediction path, ``predict_proba``), the calibrated logits and
     the penultimate features of raw images, from one pass of the network.
 
-    The logits are the last linear layer applied to the captured features: the same numbers
-    as the network's, since TTA averages both linearly.
+    The logits are the final layer's outputs, averaged over the TTA views; a linear layer's
+    are computed from the averaged features in double precision: the same numbers as the
+    network's, since TTA averages both linearly.
     """
-    with captured_features(module) as features:
+    layer = final_layer(module)
+    with captured_features(module, layer) as (features, outputs):
         probabilities = module.predict_proba(images, batch_size, progress=progress)
-    feats = torch.cat(features) if features else torch.empty(0, last_linear(module.net).in_features)
-    layer = last_linear(module.net)
-    weight, bias = layer.weight.detach().double().cpu(), layer.bias.detach().double().cpu()
-    logits = nn.functional.linear(feats, weight, bias)
+        if not len(images):  # one image for the shapes of an empty answer
+            module.predict_proba(torch.zeros(1, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8))
+    feats, logits = torch.cat(features)[: len(images)], torch.cat(outputs)[: len(images)]
+    if isinstance(layer, nn.Linear):
+        bias = None if layer.bias is None else layer.bias.detach().double().cpu()
+        logits = nn.functional.linear(feats, layer.weight.detach().double().cpu(), bias)
     return probabilities, logits / float(module.classifier.temperature), feats
 
 

@@ -1,14 +1,22 @@
 """Classifiers for 28x28 grayscale images: plain ``nn.Module``s, configs in conf/model/.
 
-Networks are built from configs only through :func:`build_net`: an allowlist of this
-project's classes and plain-value arguments. A config read back from a checkpoint is data
-from a file, and Hydra's ``instantiate`` would call any importable function a nested
-``_target_`` names; here nothing but these constructors can run.
+Adding a model is one file here and one YAML file: every ``nn.Module`` subclass defined in a
+module of this package is a model, named ``fmnist.models.<module>.<Class>`` (or
+``fmnist.models.<Class>`` when no other module defines that class name; checkpoints of
+earlier versions store ``fmnist.models.CNN``).
+
+Networks are built from configs only through :func:`build_net`: this package's classes
+with plain-value arguments. A config read back from a checkpoint is data from a file, and
+Hydra's ``instantiate`` would call any importable function a nested ``_target_`` names; here
+nothing but these constructors can run.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,13 +27,27 @@ from fmnist.models.cnn import CNN
 from fmnist.models.mlp import MLP
 from fmnist.models.resnet import PreActResNet
 
-#: ``_target_`` -> class: the only networks a config (or a checkpoint) can build.
-MODELS: dict[str, type[nn.Module]] = {
-    f"{module}.{cls.__name__}": cls
-    for cls, short in ((CNN, "cnn"), (MLP, "mlp"), (PreActResNet, "resnet"))
-    for module in ("fmnist.models", f"fmnist.models.{short}")
-}
 PLAIN = (bool, int, float, str, type(None))
+
+
+def model_classes() -> dict[str, type[nn.Module]]:
+    """``_target_`` -> class: the only networks a config (or a checkpoint) can build. Read
+    from the package's files on every call, so a new file is a new model."""
+    found: dict[str, type[nn.Module]] = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for name, cls in vars(module).items():
+            if (
+                inspect.isclass(cls)
+                and issubclass(cls, nn.Module)
+                and cls.__module__ == module.__name__
+            ):
+                found[f"{module.__name__}.{name}"] = cls
+    names = Counter(target.rpartition(".")[2] for target in found)
+    short = {
+        f"{__name__}.{t.rpartition('.')[2]}": c for t, c in found.items() if names[c.__name__] == 1
+    }
+    return {**found, **short}
 
 
 def is_plain(value: Any) -> bool:
@@ -59,11 +81,12 @@ def config_problem(config: Any, allowed: Mapping[str, Any], where: str) -> str |
 
 def build_net(config: Mapping[str, Any]) -> nn.Module:
     """The network of a ``model`` config, through the allowlist."""
-    problem = config_problem(config, MODELS, "model")
+    allowed = model_classes()
+    problem = config_problem(config, allowed, "model")
     if problem:
         raise ConfigError(f"Cannot build the model: {problem}.")
     kwargs = {k: v for k, v in config.items() if k != "_target_"}
-    return MODELS[config["_target_"]](**kwargs)
+    return allowed[config["_target_"]](**kwargs)
 
 
-__all__ = ["CNN", "MLP", "MODELS", "PreActResNet", "build_net", "config_problem", "is_plain"]
+__all__ = ["CNN", "MLP", "PreActResNet", "build_net", "config_problem", "is_plain", "model_classes"]

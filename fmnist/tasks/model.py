@@ -130,8 +130,13 @@ def report_importance(
         f"{100 * result['baseline']['f1_macro']:.2f}%). A channel matters when its mean drop "
         "exceeds two standard deviations over the repeats."
     )
-    report.table(IMPORTANCE_HEADER, importance_rows(result))
-    report.figure(figures.importance_bars(result), "importance", "Permutation importance per layer")
+    for layer, reason in result["skipped"].items():
+        report.text(f"`{layer}` is left out: it {reason}.")
+    if result["layers"]:
+        report.table(IMPORTANCE_HEADER, importance_rows(result))
+        report.figure(
+            figures.importance_bars(result), "importance", "Permutation importance per layer"
+        )
     write_json(report.output_dir / "importance.json", result)
     return result
 

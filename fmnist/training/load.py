@@ -36,7 +36,7 @@ from fmnist.data import FashionMNISTDataModule
 from fmnist.data.pixels import NORMALIZATIONS
 from fmnist.errors import CheckpointError
 from fmnist.files import write_torch
-from fmnist.models import MODELS, config_problem, is_plain
+from fmnist.models import config_problem, is_plain, model_classes
 
 #: The module's hyperparameters: key -> check of its value (the network is checked apart).
 SCALAR_HPARAMS = {
@@ -71,7 +71,7 @@ def _hparams_problem(hparams: Any) -> str | None:
     """Why these module hyperparameters may not be used to build a model (None: they may)."""
     if not isinstance(hparams, Mapping) or not hparams.get("net"):
         return "hyper_parameters holds no model config ('net')"
-    problem = config_problem(hparams["net"], MODELS, "hyper_parameters.net")
+    problem = config_problem(hparams["net"], model_classes(), "hyper_parameters.net")
     for key, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
         if problem is None and hparams.get(key) is not None:
             problem = config_problem(hparams[key], allowed, f"hyper_parameters.{key}")
