@@ -20,8 +20,8 @@ from fmnist.analysis.importance import (
     layer_importance,
     permutation_importance,
     permuted_predictions,
+    predict_all,
     region_importance,
-    whole_layer_drop,
 )
 from fmnist.errors import CheckpointError
 from fmnist.models import CNN
@@ -84,6 +84,18 @@ def _briefly_trained_cnn(filters=(4, 8)) -> tuple[nn.Module, torch.Tensor, torch
         nn.functional.cross_entropy(net(x), labels).backward()
         optimizer.step()
     return net.eval(), x, labels
+
+
+def whole_layer_drop(net: nn.Module, inputs, labels, layer: str, seed: int = 0) -> float:
+    """The naive score (accuracy drop when a layer's whole output is shuffled across
+    samples): the trap, the same for every layer of a sequential net."""
+    activations, rest, _ = cut(net.eval(), layer, inputs)
+    permutation = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
+    mask = torch.ones((1,) * activations.ndim, dtype=torch.bool)
+    predictions = permuted_predictions(rest, activations, mask, permutation.unsqueeze(0))
+    baseline = predict_all(rest, activations)
+    both = accuracy_and_macro_f1(torch.stack([baseline, predictions[0]]), labels, 10)
+    return float(both[0, 0] - both[1, 0])
 
 
 def test_layers_differ_while_whole_layer_shuffling_collapses() -> None:

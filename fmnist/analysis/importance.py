@@ -2,7 +2,7 @@
 
 The trap: in a purely sequential network, shuffling a layer's *whole* output across samples
 hands sample i the prediction of sample pi(i), whatever the layer, so every layer scores the
-same (baseline minus chance agreement; see :func:`whole_layer_drop`). We permute *parts* of a
+same (baseline minus chance agreement; tests/test_explain.py shows it). We permute *parts* of a
 layer instead: each channel on its own (its feature map moves to another sample, the other
 channels stay), and a seeded share of the channels jointly, which puts layers of different
 widths on one scale. The score of a permutation is the drop of accuracy and macro F1 from
@@ -353,21 +353,6 @@ def top_channels(layer_result: dict[str, Any], k: int, metric: str = "accuracy")
     """The ``k`` channels whose permutation costs most, most important first."""
     means = np.asarray(layer_result[metric]["importances_mean"])
     return np.argsort(-means, kind="stable")[:k].tolist()
-
-
-def whole_layer_drop(
-    net: nn.Module, inputs: Tensor, labels: Tensor, layer: str, seed: int = 0
-) -> float:
-    """The naive score (accuracy drop when a layer's whole output is shuffled across
-    samples). Kept to show the trap: it is the same for every layer of a sequential net."""
-    net.eval()
-    activations, rest, _ = cut(net, layer, inputs)
-    permutation = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
-    mask = torch.ones((1,) * activations.ndim, dtype=torch.bool)
-    predictions = permuted_predictions(rest, activations, mask, permutation.unsqueeze(0))
-    baseline = predict_all(rest, activations)
-    both = accuracy_and_macro_f1(torch.stack([baseline, predictions[0]]), labels, 10)
-    return float(both[0, 0] - both[1, 0])
 
 
 # ----- input regions ------------------------------------------------------------------------

@@ -1,14 +1,11 @@
 """Classifiers for 28x28 grayscale images: plain ``nn.Module``s, configs in conf/model/.
 
-Adding a model is one file here and one YAML file: every ``nn.Module`` subclass defined in a
-module of this package is a model, named ``fmnist.models.<module>.<Class>`` (or
-``fmnist.models.<Class>`` when no other module defines that class name; checkpoints of
-earlier versions store ``fmnist.models.CNN``).
-
-Networks are built from configs only through :func:`build_net`: this package's classes
-with plain-value arguments. A config read back from a checkpoint is data from a file, and
-Hydra's ``instantiate`` would call any importable function a nested ``_target_`` names; here
-nothing but these constructors can run.
+Every ``nn.Module`` class defined in a module of this package is a model, named
+``fmnist.models.<module>.<Class>`` (or ``fmnist.models.<Class>`` where that name is unique:
+checkpoints store ``fmnist.models.CNN``). Networks are built from configs only through
+:func:`build_net`: these classes with plain-value arguments. A config read back from a
+checkpoint is data from a file, and Hydra's ``instantiate`` would call any importable
+function a nested ``_target_`` names; here nothing but these constructors can run.
 """
 
 from __future__ import annotations

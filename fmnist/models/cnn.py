@@ -58,8 +58,7 @@ class CNN(nn.Module):
     """Conv blocks (one per entry of ``filters``), a dense layer and a linear classifier.
 
     Each block halves the resolution with max pooling while the feature map is at least
-    2x2, so any number of blocks works on 28x28 inputs. The parts are named so analysis code
-    can hook them: ``features`` (the blocks, ``features[i]`` is block i+1), ``dense``
+    2x2, so any number of blocks works on 28x28 inputs: ``features`` (the blocks), ``dense``
     (dropout -> linear -> ReLU) and ``classifier`` (dropout -> linear).
 
     Args:

@@ -4,8 +4,7 @@ Pre-activation blocks (He et al., 2016: BN -> ReLU -> conv) with a 3x3 stride-1 
 used for CIFAR-sized images; the stages halve the resolution (28 -> 14 -> 7 -> 4). The same
 class gives PreAct ResNet-18 (``blocks=[2,2,2,2]``, ``widths=[64,128,256,512]``) and the
 wide ResNet WRN-28-10 of the random-erasing paper (``blocks=[4,4,4]``,
-``widths=[160,320,640]``, ``stem_width=16``). The parts are named like the CNN's so
-analysis code can hook them: ``features``, ``dense`` (pooling) and ``classifier``.
+``widths=[160,320,640]``, ``stem_width=16``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
-"""A small vision transformer: the worked example of adding a model (README "Your own model").
-
-This file and conf/model/vit.yaml are all it takes: every ``nn.Module`` class in a module of
-``fmnist.models`` is a model (``_target_: fmnist.models.vit.ViT``), trained with
-``python train.py model=vit``. Nothing here is written for the analysis: it finds the layers
-in the module tree (``embed``, ``encoder.layers.0``, ``encoder.layers.1``), hooks them, and
-says in one line that it cannot picture the token outputs (N, 49, dim) of the encoder
-layers; the OOD score reads the inputs of ``head``, the layer that outputs the logits.
+"""A small vision transformer, the worked example of adding a model: this file and
+conf/model/vit.yaml (``_target_: fmnist.models.vit.ViT``) are all it takes. Nothing here is
+written for the analysis: it finds ``embed``, ``encoder.layers.0`` and ``.1`` in the module
+tree (and says in one line each that it cannot picture the encoder's (N, 49, dim) tokens);
+the OOD score reads the inputs of ``head``, the layer that outputs the logits.
 """
 
 from __future__ import annotations
