@@ -10,27 +10,45 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 
 
 class KillAt(L.Callback):
     """Send ``signal_name`` to this very process at batch ``batch`` of epoch ``epoch``:
     a run killed mid-epoch, as by the OOM killer (SIGKILL) or a scheduler (SIGTERM).
-    With ``stage="test"``, at batch ``batch`` of testing instead (after the last epoch)."""
+    With ``stage="test"``, at batch ``batch`` of testing instead (after the last epoch).
+    In a multirun, ``job`` kills only that job; ``once`` (a file, written then) kills only
+    the first start: the same command run again is not killed."""
 
     def __init__(
-        self, epoch: int = 0, batch: int = 0, signal_name: str = "SIGKILL", stage: str = "train"
+        self,
+        epoch: int = 0,
+        batch: int = 0,
+        signal_name: str = "SIGKILL",
+        stage: str = "train",
+        job: int | None = None,
+        once: str | None = None,
     ) -> None:
         self.epoch, self.batch, self.signal = epoch, batch, getattr(signal, signal_name)
-        self.stage = stage
+        self.stage, self.job, self.once = stage, job, once
+
+    def _kill(self) -> None:
+        if self.job is not None and HydraConfig.get().job.num != self.job:
+            return
+        if self.once is not None:
+            if Path(self.once).exists():
+                return
+            Path(self.once).touch()
+        os.kill(os.getpid(), self.signal)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         now = trainer.current_epoch == self.epoch and batch_idx == self.batch
         if self.stage == "train" and now:
-            os.kill(os.getpid(), self.signal)
+            self._kill()
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         if self.stage == "test" and batch_idx == self.batch:
-            os.kill(os.getpid(), self.signal)
+            self._kill()
 
 
 class InjectNaN(L.Callback):

@@ -6,12 +6,15 @@ import csv
 import importlib.util
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import TINY_OVERRIDES
 from omegaconf import OmegaConf
 
@@ -163,11 +166,13 @@ def test_the_multirun_callback_summarizes_around_an_unreadable_job(tmp_path: Pat
 
 
 def run_sweep(sweep_dir: Path, data_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    """``python train.py -m`` as a user runs it, outputs under ``sweep_dir``."""
+    """``python train.py -m`` as a user runs it, outputs under ``sweep_dir`` (``tests/`` on
+    the path, for the callbacks of fault_injection.py)."""
     command = [sys.executable, "train.py", "-m", *TINY_OVERRIDES, *SMALL, f"data.root={data_dir}",
                f"paths.log_dir={sweep_dir.parent / 'logs'}", f"hydra.sweep.dir={sweep_dir}",
                *overrides]  # fmt: skip
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_grid_sweep_summary_failures_and_rerun(tmp_path: Path, fake_data_dir: Path) -> None:
@@ -218,6 +223,39 @@ def test_grid_sweep_summary_failures_and_rerun(tmp_path: Path, fake_data_dir: Pa
     assert job_overrides() == overrides  # same job number, same overrides
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert [r["status"] for r in rows] == ["completed", "completed", "failed", "failed"]
+
+
+def test_a_rerun_sweep_resumes_its_interrupted_job_from_its_checkpoint(
+    tmp_path: Path, fake_data_dir: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    # Two jobs that train the same model (without a logger, the logging interval changes
+    # nothing): job 0 is the uninterrupted twin of job 1, which SIGKILL stops mid-epoch 1.
+    command = ["trainer.max_epochs=2", "model.dropout=0.3", "trainer.log_every_n_steps=50,49",
+               "+callbacks.kill._target_=fault_injection.KillAt", "+callbacks.kill.epoch=1",
+               "+callbacks.kill.batch=4", "+callbacks.kill.job=1",
+               f"+callbacks.kill.once={tmp_path / 'killed'}"]  # fmt: skip
+    first = run_sweep(sweep, fake_data_dir, *command)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    assert (sweep / "0" / "metrics.json").is_file() and not (sweep / "1" / "metrics.json").exists()
+    last = sweep / "1" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 0  # epoch 1 was half done
+
+    again = run_sweep(sweep, fake_data_dir, *command)  # the same command, not told to resume
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Reusing" in (sweep / "0" / "train.log").read_text()
+    resuming = f"Resuming the run in {sweep / '1'} from {last}"
+    assert resuming in (sweep / "1" / "train.log").read_text()
+    twin, resumed = (json.loads((sweep / job / "metrics.json").read_text()) for job in "01")
+    assert resumed["epochs"] == twin["epochs"] == 2
+    assert {k: v for k, v in resumed.items() if k.startswith("test/")} == {
+        k: v for k, v in twin.items() if k.startswith("test/")
+    }  # bit for bit: same data order, dropout and one-cycle schedule as without the kill
+    assert resumed["val/acc_best"] == twin["val/acc_best"]
+    assert resumed["confusion_matrix"] == twin["confusion_matrix"]
+    weights = [torch.load(sweep / job / "checkpoints/last.ckpt", weights_only=True)["state_dict"]
+               for job in "01"]  # fmt: skip
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 @pytest.mark.skipif(

@@ -12,23 +12,32 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from fmnist.config import build
+from fmnist.files import ensure_writable_dir
 from fmnist.results.report import Report
 from fmnist.training.run import instantiate_each
+from fmnist.training.rundir import run_dir_lock
 
 log = logging.getLogger(__name__)
 
 
 def run_analysis(cfg: DictConfig) -> Path:
     """Run ``cfg.task`` and write ``report.md`` (and figures, also to the loggers of
-    ``cfg.logger``) into the run directory."""
+    ``cfg.logger``) into the run directory, which it holds alone (the lock of ``train.py``'s
+    run directories)."""
     task = build(cfg.task)
+    output_dir = ensure_writable_dir(cfg.paths.output_dir, "run directory")
+    with run_dir_lock(output_dir):  # a second analysis there would overwrite report.md
+        return _write_report(cfg, task, output_dir)
+
+
+def _write_report(cfg: DictConfig, task: Any, output_dir: Path) -> Path:
     name = _chosen_task()
-    output_dir = Path(cfg.paths.output_dir)
     title = f"Fashion-MNIST analysis: {name}" if name else "Fashion-MNIST analysis"
     report = Report(output_dir, title=title, loggers=instantiate_each(cfg.get("logger")))
     status = "failed"

@@ -1,13 +1,17 @@
 """Fitting that survives faults: checked resumption, and NaN/inf losses as user errors.
 
-A killed run (SIGTERM, SIGKILL, power loss) resumes from ``checkpoints/last.ckpt``, which
-the ``last_checkpoint`` callback rewrites after every epoch:
-``python train.py hydra.run.dir=<the run's directory> ckpt_path=last`` with the run's other
-overrides. Before anything is built the config is compared with the run's ``config.yaml``
-(:data:`RESUME_FIXED`): a one-cycle schedule is fixed to the run's length, the optimizer's
-state to its optimizer, the results to its seed and data split. The module saves torch's
-RNG state in each checkpoint and the training sampler draws the order of epoch k from
-(seed, k), so a resumed run ends at exactly the metrics of an uninterrupted one on CPU.
+A killed run (SIGTERM, SIGKILL, power loss, a preempted SLURM job) resumes from
+``checkpoints/last.ckpt``, which the ``last_checkpoint`` callback rewrites after every epoch,
+when the same command is given its directory again: ``python train.py hydra.run.dir=<the
+run's directory>`` with the run's other overrides (``ckpt_path=last`` says so explicitly), and
+a re-run sweep (``hydra.sweep.dir=<its directory>``) resumes each unfinished job the same way
+when the job's config is unchanged. Before anything is built the config is compared with the
+run's ``config.yaml`` (:data:`RESUME_FIXED`): a one-cycle schedule is fixed to the run's
+length, the optimizer's state to its optimizer, the results to its seed and data split. The
+module saves torch's RNG state in each checkpoint and the training sampler draws the order of
+epoch k from (seed, k), so a resumed run ends at exactly the metrics of an uninterrupted one
+on CPU. A checkpoint of another directory (``ckpt_path=<file>``) only gives the weights to
+start from: a fine-tune, with a fresh optimizer, schedule and epoch count.
 
 Checkpoints are written atomically (:class:`AtomicCheckpointIO`), and when ``last.ckpt``
 cannot be read the newest readable checkpoint of the run is used instead.
@@ -18,7 +22,7 @@ from __future__ import annotations
 import logging
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -26,9 +30,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from fmnist.checkpoint import read_checkpoint, weights_mismatch
+from fmnist.config import in_multirun
 from fmnist.errors import CheckpointError, ConfigError, TrainingDivergedError
-from fmnist.files import CONFIG_FILE, write_torch
+from fmnist.files import CONFIG_FILE, METRICS_FILE, write_torch
 from fmnist.training.load import check_checkpoint
+from fmnist.training.rundir import last_checkpoint, same_config
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +65,56 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         write_torch(path, checkpoint)
 
 
-def last_checkpoint(output_dir: str | Path) -> Path:
-    """The checkpoint of a run directory that ``ckpt_path=last`` resumes from."""
-    return Path(output_dir) / "checkpoints" / "last.ckpt"
+class Start(NamedTuple):
+    """Where ``fit`` starts: ``path`` resumed (``resume``: the whole training state) or only
+    its weights taken (a fine-tune); no path: afresh."""
+
+    path: str | None = None
+    resume: bool = False
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
-    """Check the checkpoint to resume from before anything is built; ``last`` means this
-    run directory's ``checkpoints/last.ckpt`` (Lightning would silently start afresh)."""
-    if not ckpt_path:
-        return None
+def resolve_start(cfg: DictConfig, output_dir: str | Path) -> Start:
+    """Check the checkpoint to start from before anything is built. ``ckpt_path=last``, or
+    none in the directory of an interrupted run, resumes this run directory's
+    ``checkpoints/last.ckpt`` (Lightning would silently start afresh); a checkpoint of this
+    directory resumes it too; one of another directory gives a fine-tune its weights."""
+    ckpt_path, output_dir = cfg.get("ckpt_path"), Path(output_dir)
     if ckpt_path == "last":
-        return str(newest_readable_checkpoint(last_checkpoint(output_dir)))
-    check_checkpoint(ckpt_path)  # missing, corrupt or not ours: an error now
-    return ckpt_path
+        start = Start(str(newest_readable_checkpoint(last_checkpoint(output_dir))), resume=True)
+    elif ckpt_path:
+        check_checkpoint(ckpt_path)  # missing, corrupt or not ours: an error now
+        own = Path(ckpt_path).resolve().parent == last_checkpoint(output_dir).parent.resolve()
+        start = Start(str(ckpt_path), resume=own)
+    elif interrupted_run(cfg, output_dir):
+        start = Start(str(newest_readable_checkpoint(last_checkpoint(output_dir))), resume=True)
+    else:
+        return Start()
+    if start.resume:
+        check_resume_config(cfg, output_dir)
+        log.info("Resuming the run in %s from %s", output_dir, start.path)
+    else:
+        log.info(
+            "Fine-tuning from the weights of %s: a fresh optimizer, schedule and epoch count "
+            "(to continue that run instead, give its directory: hydra.run.dir=<its directory>)",
+            start.path,
+        )
+    return start
+
+
+def interrupted_run(cfg: DictConfig, output_dir: Path) -> bool:
+    """True when ``output_dir`` holds the checkpoints of a run that did not finish (no
+    ``metrics.json``) and this start continues it: always for a single run; for a multirun
+    job (``skip_finished``) only when its stored config equals this one, as for a finished
+    job (``fmnist.training.rundir.finished_job_metrics``), else it is trained again."""
+    checkpoints = last_checkpoint(output_dir).parent
+    if (output_dir / METRICS_FILE).exists() or not any(checkpoints.glob("*.ckpt")):
+        return False
+    if not in_multirun():
+        return True
+    if cfg.get("skip_finished", False) and same_config(cfg, output_dir):
+        return True
+    log.info("%s holds a different config: training this job again", output_dir)
+    return False
 
 
 def newest_readable_checkpoint(last: Path) -> Path:
@@ -168,27 +210,33 @@ def check_resume_config(cfg: DictConfig, output_dir: str | Path) -> None:
         )
 
 
-def check_resumable(module: L.LightningModule, ckpt_path: str | None) -> None:
-    """The checkpoint's weights must fit the model of this run's config, layer by layer."""
-    if not ckpt_path:
-        return
-    problem = weights_mismatch(module.state_dict(), read_checkpoint(ckpt_path)["state_dict"])
+def starting_weights(module: L.LightningModule, start: Start) -> dict[str, Any] | None:
+    """The checkpoint's weights, which must fit the model of this run's config layer by layer."""
+    if not start.path:
+        return None
+    weights = read_checkpoint(start.path)["state_dict"]
+    problem = weights_mismatch(module.state_dict(), weights)
     if problem:
         raise CheckpointError(
-            f"Cannot resume from {ckpt_path}: {problem}. Resume with the model overrides of "
-            "the run that wrote the checkpoint."
+            f"Cannot start from {start.path}: {problem}. Use the model overrides of the run "
+            "that wrote the checkpoint."
         )
+    return weights
 
 
 def fit(
     trainer: L.Trainer,
     module: L.LightningModule,
     datamodule: L.LightningDataModule,
-    ckpt_path: str | None,
+    start: Start,
     output_dir: str | Path,
 ) -> None:
-    """``trainer.fit`` with the failures a user can act on turned into ``FmnistError``s."""
-    check_resumable(module, ckpt_path)
+    """``trainer.fit`` from ``start``, with the failures a user can act on turned into
+    ``FmnistError``s."""
+    weights = starting_weights(module, start)
+    if weights is not None and not start.resume:
+        module.load_state_dict(weights)  # a fine-tune: the weights only
+    ckpt_path = start.path if start.resume else None
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException as exc:

@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import (
     Callback,
+    Checkpoint,
     LearningRateMonitor,
     ProgressBar,
 )
@@ -41,7 +42,7 @@ from fmnist.models.cnn import count_parameters
 from fmnist.training.distributed import ddp_children_run_this_job, is_launching_process
 from fmnist.training.module import ClassificationModule, build_scheduler
 from fmnist.training.predictions import PREDICTIONS_FILE, run_results, save_predictions
-from fmnist.training.resume import AtomicCheckpointIO, check_resume_config, fit, resolve_ckpt_path
+from fmnist.training.resume import AtomicCheckpointIO, Start, fit, resolve_start
 from fmnist.training.rundir import (
     check_not_finished,
     finished_job_metrics,
@@ -183,36 +184,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ensure_writable_dir(output_dir, "run directory")
     launching = is_launching_process()  # DDP processes of other ranks share its directory
     with run_dir_lock(output_dir) if launching else contextlib.nullcontext():
-        ckpt_path = prepare_run_dir(cfg, output_dir, launching)
-        return fit_and_test(cfg, output_dir, ckpt_path)
+        origin = prepare_run_dir(cfg, output_dir, launching)
+        return fit_and_test(cfg, output_dir, origin)
 
 
-def prepare_run_dir(cfg: DictConfig, output_dir: Path, launching: bool) -> str | None:
+def prepare_run_dir(cfg: DictConfig, output_dir: Path, launching: bool) -> Start:
     """Check what the run directory holds against what this run will do (a finished run, the
     checkpoint and config to resume), tidy what a killed start left and record the resolved
-    config; returns the checkpoint to resume from."""
+    config; returns the checkpoint to start from."""
     if launching:
         check_not_finished(output_dir, cfg.get("ckpt_path"))
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    origin = resolve_start(cfg, output_dir)
     if launching:
-        if cfg.get("ckpt_path") == "last":
-            check_resume_config(cfg, output_dir)
-        remove_leftovers(output_dir, ckpt_path)
+        remove_leftovers(output_dir, origin.path if origin.resume else None)
         # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
         atomic_write_text(output_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
-        write_overrides_record(cfg, output_dir)
-    return ckpt_path
+        write_overrides_record(cfg, output_dir, origin.resume)
+    return origin
 
 
-def write_overrides_record(cfg: DictConfig, output_dir: Path) -> None:
+def write_overrides_record(cfg: DictConfig, output_dir: Path, resuming: bool) -> None:
     """The run's own record of the overrides that started it (``OVERRIDES_FILE``), which its
     readers trust over Hydra's ``.hydra/`` copy; a resume keeps the starting command's."""
     record = output_dir / OVERRIDES_FILE
-    if HydraConfig.initialized() and (cfg.get("ckpt_path") != "last" or not record.exists()):
+    if HydraConfig.initialized() and (not resuming or not record.exists()):
         atomic_write_text(record, OmegaConf.to_yaml(HydraConfig.get().overrides.task))
 
 
-def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> dict[str, Any]:
+def fit_and_test(cfg: DictConfig, output_dir: Path, origin: Start) -> dict[str, Any]:
     """Build, fit, test the best checkpoint, print and write the metrics."""
     if cfg.seed is not None:  # 0 is a seed too
         L.seed_everything(cfg.seed, workers=True)
@@ -224,8 +223,14 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> di
         callbacks, cfg.trainer.get("enable_progress_bar", True), bool(loggers)
     )
     log.info("Trainer: %s", cfg.trainer._target_)
+    # No checkpoint callback (callbacks=none): Lightning would add its own (epoch=0-step=5.ckpt).
+    saves = any(isinstance(c, Checkpoint) for c in callbacks)
     trainer: L.Trainer = build(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=saves,
     )
 
     log_run_config(loggers, cfg)
@@ -233,7 +238,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, ckpt_path: str | None) -> di
     log.info("Training")
     start = time.perf_counter()
     with ddp_children_run_this_job():  # DDP in a multirun: see fmnist.training.distributed
-        fit(trainer, module, datamodule, ckpt_path, output_dir)
+        fit(trainer, module, datamodule, origin, output_dir)
     train_time = time.perf_counter() - start
 
     metrics = fit_summary(trainer, module, cfg, train_time)

@@ -35,14 +35,15 @@ from omegaconf import DictConfig, OmegaConf
 from fmnist.checkpoint import read_checkpoint
 from fmnist.config import in_multirun
 from fmnist.errors import FmnistError, OutputDirError, RunDirBusyError
-from fmnist.files import CONFIG_FILE, METRICS_FILE, TMP_PREFIX
+from fmnist.files import CONFIG_FILE, METRICS_FILE, TMP_PREFIX, ensure_writable_dir
 from fmnist.training.distributed import is_launching_process
-from fmnist.training.resume import last_checkpoint
 
 log = logging.getLogger(__name__)
 
 #: The lock file of a run directory; it holds the PID of the last process that took it.
 LOCK_FILE = ".lock"
+#: Checkpoints Lightning writes into the run directory when SLURM signals a requeue.
+HPC_CHECKPOINTS = "hpc_ckpt_*.ckpt"
 #: Checkpoint names of conf/callbacks/default.yaml, with Lightning's ``-vN`` version suffix.
 CHECKPOINT_NAME = re.compile(r"(?:epoch_(?P<epoch>\d+)|last)(?P<version>-v\d+)?\.ckpt")
 
@@ -97,9 +98,9 @@ class RunDirGuard(Callback):
     log file in ``hydra.run.dir`` before the task starts, so a second ``train.py`` refused in
     the task had already rewritten the first run's record and appended to its log. This
     callback runs first (``on_run_start``): a directory in use by another process
-    (RunDirBusyError) or holding a finished run (OutputDirError; unless resuming it with
-    ``ckpt_path=last``) stops the command with one line, exit status 1, and nothing written
-    there. Otherwise the lock is taken here and held to the end of the process, and
+    (RunDirBusyError), unwritable, or holding a finished run (OutputDirError; unless resuming
+    it with ``ckpt_path=last``) stops the command with one line, exit status 1, and nothing
+    written there. Otherwise the lock is taken here and held to the end of the process, and
     ``train()`` runs under it. Multiruns (one directory per job) and the DDP processes of
     other ranks (which share rank 0's directory) are left to ``train()``.
     """
@@ -111,7 +112,7 @@ class RunDirGuard(Callback):
         run_dir = Path(str(config.hydra.run.dir)).absolute()
         try:
             check_not_finished(run_dir, config.get("ckpt_path"))  # before writing anything
-            run_dir.mkdir(parents=True, exist_ok=True)
+            ensure_writable_dir(run_dir, "run directory")  # Hydra's own error is 4 lines
             _HELD[run_dir.resolve()] = take_lock(run_dir)
             check_not_finished(run_dir, config.get("ckpt_path"))  # finished meanwhile?
         except FmnistError as error:
@@ -119,7 +120,7 @@ class RunDirGuard(Callback):
                 raise
             print(f"{type(error).__name__}: {error}", file=sys.stderr)  # logging is not set up
             sys.exit(1)
-        except OSError:  # an unwritable place: train() says so in its own words
+        except OSError:  # no lock on this filesystem: train() says so in its own words
             return
 
 
@@ -169,8 +170,11 @@ def stale_checkpoints(checkpoint_dir: Path, resume_from: Path) -> list[Path]:
 def remove_leftovers(output_dir: Path, ckpt_path: str | None) -> list[Path]:
     """Remove the temporary files of interrupted writes in ``output_dir``, and, when resuming
     from one of its own checkpoints, the stale checkpoints (:func:`stale_checkpoints`)."""
-    # The run directory and its folders (checkpoints/, activations/): where runs write.
-    found = [*output_dir.glob(f"{TMP_PREFIX}*"), *output_dir.glob(f"*/{TMP_PREFIX}*")]
+    # The run directory and its folders (checkpoints/, activations/): where runs write; and
+    # the mid-epoch checkpoint Lightning saves on SLURM's requeue signal, which would not
+    # resume exactly (the run resumes from the epoch's end in last.ckpt instead).
+    found = [*output_dir.glob(f"{TMP_PREFIX}*"), *output_dir.glob(f"*/{TMP_PREFIX}*"),
+             *output_dir.glob(HPC_CHECKPOINTS)]  # fmt: skip
     leftovers = [p for p in found if p.is_file()]
     checkpoint_dir = last_checkpoint(output_dir).parent
     if ckpt_path and Path(ckpt_path).resolve().parent == checkpoint_dir.resolve():
@@ -181,23 +185,37 @@ def remove_leftovers(output_dir: Path, ckpt_path: str | None) -> list[Path]:
     return leftovers
 
 
+def last_checkpoint(output_dir: str | Path) -> Path:
+    """The checkpoint of a run directory that ``ckpt_path=last`` resumes from."""
+    return Path(output_dir) / "checkpoints" / "last.ckpt"
+
+
+def same_config(cfg: DictConfig, output_dir: Path) -> bool:
+    """True when the run in ``output_dir`` was started with this resolved config."""
+    stored_path = output_dir / CONFIG_FILE
+    if not stored_path.is_file():
+        return False
+    stored = OmegaConf.to_container(OmegaConf.load(stored_path), resolve=False)
+    return stored == OmegaConf.to_container(cfg, resolve=True)
+
+
 def finished_job_metrics(cfg: DictConfig) -> dict[str, Any] | None:
     """The stored metrics of this multirun job when an earlier run of the sweep finished it.
 
     Re-running a sweep command with ``hydra.sweep.dir=<its directory>`` then trains only the
-    jobs without ``metrics.json``. A job is reused only when its stored resolved config
-    equals this one, so a changed command or changed defaults train again.
+    jobs without ``metrics.json``, resuming those a kill interrupted from their last
+    checkpoint. A job is reused (or resumed) only when its stored resolved config equals this
+    one, so a changed command or changed defaults train again.
     """
     if not cfg.get("skip_finished", False):
         return None
     if not in_multirun():
         return None
     output_dir = Path(cfg.paths.output_dir)
-    metrics_path, config_path = output_dir / METRICS_FILE, output_dir / CONFIG_FILE
-    if not (metrics_path.exists() and config_path.exists()):
-        return None
-    stored = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
-    if stored != OmegaConf.to_container(cfg, resolve=True):
+    metrics_path = output_dir / METRICS_FILE
+    if not metrics_path.exists():
+        return None  # not run, or interrupted: resumed from its checkpoint (resolve_start)
+    if not same_config(cfg, output_dir):
         log.info("%s holds a different config: training this job again", output_dir)
         return None
     log.info("Reusing %s: this job finished in an earlier run of the sweep", metrics_path)
