@@ -288,6 +288,49 @@ def test_optuna_search_tiny_budget(tmp_path: Path, fake_data_dir: Path, hydra_sw
     assert filters <= {"model.filters=[4]", "model.filters=[6]"}
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None,
+    reason="Optuna sweeper not installed: pip install -e .[sweep]",
+)
+def test_an_optuna_search_stored_in_sqlite_resumes(
+    tmp_path: Path, fake_data_dir, hydra_sweep_runner
+):
+    import optuna
+
+    from fmnist.cli import run_reporting_errors
+    from fmnist.training.run import train
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    overrides = [*TINY_OVERRIDES, *SMALL, f"data.root={fake_data_dir}",
+                 f"paths.log_dir={tmp_path / 'logs'}", "hparams_search=optuna",
+                 f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=tiny",
+                 "hydra.sweeper.sampler.n_startup_trials=1", "hydra.job.chdir=false",
+                 "model.filters=choice([4],[6])"]  # fmt: skip
+
+    def task(cfg):  # what fmnist.cli.train_main does
+        return run_reporting_errors(train, cfg)["monitor"]["best"]
+
+    def search(name: str, *more: str) -> tuple[list[float], float]:
+        """Scores of the search's jobs, and the best value it reports for the study."""
+        sweep, args = tmp_path / name, [*overrides, *more]
+        with hydra_sweep_runner(str(ROOT / "train.py"), None, task, str(CONF_DIR), "train",
+                                args, sweep):  # fmt: skip
+            jobs = read_sweep(sweep)
+            best = OmegaConf.load(sweep / "optimization_results.yaml").best_value
+        return [j.scores["val/acc_best"] for j in jobs], best
+
+    first, _ = search("first", "hydra.sweeper.n_trials=2")
+    # Stopped, then started again: the study goes on from its two trials (a new sampler seed,
+    # or the seeded random start would draw the first run's parameters again).
+    second, best = search("second", "hydra.sweeper.n_trials=1", "hydra.sweeper.sampler.seed=1")
+    trials = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert sorted(t.value for t in trials) == sorted(first + second)
+    assert best == max(first + second)  # the best of the whole study, both runs
+    lrs = [t.params["optimizer.lr"] for t in trials]
+    assert len(set(lrs)) == 3
+
+
 def test_launcher_and_search_configs_compose() -> None:
     from hydra import compose, initialize_config_dir
 
