@@ -205,3 +205,25 @@ def test_every_model_class_in_the_package_is_allowed_and_nothing_else(user_model
     for target in ("torch.nn.Linear", "os.system", "fmnist.models.model_classes"):
         with pytest.raises(ConfigError, match="is not one of"):
             build_net({"_target_": target})
+
+
+def test_named_layers_anywhere_and_the_ones_analysis_cannot_picture(caplog) -> None:
+    """Any module can be named; one whose output is not (N, units) or (N, channels, H, W),
+    or that runs more than once per forward pass, is left out with one log line each."""
+    from fmnist.analysis.stages import layer_outputs
+    from fmnist.models import PreActResNet
+    from fmnist.models.vit import ViT
+
+    x = torch.randn(3, 1, 28, 28)
+    resnet = PreActResNet([1, 1], [4, 8]).eval()
+    names = ["features.1.conv1", "features.1.relu", "features.1"]
+    with caplog.at_level(logging.WARNING, logger="fmnist.analysis.stages"):
+        outputs, skipped = layer_outputs(resnet, x, names)
+        _, vit_skipped = layer_outputs(ViT(), x, ["encoder.layers.0.self_attn"])
+    assert outputs["features.1.conv1"].shape == (3, 4, 28, 28)
+    assert torch.equal(outputs["features.1"], resnet.features[:2](x))
+    assert skipped == {"features.1.relu": "runs 2 times per forward pass, not once"}
+    assert list(vit_skipped) == ["encoder.layers.0.self_attn"]  # a tuple (or no call at all)
+    assert len(caplog.records) == 2
+    with pytest.raises(ConfigError, match="Unknown layers"):
+        layer_outputs(resnet, x, ["features.9"])
