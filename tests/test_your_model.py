@@ -205,6 +205,8 @@ def test_every_model_class_in_the_package_is_allowed_and_nothing_else(user_model
     for target in ("torch.nn.Linear", "os.system", "fmnist.models.model_classes"):
         with pytest.raises(ConfigError, match="is not one of"):
             build_net({"_target_": target})
+    with pytest.raises(ConfigError, match=r"lacks \['net', 'preprocess'\]"):
+        build_net({"_target_": "fmnist.models.preprocess.Classifier"})  # a part, not a model
 
 
 def test_named_layers_anywhere_and_the_ones_analysis_cannot_picture(caplog) -> None:

@@ -73,6 +73,15 @@ def config_problem(config: Any, allowed: Mapping[str, Any], where: str) -> str |
             return f"{where}.{key} is not an argument of {target}"
         if not is_plain(value):
             return f"{where}.{key} holds a {type(value).__name__}: only plain values are allowed"
+    missing = [
+        name
+        for name, p in accepted.items()
+        if p.default is p.empty
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and name not in config
+    ]
+    if missing and not config.get("_partial_"):
+        return f"{where} lacks {missing}, which {target} requires"
     return None
 
 
