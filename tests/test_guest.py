@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_OVERRIDES, compose_config
+from conftest import TINY_OVERRIDES, assert_tested, compose_config
 from torch import nn
 
 from fmnist.callbacks import Guest
@@ -98,3 +98,15 @@ def test_every_hook_a_guest_defines_is_guarded(hook: str) -> None:
     assert not guest.failed
     getattr(guest, hook)(None, nn.Linear(1, 1))
     assert guest.failed
+
+
+def test_a_vit_run_is_tested_when_its_analysis_fails(tiny_train_cfg, caplog) -> None:
+    """The issue's case: a network that is not our CNN trains, then its analysis fails."""
+    cfg = tiny_train_cfg("model=vit", "trainer.max_epochs=1", "+trainer.limit_train_batches=3",
+                         "callbacks.activation_capture.layers=[head.proj]",
+                         "+callbacks.boom_box._target_=test_guest.BoomBox")  # fmt: skip
+    with caplog.at_level(logging.ERROR, logger="fmnist.callbacks.guest"):
+        metrics = train(cfg)
+    assert [m.split(" failed")[0] for m in caplog.messages] == ["ActivationCapture", "BoomBox"]
+    assert assert_tested(Path(cfg.paths.output_dir), 80)["test/acc"] == metrics["test/acc"]
+    assert metrics["per_class"]["Bag"]["support"] == 8
