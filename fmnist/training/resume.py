@@ -79,16 +79,14 @@ def resolve_start(cfg: DictConfig, output_dir: str | Path) -> Start:
     ``checkpoints/last.ckpt`` (Lightning would silently start afresh); a checkpoint of this
     directory resumes it too; one of another directory gives a fine-tune its weights."""
     ckpt_path, output_dir = cfg.get("ckpt_path"), Path(output_dir)
-    if ckpt_path == "last":
-        start = Start(str(newest_readable_checkpoint(last_checkpoint(output_dir))), resume=True)
-    elif ckpt_path:
-        check_checkpoint(ckpt_path)  # missing, corrupt or not ours: an error now
-        own = Path(ckpt_path).resolve().parent == last_checkpoint(output_dir).parent.resolve()
-        start = Start(str(ckpt_path), resume=own)
-    elif interrupted_run(cfg, output_dir):
-        start = Start(str(newest_readable_checkpoint(last_checkpoint(output_dir))), resume=True)
-    else:
+    if ckpt_path == "last" or (not ckpt_path and interrupted_run(cfg, output_dir)):
+        ckpt_path = newest_readable_checkpoint(last_checkpoint(output_dir))
+    elif not ckpt_path:
         return Start()
+    else:
+        check_checkpoint(ckpt_path)  # missing, corrupt or not ours: an error now
+    own = Path(ckpt_path).resolve().parent == last_checkpoint(output_dir).parent.resolve()
+    start = Start(str(ckpt_path), resume=own)
     if start.resume:
         check_resume_config(cfg, output_dir)
         log.info("Resuming the run in %s from %s", output_dir, start.path)
