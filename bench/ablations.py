@@ -23,6 +23,8 @@ from bench.flops import matmul_peak_gflops, preset_flops_per_image
 #: The machine a normalized time refers to: ``time x measured fp32 peak / 200 GFLOP/s``.
 REFERENCE_PEAK = 200.0
 DOC = Path(__file__).resolve().parents[1] / "docs" / "ablations.md"
+#: The heading of DOC's hand-written record, which a rewrite of the tables keeps.
+RECORD = "\n## Preset history\n"
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,8 @@ def ablations(ctx: Context) -> dict[str, Any]:
     part = {"tables": tables}
     if not ctx.tiny:
         DOC.parent.mkdir(parents=True, exist_ok=True)
-        DOC.write_text(ablation_markdown(part))
+        old = DOC.read_text() if DOC.exists() else ""
+        DOC.write_text(ablation_markdown(part) + old[old.find(RECORD) :] * (RECORD in old))
     return part
 
 
@@ -262,8 +265,8 @@ def table_markdown(name: str, t: dict[str, Any]) -> list[str]:
 
 def ablation_markdown(part: dict[str, Any]) -> str:
     lines = ["# Ablations", "",
-             "Written by `python -m bench.run --parts ablations` (bench/ablations.py); do not "
-             "edit. Times are training time in seconds on this machine, and in brackets "
+             "Tables written by `python -m bench.run --parts ablations` (bench/ablations.py); "
+             "do not edit them. Times are training time in seconds on this machine, and in brackets "
              f"normalized to a {REFERENCE_PEAK:.0f} GFLOP/s fp32 matmul peak "
              "(`time x peak / 200`, the peak measured before and after each row, the higher "
              "kept) at the peak shown.", ""]  # fmt: skip
