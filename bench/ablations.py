@@ -266,8 +266,8 @@ def table_markdown(name: str, t: dict[str, Any]) -> list[str]:
 def ablation_markdown(part: dict[str, Any]) -> str:
     lines = ["# Ablations", "",
              "Tables written by `python -m bench.run --parts ablations` (bench/ablations.py); "
-             "do not edit them. Times are training time in seconds on this machine, and in brackets "
-             f"normalized to a {REFERENCE_PEAK:.0f} GFLOP/s fp32 matmul peak "
+             "do not edit them. Times are training time in seconds on this machine, and in "
+             f"brackets normalized to a {REFERENCE_PEAK:.0f} GFLOP/s fp32 matmul peak "
              "(`time x peak / 200`, the peak measured before and after each row, the higher "
              "kept) at the peak shown.", ""]  # fmt: skip
     for name, table in part["tables"].items():
