@@ -1,5 +1,6 @@
 """Where the Hydra configs are, the resolvers they use, and building objects from them with
-the user's errors kept readable.
+the user's errors kept readable: constructors declare each option's type and range once, in
+their signature, and :func:`checked` turns a wrong value into a one-line ConfigError.
 
 The resolvers are registered when this module is imported (``fmnist/__init__.py`` imports
 it), before any config is composed: ``${fmnist.metric_mode:NAME}`` and
@@ -10,17 +11,24 @@ it), before any config is composed: ``${fmnist.metric_mode:NAME}`` and
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from pydantic import ConfigDict, ValidationError, validate_call
 
 from fmnist import hardware, metrics
-from fmnist.errors import FmnistError
+from fmnist.errors import ConfigError, FmnistError
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: Exact types (a bool is no number, "5" no integer); classes such as nn.Module by isinstance.
+STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
 
 
 def _conf_dir() -> Path:
@@ -38,10 +46,56 @@ def _conf_dir() -> Path:
 CONF_DIR = _conf_dir()
 
 
+def checked(group: str) -> Callable[[F], F]:
+    """Check a constructor's arguments against its annotations before it runs (pydantic,
+    :data:`STRICT`; ranges as ``Annotated[int, Field(ge=1)]``). A wrong value is a
+    ConfigError naming ``group.argument``, the value and what it must be."""
+
+    def decorate(function: F) -> F:
+        validated = validate_call(config=STRICT)(function)
+
+        @functools.wraps(function)
+        def check_then_call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return validated(*args, **kwargs)
+            except ValidationError as exc:
+                raise invalid(group, exc) from exc
+
+        return check_then_call  # type: ignore[return-value]
+
+    return decorate
+
+
+def invalid(group: str, exc: ValidationError) -> ConfigError:
+    """pydantic's errors about the first wrong argument, as one line: ``data.batch_size=0
+    should be greater than 0`` (a union's alternatives joined by "or")."""
+    errors = exc.errors()
+    name = errors[0]["loc"][0]
+    index = "".join(f"[{i}]" for i in errors[0]["loc"][1:] if isinstance(i, int))
+    said = [e["msg"] for e in errors if e["loc"][0] == name]
+    prefix = "Input should be "
+    if all(m.startswith(prefix) for m in said):
+        verdict = "should be " + " or ".join(m.removeprefix(prefix) for m in said)
+    else:
+        verdict = "is refused: " + "; ".join(said).lower()
+    return ConfigError(f"{group}.{name}{index}={errors[0].get('input')!r} {verdict}.")
+
+
+def refused(config: DictConfig, exc: BaseException) -> ConfigError:
+    """A library's refusal of a config group's settings (torch, Lightning), as the one-line
+    error naming the group to fix."""
+    name = config._get_full_key(None) or "config"
+    return ConfigError(
+        f"{name} {config.get('_target_')} refuses its settings: {str(exc).rstrip('.')}. Fix "
+        f"the {name}.* overrides."
+    )
+
+
 def build(config: Any, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate``, but a ``FmnistError`` raised by the target's constructor
-    comes out as itself: Hydra would wrap it in an ``InstantiationException`` whose message
-    buries the fix under the config's details."""
+    comes out as itself, and a library's refusal of the settings (Lightning's
+    ``trainer.max_epochs=-3``) as a ConfigError naming the group (:func:`refused`): Hydra
+    would wrap either in an ``InstantiationException`` whose message buries the fix."""
     try:
         return instantiate(config, **kwargs)
     except InstantiationException as exc:
@@ -50,6 +104,11 @@ def build(config: Any, **kwargs: Any) -> Any:
             cause = cause.__cause__
         if cause is not None:
             raise cause from None
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+        refusal = (ValueError, TypeError, MisconfigurationException)
+        if isinstance(config, DictConfig) and isinstance(exc.__cause__, refusal):
+            raise refused(config, exc.__cause__) from exc
         raise
 
 

@@ -153,7 +153,7 @@ def test_a_trainer_setting_lightning_refuses_is_one_config_error(
         train(cfg)
     text = str(error.value)
     assert message in text and "Fix the trainer.* overrides." in text and "\n" not in text
-    assert not Path(cfg.paths.output_dir).exists()  # refused before anything is written
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()  # refused before fitting
 
 
 def test_a_checkpoint_path_that_is_a_directory_says_so(tmp_path) -> None:

@@ -13,15 +13,17 @@ only fits the training split's statistics it needs (:attr:`statistics`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import lightning as L
 import torch
+from pydantic import Field, NonNegativeInt, PositiveInt
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from fmnist.config import checked
 from fmnist.data import augment
 from fmnist.data.batches import (
     EVAL_BATCH_SIZE,
@@ -33,27 +35,11 @@ from fmnist.data.batches import (
 )
 from fmnist.data.classes import CLASS_NAMES, NUM_CLASSES
 from fmnist.data.files import load_fashion_mnist, locate_data
-from fmnist.data.pixels import check_normalize, fit_statistics, to_unit_range
+from fmnist.data.pixels import Normalization, fit_statistics, to_unit_range
 from fmnist.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-#: The data module's numeric settings and the types each takes (a bool is no number here).
-NUMERIC_SETTINGS: dict[str, tuple[type, ...]] = {
-    "val_size": (int, float), "split_seed": (int,), "batch_size": (int,),
-    "eval_batch_size": (int,), "crop_padding": (int,), "erasing": (int, float),
-    "num_workers": (int,),
-}  # fmt: skip
-
-
-def check_numbers(settings: Mapping[str, Any]) -> None:
-    """Numbers must be numbers: ``data.batch_size=abc`` would otherwise fail later in a
-    comparison ("'<' not supported") without naming the key."""
-    for name, types in NUMERIC_SETTINGS.items():
-        value = settings[name]
-        if isinstance(value, bool) or not isinstance(value, types):
-            kind = "an integer" if types == (int,) else "a number"
-            raise ConfigError(f"data.{name}={value!r} must be {kind}.")
+Probability = Annotated[float, Field(ge=0, le=1)]
 
 
 class FashionMNISTDataModule(L.LightningDataModule):
@@ -82,62 +68,37 @@ class FashionMNISTDataModule(L.LightningDataModule):
             with a single process, ``true``/``false`` force it.
     """
 
+    @checked("data")
     def __init__(
         self,
-        root: str | None = "data",
+        root: str | Path | None = "data",
         download: bool = True,
         search_system: bool = True,
         strict: bool = True,
-        val_size: int | float = 5000,
+        val_size: int | float = 5000,  # its range depends on the files: checked in setup
         split_seed: int = 0,
-        batch_size: int = 128,
-        eval_batch_size: int = EVAL_BATCH_SIZE,
-        normalize: str = "global",
+        batch_size: PositiveInt = 128,
+        eval_batch_size: PositiveInt = EVAL_BATCH_SIZE,
+        normalize: Normalization = "global",
         flatten: bool = False,
         one_hot: bool = False,
-        crop_padding: int = 0,
-        hflip: bool | str = False,
-        erasing: float = 0.0,
-        corruption_mix: float = 0.0,
-        num_workers: int = 0,
+        crop_padding: NonNegativeInt = 0,
+        hflip: bool | Literal["alternate"] = False,
+        erasing: Probability = 0.0,
+        corruption_mix: Probability = 0.0,
+        num_workers: NonNegativeInt = 0,
         pin_memory: bool = False,
-        on_device: bool | str = "auto",
+        on_device: bool | Literal["auto"] = "auto",
     ) -> None:
         super().__init__()
-        check_normalize(normalize)
-        check_numbers(
-            {"val_size": val_size, "split_seed": split_seed, "batch_size": batch_size,
-             "eval_batch_size": eval_batch_size, "crop_padding": crop_padding,
-             "erasing": erasing, "num_workers": num_workers}
-        )  # fmt: skip
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ConfigError(
-                f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} "
-                "must be positive integers."
-            )
-        for name, value in (("erasing", erasing), ("corruption_mix", corruption_mix)):
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"data.{name}={value} is a probability: give a value in [0, 1].")
-        if crop_padding < 0:
-            raise ConfigError(f"data.crop_padding={crop_padding} must be >= 0.")
-        if not (hflip is True or hflip is False or hflip == "alternate"):  # 1 is no mode
-            raise ConfigError(f"data.hflip={hflip!r}: use true, false or alternate.")
         self.save_hyperparameters()
-        self.root, self.download, self.search_system, self.strict = (
-            root,
-            download,
-            search_system,
-            strict,
-        )
-        self.val_size, self.split_seed = val_size, split_seed
+        self.root, self.download, self.search_system = root, download, search_system
+        self.strict, self.val_size, self.split_seed = strict, val_size, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.normalize, self.flatten, self.one_hot = normalize, flatten, one_hot
         self.crop_padding, self.hflip, self.erasing = crop_padding, hflip, erasing
-        self.corruption_mix = corruption_mix
+        self.corruption_mix, self.on_device = corruption_mix, on_device
         self.num_workers, self.pin_memory = num_workers, pin_memory
-        if on_device not in (True, False, "auto"):
-            raise ConfigError(f"data.on_device={on_device!r}: use true, false or auto.")
-        self.on_device = on_device
         self.splits: dict[str, TensorBatchDataset] = {}
         #: The training split's (mean, std) for ``normalize``, fitted in ``setup``.
         self.statistics: tuple[Tensor, Tensor] = (torch.tensor(0.0), torch.tensor(1.0))

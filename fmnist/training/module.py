@@ -14,20 +14,22 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
+from pydantic import Field, NonNegativeInt, PositiveInt, SkipValidation
 from torch import Tensor, nn
 from torchmetrics import CatMetric, MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from fmnist.checkpoint import CHECKSUM_KEY, weights_checksum
-from fmnist.config import build
-from fmnist.data import CLASS_NAMES
+from fmnist.config import build, checked
+from fmnist.data import CLASS_NAMES, NUM_CLASSES
 from fmnist.data.batches import EVAL_BATCH_SIZE
+from fmnist.data.pixels import Normalization
 from fmnist.errors import ConfigError
 from fmnist.metrics import VAL_ACC_BEST, classification_report
 from fmnist.models import build_net
@@ -78,25 +80,23 @@ class ClassificationModule(L.LightningModule):
             not change). Pays off on GPUs for long runs; the compile time counts in the run.
     """
 
+    @checked("module")
     def __init__(
         self,
-        net: Mapping | nn.Module,
-        optimizer: Mapping | None = None,
-        scheduler: Mapping | None = None,
-        label_smoothing: float = 0.0,
+        # Configs stay as given (DictConfig or dict): _plain resolves them.
+        net: SkipValidation[Mapping | nn.Module],
+        optimizer: SkipValidation[Mapping | None] = None,
+        scheduler: SkipValidation[Mapping | None] = None,
+        label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0,
         tta_flip: bool = False,
         channels_last: bool = False,
-        num_classes: int = len(CLASS_NAMES),
+        num_classes: PositiveInt = NUM_CLASSES,
         compile: bool = False,
-        normalize: str = "global",
+        normalize: Normalization = "global",
         flatten: bool = False,
-        tta_shift: int = 0,
+        tta_shift: Annotated[NonNegativeInt, Field(le=4)] = 0,  # pixels
     ) -> None:
         super().__init__()
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ConfigError(f"module.label_smoothing={label_smoothing} must be in [0, 1).")
-        if not 0 <= tta_shift <= 4:
-            raise ConfigError(f"module.tta_shift={tta_shift} must be a pixel count in 0-4.")
         net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
         self.save_hyperparameters(
             {

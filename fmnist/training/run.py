@@ -16,7 +16,6 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import (
     Callback,
     Checkpoint,
@@ -24,10 +23,9 @@ from lightning.pytorch.callbacks import (
     ProgressBar,
 )
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
-from fmnist.config import build
+from fmnist.config import build, refused
 from fmnist.errors import ConfigError
 from fmnist.files import (
     CONFIG_FILE,
@@ -95,22 +93,15 @@ def log_run_config(loggers: list[Logger], cfg: DictConfig) -> None:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Checks of values no single class can check, before anything is built."""
+    """Checks of values no constructor checks, before anything is built or written (the
+    data module, module and network check their own arguments; Lightning's refusal of a
+    trainer setting becomes a ConfigError when the Trainer is built: fmnist.config.build)."""
     mode_of(cfg.get("monitor"))  # a ConfigError listing the choices when unknown
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"seed={seed!r} must be a non-negative integer or null.")
     dummy_optimizer = check_optimizer(cfg.optimizer)
     check_scheduler(cfg.get("scheduler"), dummy_optimizer)
-    check_trainer(cfg.trainer)
-
-
-def refused(group: DictConfig, name: str, exc: Exception) -> ConfigError:
-    """torch's refusal of a config group's settings, as the one-line error naming the fix."""
-    return ConfigError(
-        f"{name} {group._target_} refuses its settings: {str(exc).rstrip('.')}. Fix the "
-        f"{name}.* overrides."
-    )
 
 
 def check_optimizer(optimizer: DictConfig) -> torch.optim.Optimizer:
@@ -123,7 +114,7 @@ def check_optimizer(optimizer: DictConfig) -> torch.optim.Optimizer:
     try:
         return build(optimizer)(params=[torch.zeros(1, requires_grad=True)])
     except (ValueError, TypeError) as exc:
-        raise refused(optimizer, "optimizer", exc) from exc
+        raise refused(optimizer, exc) from exc
 
 
 def check_scheduler(scheduler: DictConfig | None, dummy_optimizer: torch.optim.Optimizer) -> None:
@@ -134,28 +125,7 @@ def check_scheduler(scheduler: DictConfig | None, dummy_optimizer: torch.optim.O
     try:
         build_scheduler(scheduler, dummy_optimizer, steps=100)
     except (ValueError, TypeError) as exc:
-        raise refused(scheduler, "scheduler", exc) from exc
-
-
-def check_trainer(trainer: DictConfig) -> None:
-    """Lightning's own checks of the trainer's settings (``max_epochs=-3``, an accelerator
-    this machine lacks), before anything is built or written: a Trainer without callbacks or
-    loggers is made and dropped, its start-up messages silenced. Lightning's refusal would
-    otherwise end the run in a Hydra error quoting its MisconfigurationException."""
-    quiet = logging.getLogger("lightning.pytorch")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)
-    try:
-        build(trainer, callbacks=[], logger=False, default_root_dir=None,
-              enable_checkpointing=False, enable_progress_bar=False,
-              enable_model_summary=False)  # fmt: skip
-    except InstantiationException as exc:  # Hydra's wrapper of the Trainer's own error
-        cause = exc.__cause__
-        if isinstance(cause, MisconfigurationException | ValueError | TypeError):
-            raise refused(trainer, "trainer", cause) from exc
-        raise
-    finally:
-        quiet.setLevel(level)
+        raise refused(scheduler, exc) from exc
 
 
 def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, ClassificationModule]:
