@@ -12,16 +12,17 @@ it), before any config is composed: ``${fmnist.metric_mode:NAME}`` and
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pydantic import ConfigDict, ValidationError, validate_call
+from pydantic import ConfigDict, Field, ValidationError, validate_call
 
 from fmnist import hardware, metrics
 from fmnist.errors import ConfigError, FmnistError
@@ -29,6 +30,9 @@ from fmnist.errors import ConfigError, FmnistError
 F = TypeVar("F", bound=Callable[..., Any])
 #: Exact types (a bool is no number, "5" no integer); classes such as nn.Module by isinstance.
 STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
+#: Options that are probabilities; a drop (or smoothing) probability of 1 leaves nothing.
+Probability = Annotated[float, Field(ge=0, le=1)]
+DropProbability = Annotated[float, Field(ge=0, lt=1)]
 
 
 def _conf_dir() -> Path:
@@ -53,32 +57,35 @@ def checked(group: str) -> Callable[[F], F]:
 
     def decorate(function: F) -> F:
         validated = validate_call(config=STRICT)(function)
+        names = list(inspect.signature(function).parameters)
 
         @functools.wraps(function)
         def check_then_call(*args: Any, **kwargs: Any) -> Any:
             try:
                 return validated(*args, **kwargs)
             except ValidationError as exc:
-                raise invalid(group, exc) from exc
+                raise invalid(group, names, exc) from exc
 
         return check_then_call  # type: ignore[return-value]
 
     return decorate
 
 
-def invalid(group: str, exc: ValidationError) -> ConfigError:
-    """pydantic's errors about the first wrong argument, as one line: ``data.batch_size=0
-    should be greater than 0`` (a union's alternatives joined by "or")."""
+def invalid(group: str, names: list[str], exc: ValidationError) -> ConfigError:
+    """pydantic's errors about the first wrong argument (``names``: the parameters, for one
+    given by position) as one line: ``data.batch_size=0 should be greater than 0`` (a
+    union's alternatives joined by "or")."""
     errors = exc.errors()
-    name = errors[0]["loc"][0]
+    first = errors[0]["loc"][0]
+    name = names[first] if isinstance(first, int) else first
     index = "".join(f"[{i}]" for i in errors[0]["loc"][1:] if isinstance(i, int))
-    said = [e["msg"] for e in errors if e["loc"][0] == name]
+    said = [e["msg"] for e in errors if e["loc"][0] == first]
     prefix = "Input should be "
     if all(m.startswith(prefix) for m in said):
-        verdict = "should be " + " or ".join(m.removeprefix(prefix) for m in said)
+        verdict = " should be " + " or ".join(m.removeprefix(prefix) for m in said)
     else:
-        verdict = "is refused: " + "; ".join(said).lower()
-    return ConfigError(f"{group}.{name}{index}={errors[0].get('input')!r} {verdict}.")
+        verdict = ": " + "; ".join(said).lower()
+    return ConfigError(f"{group}.{name}{index}={errors[0].get('input')!r}{verdict}.")
 
 
 def refused(config: DictConfig, exc: BaseException) -> ConfigError:

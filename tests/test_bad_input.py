@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     ("override", "words"),
     [
-        ("model.filters=[]", r"model.filters=\[\] must be a non-empty list"),
-        ("model.filters=[16,0]", "positive channel counts"),
-        ("model.dropout=1.0", r"model.dropout=1.0 must be in \[0, 1\)"),
-        ("model.dropout=-0.1", r"must be in \[0, 1\)"),
+        ("model.filters=[]", r"^model.filters=\[\]: value should have at least 1 item"),
+        ("model.filters=[16,0]", r"^model.filters\[1\]=0 should be greater than 0\.$"),
+        ("model.dropout=1.0", r"^model.dropout=1.0 should be less than 1\.$"),
+        ("model.dropout=-0.1", r"^model.dropout=-0.1 should be greater than or equal to 0\.$"),
         ("data.batch_size=0", r"^data.batch_size=0 should be greater than 0\.$"),
         ("data.val_size=300", r"data.val_size=300 leaves no images .* between 1 and 299"),
         ("data.batch_size=abc", r"^data.batch_size='abc' should be a valid integer\.$"),
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ("data.erasing=1.5", r"^data.erasing=1.5 should be less than or equal to 1\.$"),
         ("data.hflip=1", r"^data.hflip=1 should be a valid boolean or 'alternate'\.$"),
         ("data.normalize=zscore", r"^data.normalize='zscore' should be 'global', 'per_pixel'"),
-        ("+data.shuffle=true", r"^data.shuffle=True is refused: unexpected keyword argument\.$"),
+        ("+data.shuffle=true", r"^data.shuffle=True: unexpected keyword argument\.$"),
         ("module.label_smoothing=1.0", r"^module.label_smoothing=1.0 should be less than 1\.$"),
         ("module.tta_shift=5", r"^module.tta_shift=5 should be less than or equal to 4\.$"),
         ("module.tta_flip=yes", r"^module.tta_flip='yes' should be a valid boolean\.$"),
@@ -75,12 +75,12 @@ def test_unwritable_run_directory(tiny_train_cfg, tmp_path: Path) -> None:
 
 def test_user_errors_print_one_line_and_exit_1(caplog, capsys) -> None:
     def fails() -> None:
-        raise ConfigError("model.dropout=2 must be in [0, 1): it is a drop probability.")
+        raise ConfigError("model.dropout=2 should be less than 1.")
 
     with caplog.at_level(logging.ERROR, logger="fmnist"), pytest.raises(SystemExit) as exit_:
         run_reporting_errors(fails)
     assert exit_.value.code == 1
-    message = "ConfigError: model.dropout=2 must be in [0, 1): it is a drop probability."
+    message = "ConfigError: model.dropout=2 should be less than 1."
     assert caplog.messages == [message]
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
@@ -109,6 +109,6 @@ def test_a_failing_multirun_job_does_not_lose_the_others(fake_data_dir, tmp_path
         timeout=300,
     )
     assert result.returncode == 1  # the sweep reports the failure...
-    assert "model.filters=[] must be a non-empty list" in result.stderr
+    assert "model.filters=[]: value should have at least 1 item" in result.stderr
     assert not (sweep / "0" / "metrics.json").exists()
     assert (sweep / "1" / "metrics.json").is_file()  # ...after running the other job

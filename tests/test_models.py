@@ -29,23 +29,27 @@ def test_cnn_options_change_the_network() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "words"),
     [
-        ({"filters": []}, "non-empty list"),
-        ({"filters": [32, 0]}, "positive channel"),
-        ({"dropout": 1.0}, "dropout=1.0"),
-        ({"dropout": -0.1}, "[0, 1)"),
-        ({"kernel_size": 4}, "odd"),
+        ({"filters": []}, r"^model.filters=\[\]: value should have at least 1 item"),
+        ({"filters": [32, 0]}, r"^model.filters\[1\]=0 should be greater than 0\.$"),
+        ({"dropout": 1.0}, r"^model.dropout=1.0 should be less than 1\.$"),
+        ({"dropout": -0.1}, r"^model.dropout=-0.1 should be greater than or equal to 0\.$"),
+        ({"kernel_size": 4}, r"^model.kernel_size=4 should be odd"),
+        ({"hidden": -1}, r"^model.hidden=-1 should be greater than or equal to 0\.$"),
+        ({"batch_norm": 1}, r"^model.batch_norm=1 should be a valid boolean\.$"),
     ],
 )
 def test_cnn_rejects_bad_config(kwargs: dict, words: str) -> None:
-    with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=words):
         CNN(**kwargs)
+    with pytest.raises(ConfigError, match=r"^model.filters\[1\]=0 "):  # given by position
+        CNN([16, 0])
 
 
 def test_mlp_takes_images_or_vectors() -> None:
     model = MLP(hidden=[64, 32]).eval()
     assert model(torch.randn(5, 1, 28, 28)).shape == (5, 10)
     assert model(torch.randn(5, 784)).shape == (5, 10)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"^model.hidden\[0\]=0 should be greater than 0\.$"):
         MLP(hidden=[0])
 
 

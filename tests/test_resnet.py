@@ -34,9 +34,13 @@ def test_resnet_dropout_only_in_training() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"blocks": [], "widths": []}, {"blocks": [2, 2], "widths": [8]}, {"blocks": [0]}]
+    ("kwargs", "words"),
+    [
+        ({"blocks": [], "widths": []}, r"^model.blocks=\[\]: value should have at least 1 item"),
+        ({"blocks": [2, 2], "widths": [8]}, r"^model.blocks=\[2, 2\] .* should be the same length"),
+        ({"blocks": [0], "widths": [8]}, r"^model.blocks\[0\]=0 should be greater than 0\.$"),
+    ],
 )
-def test_resnet_rejects_bad_config(kwargs: dict) -> None:
-    kwargs.setdefault("widths", [8])
-    with pytest.raises(ConfigError, match="same length"):
+def test_resnet_rejects_bad_config(kwargs: dict, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
         PreActResNet(**kwargs)

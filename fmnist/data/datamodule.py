@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import NonNegativeInt, PositiveInt
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from fmnist.config import checked
+from fmnist.config import Probability, checked
 from fmnist.data import augment
 from fmnist.data.batches import (
     EVAL_BATCH_SIZE,
@@ -39,7 +39,6 @@ from fmnist.data.pixels import Normalization, fit_statistics, to_unit_range
 from fmnist.errors import ConfigError
 
 log = logging.getLogger(__name__)
-Probability = Annotated[float, Field(ge=0, le=1)]
 
 
 class FashionMNISTDataModule(L.LightningDataModule):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
+from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor, nn
 
+from fmnist.config import DropProbability, checked
 from fmnist.errors import ConfigError
 
-
-def check_dropout(dropout: float, name: str = "model.dropout") -> None:
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"{name}={dropout} must be in [0, 1): it is a drop probability.")
+#: Channel or layer widths: a non-empty list of positive integers, e.g. [32, 64, 128].
+Widths = Annotated[Sequence[PositiveInt], Field(min_length=1)]
 
 
 class ConvBlock(nn.Sequential):
@@ -74,14 +75,15 @@ class CNN(nn.Module):
             airbench does), so a deep stack starts close to passing its input through.
     """
 
+    @checked("model")
     def __init__(
         self,
-        filters: Sequence[int] = (32, 64, 128),
-        kernel_size: int = 3,
+        filters: Widths = (32, 64, 128),
+        kernel_size: PositiveInt = 3,
         batch_norm: bool = True,
-        dropout: float = 0.25,
-        hidden: int = 128,
-        convs_per_block: int = 1,
+        dropout: DropProbability = 0.25,
+        hidden: NonNegativeInt = 128,
+        convs_per_block: PositiveInt = 1,
         global_pool: bool = False,
         pool_early: bool = False,
         dirac_init: bool = False,
@@ -91,18 +93,8 @@ class CNN(nn.Module):
     ) -> None:
         super().__init__()
         filters = list(filters)
-        if not filters or any(int(f) < 1 for f in filters):
-            raise ConfigError(
-                f"model.filters={filters} must be a non-empty list of positive channel "
-                "counts, e.g. model.filters=[32,64,128]."
-            )
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ConfigError(f"model.kernel_size={kernel_size} must be a positive odd number.")
-        if convs_per_block < 1:
-            raise ConfigError(f"model.convs_per_block={convs_per_block} must be >= 1.")
-        if hidden < 0:
-            raise ConfigError(f"model.hidden={hidden} must be >= 0 (0 means no dense layer).")
-        check_dropout(dropout)
+        if kernel_size % 2 == 0:
+            raise ConfigError(f"model.kernel_size={kernel_size} should be odd ('same' padding).")
         blocks, channels, size = [], in_channels, image_size
         for width in filters:
             pool = size >= 2

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pydantic import PositiveInt
 from torch import Tensor, nn
 
-from fmnist.errors import ConfigError
-from fmnist.models.cnn import check_dropout
+from fmnist.config import DropProbability, checked
 
 
 class MLP(nn.Module):
@@ -16,19 +16,17 @@ class MLP(nn.Module):
     Accepts images (N, 1, 28, 28) or flattened vectors (N, 784).
     """
 
+    @checked("model")
     def __init__(
         self,
-        hidden: Sequence[int] = (512, 256),
-        dropout: float = 0.2,
+        hidden: Sequence[PositiveInt] = (512, 256),
+        dropout: DropProbability = 0.2,
         batch_norm: bool = True,
         in_features: int = 784,
         num_classes: int = 10,
     ) -> None:
         super().__init__()
         hidden = list(hidden)
-        if any(int(h) < 1 for h in hidden):
-            raise ConfigError(f"model.hidden={hidden} must hold positive layer widths.")
-        check_dropout(dropout)
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
         for h in hidden:

@@ -9,12 +9,12 @@ wide ResNet WRN-28-10 of the random-erasing paper (``blocks=[4,4,4]``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from pydantic import PositiveInt
 from torch import Tensor, nn
 
+from fmnist.config import DropProbability, checked
 from fmnist.errors import ConfigError
-from fmnist.models.cnn import check_dropout
+from fmnist.models.cnn import Widths
 
 
 class PreActBlock(nn.Module):
@@ -53,24 +53,22 @@ class PreActResNet(nn.Module):
         dropout: dropout between the two convs of each block (WRN-style).
     """
 
+    @checked("model")
     def __init__(
         self,
-        blocks: Sequence[int] = (2, 2, 2, 2),
-        widths: Sequence[int] = (64, 128, 256, 512),
-        stem_width: int | None = None,
-        dropout: float = 0.0,
+        blocks: Widths = (2, 2, 2, 2),
+        widths: Widths = (64, 128, 256, 512),
+        stem_width: PositiveInt | None = None,
+        dropout: DropProbability = 0.0,
         in_channels: int = 1,
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        blocks, widths = [int(b) for b in blocks], [int(w) for w in widths]
-        if not blocks or len(blocks) != len(widths) or min(blocks + widths) < 1:
+        if len(blocks) != len(widths):
             raise ConfigError(
-                f"model.blocks={blocks} and model.widths={widths} must be non-empty lists of "
-                "positive integers of the same length, e.g. blocks=[2,2,2,2] "
-                "widths=[64,128,256,512]."
+                f"model.blocks={list(blocks)} and model.widths={list(widths)} should be the "
+                "same length (blocks and output channels per stage)."
             )
-        check_dropout(dropout)
         channels = stem_width or widths[0]
         layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, 1, 1, bias=False)]
         for stage, (count, width) in enumerate(zip(blocks, widths, strict=True)):

@@ -26,7 +26,7 @@ from torchmetrics import CatMetric, MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from fmnist.checkpoint import CHECKSUM_KEY, weights_checksum
-from fmnist.config import build, checked
+from fmnist.config import DropProbability, build, checked
 from fmnist.data import CLASS_NAMES, NUM_CLASSES
 from fmnist.data.batches import EVAL_BATCH_SIZE
 from fmnist.data.pixels import Normalization
@@ -87,7 +87,7 @@ class ClassificationModule(L.LightningModule):
         net: SkipValidation[Mapping | nn.Module],
         optimizer: SkipValidation[Mapping | None] = None,
         scheduler: SkipValidation[Mapping | None] = None,
-        label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0,
+        label_smoothing: DropProbability = 0.0,
         tta_flip: bool = False,
         channels_last: bool = False,
         num_classes: PositiveInt = NUM_CLASSES,
