@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import ConfigDict, Field, ValidationError, validate_call
 
 from fmnist import hardware, metrics
@@ -62,13 +62,18 @@ def checked(group: str) -> Callable[[F], F]:
         @functools.wraps(function)
         def check_then_call(*args: Any, **kwargs: Any) -> Any:
             try:
-                return validated(*args, **kwargs)
+                return validated(*map(as_list, args), **{k: as_list(v) for k, v in kwargs.items()})
             except ValidationError as exc:
                 raise invalid(group, names, exc) from exc
 
         return check_then_call  # type: ignore[return-value]
 
     return decorate
+
+
+def as_list(value: Any) -> Any:
+    """Hydra passes a config's lists as ListConfigs, which a strict ``Sequence[int]`` refuses."""
+    return OmegaConf.to_object(value) if isinstance(value, ListConfig) else value
 
 
 def invalid(group: str, names: list[str], exc: ValidationError) -> ConfigError:

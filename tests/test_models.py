@@ -96,3 +96,15 @@ def test_shift_tta_averages_the_image_and_its_diagonal_translations() -> None:
     mirrored[0, 0, 2, 1] = mirrored[0, 0, 1, 0] = mirrored[0, 0, 3, 2] = 1.0
     torch.testing.assert_close(classifier.raw_logits(images), (expected + mirrored).flatten(1) / 6)
     assert classifier.views == 6
+
+
+def test_a_model_config_builds_through_hydra_with_its_lists() -> None:
+    from omegaconf import OmegaConf
+
+    from fmnist.config import build
+
+    config = OmegaConf.create({"model": {"_target_": "fmnist.models.CNN", "filters": [8, 16]}})
+    assert [b.out_channels for b in build(config.model).features] == [8, 16]  # a ListConfig
+    config.model.filters = [8, 0]
+    with pytest.raises(ConfigError, match=r"^model.filters\[1\]=0 should be greater than 0\.$"):
+        build(config.model)

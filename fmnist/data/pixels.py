@@ -11,7 +11,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from fmnist.errors import ConfigError
+from fmnist.config import checked
 
 #: ``data.normalize`` values: one mean/std, a mean/std per pixel, or pixels only scaled.
 Normalization = Literal["global", "per_pixel", "none"]
@@ -26,19 +26,12 @@ def to_unit_range(images: Tensor) -> Tensor:
     return x.unsqueeze(1) if x.dim() == 3 else x
 
 
-def check_normalize(normalize: str) -> None:
-    if normalize not in NORMALIZATIONS:
-        raise ConfigError(
-            f"data.normalize={normalize!r} is not one of {', '.join(map(repr, NORMALIZATIONS))}."
-        )
-
-
-def fit_statistics(train_images: Tensor, normalize: str) -> tuple[Tensor, Tensor]:
+@checked("data")
+def fit_statistics(train_images: Tensor, normalize: Normalization) -> tuple[Tensor, Tensor]:
     """Mean and std of the training images (uint8) for ``normalize``; identity for ``none``.
 
     Fitted on the training split only, so validation and test stay unseen.
     """
-    check_normalize(normalize)
     pixels = train_images.double() / 255.0
     if normalize == "global":
         return pixels.mean().float(), pixels.std().float()

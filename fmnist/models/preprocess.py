@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from fmnist.config import checked
 from fmnist.data.classes import IMAGE_SIZE
-from fmnist.data.pixels import check_normalize, to_unit_range
+from fmnist.data.pixels import Normalization, to_unit_range
 
 
 class Preprocess(nn.Module):
@@ -24,9 +25,9 @@ class Preprocess(nn.Module):
     module built from a checkpoint's hyperparameters loads that checkpoint's statistics.
     """
 
-    def __init__(self, normalize: str = "global", flatten: bool = False) -> None:
+    @checked("module")
+    def __init__(self, normalize: Normalization = "global", flatten: bool = False) -> None:
         super().__init__()
-        check_normalize(normalize)
         shape = (IMAGE_SIZE, IMAGE_SIZE) if normalize == "per_pixel" else ()
         self.register_buffer("mean", torch.zeros(shape))
         self.register_buffer("std", torch.ones(shape))
