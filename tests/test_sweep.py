@@ -204,7 +204,7 @@ def test_grid_sweep_summary_failures_and_rerun(tmp_path: Path, fake_data_dir: Pa
         assert f"seed={rows[job]['seed']}" in overrides[job]
     for job in failed:
         assert rows[job]["status"] == "failed"
-        assert "model.filters=[] must be a non-empty list" in rows[job]["error"]
+        assert "model.filters=[]: value should have at least 1 item" in rows[job]["error"]
     (group,) = list(csv.DictReader((sweep / "seed_groups.csv").open()))
     accs = [float(rows[j]["test/acc"]) for j in ok]
     assert group["n"] == "2" and group["overrides"] == "model.filters=[4]"
