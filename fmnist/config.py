@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -25,7 +26,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import ConfigDict, Field, ValidationError, validate_call
 
 from fmnist import hardware, metrics
-from fmnist.errors import ConfigError, FmnistError
+from fmnist.errors import ConfigError, FmnistError, MissingPackageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Exact types (a bool is no number, "5" no integer); classes such as nn.Module by isinstance.
@@ -103,6 +104,22 @@ def refused(config: DictConfig, exc: BaseException) -> ConfigError:
     )
 
 
+def missing_package(config: DictConfig, exc: ImportError) -> MissingPackageError:
+    """A config group whose class needs a package this install lacks (``logger=mlflow``
+    without the extra): the package's error and the extra named after the option, if any."""
+    name = config._get_full_key(None) or "config"
+    option = name.rsplit(".", 1)[-1]
+    try:
+        extras = metadata.metadata("fmnist").get_all("Provides-Extra") or []
+    except metadata.PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        extras = []
+    fix = f"pip install -e '.[{option}]'" if option in extras else "install the package it names"
+    return MissingPackageError(
+        f"{name} ({config.get('_target_')}) needs a package that is not installed: "
+        f"{str(exc).rstrip('.')}; {fix}."
+    )
+
+
 def build(config: Any, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate``, but a ``FmnistError`` raised by the target's constructor
     comes out as itself, and a library's refusal of the settings (Lightning's
@@ -116,6 +133,8 @@ def build(config: Any, **kwargs: Any) -> Any:
             cause = cause.__cause__
         if cause is not None:
             raise cause from None
+        if isinstance(exc.__cause__, ImportError) and isinstance(config, DictConfig):
+            raise missing_package(config, exc.__cause__) from exc
         from lightning.fabric.utilities.exceptions import MisconfigurationException
 
         refusal = (ValueError, TypeError, MisconfigurationException)

@@ -112,3 +112,31 @@ def test_a_failing_multirun_job_does_not_lose_the_others(fake_data_dir, tmp_path
     assert "model.filters=[]: value should have at least 1 item" in result.stderr
     assert not (sweep / "0" / "metrics.json").exists()
     assert (sweep / "1" / "metrics.json").is_file()  # ...after running the other job
+
+
+@pytest.mark.parametrize(
+    ("option", "fix"),
+    [("serve", "pip install -e '.[serve]'."), ("not_an_extra", "install the package it names.")],
+)
+def test_a_logger_without_its_package_names_the_extra(monkeypatch, option, fix) -> None:
+    """``logger=mlflow`` without the extra: one line naming the option, the package's own
+    error and the extra that brings it, not Hydra's InstantiationException."""
+    import sys
+    import types
+
+    from omegaconf import OmegaConf
+
+    from fmnist.config import build
+    from fmnist.errors import MissingPackageError
+
+    def needs_mlflow(**kwargs):
+        raise ModuleNotFoundError("Requirement 'mlflow>=1.0.0' not met")
+
+    monkeypatch.setitem(sys.modules, "fake_logger", types.SimpleNamespace(Logger=needs_mlflow))
+    config = OmegaConf.create({"logger": {option: {"_target_": "fake_logger.Logger"}}})
+    with pytest.raises(MissingPackageError) as error:
+        build(config.logger[option])
+    assert str(error.value) == (
+        f"logger.{option} (fake_logger.Logger) needs a package that is not installed: "
+        f"Requirement 'mlflow>=1.0.0' not met; {fix}"
+    )
