@@ -38,10 +38,10 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image
 
 from bench.report import command_line, write_results
+from bench.stand_ins import as_photo, digits, off_centre, uniform_noise, write_pngs
 from fmnist.data import FashionMNISTDataModule, load_fashion_mnist
 from fmnist.inference.ood import classify, detector_for, energy, mahalanobis, predict_with_ood
 from fmnist.inference.predict import predict
-from fmnist.inference.stand_ins import as_photo, digits, off_centre, uniform_noise, write_pngs
 from fmnist.training.load import load_classifier
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -329,7 +329,7 @@ def condition_files(
 ) -> list[Path]:
     """The items photographed under one condition (the same seed for every condition: the
     same places and turns), written as PNG or JPEG files."""
-    from fmnist.inference.stand_ins import jpeg_bytes, png_bytes, scene
+    from bench.stand_ins import jpeg_bytes, png_bytes, scene
 
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
@@ -347,8 +347,8 @@ def conversion_ms(repeats: int = 20) -> dict[str, float]:
     with noise) on one core, against the seven steps alone."""
     from threadpoolctl import threadpool_limits
 
+    from bench.stand_ins import scene
     from fmnist.inference.convert import convert, fashion_mnist_tile
-    from fmnist.inference.stand_ins import scene
 
     raw = load_fashion_mnist()
     rng = np.random.default_rng(0)

@@ -173,8 +173,8 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from bench.report import command_line, write_results
     from bench.run import machine
+    from bench.stand_ins import as_photo, png_bytes
     from fmnist.data import load_fashion_mnist
-    from fmnist.inference.stand_ins import as_photo, png_bytes
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
+from bench.stand_ins import jpeg_bytes, scene
 from fmnist.inference.convert import (
     CLUTTERED,
     EVERY_EDGE,
@@ -26,7 +27,6 @@ from fmnist.inference.convert import (
 )
 from fmnist.inference.images import Prediction, load_inputs, write_csv
 from fmnist.inference.ood import mark_ood
-from fmnist.inference.stand_ins import jpeg_bytes, scene
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 

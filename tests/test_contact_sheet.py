@@ -6,9 +6,9 @@ import numpy as np
 from omegaconf import OmegaConf
 from PIL import Image
 
+from bench.stand_ins import as_photo
 from fmnist.inference.contact_sheet import THUMBNAIL_SIZE, originals
 from fmnist.inference.predict import predict
-from fmnist.inference.stand_ins import as_photo
 from fmnist.plots.contact_sheet import contact_sheet
 
 

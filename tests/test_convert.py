@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.stand_ins import cutout
 from fmnist.errors import ConfigError
 from fmnist.inference.convert import (
     CUTOUT,
@@ -25,7 +26,6 @@ from fmnist.inference.convert import (
 )
 from fmnist.inference.decode import decode_image
 from fmnist.inference.images import load_inputs
-from fmnist.inference.stand_ins import cutout
 
 
 def white(height: int, width: int) -> np.ndarray:

@@ -25,8 +25,8 @@ from conftest import assert_tested
 from omegaconf import OmegaConf
 from PIL import Image
 
+from bench.stand_ins import as_photo, png_bytes
 from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, make_images
-from fmnist.inference.stand_ins import as_photo, png_bytes
 
 pytestmark = pytest.mark.slow
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from bench.stand_ins import digits, uniform_noise, write_pngs
 from fmnist.data import load_fashion_mnist
 from fmnist.inference.images import to_predictions
 from fmnist.inference.ood import (
@@ -27,7 +28,6 @@ from fmnist.inference.ood import (
     store_in_checkpoint,
 )
 from fmnist.inference.predict import predict
-from fmnist.inference.stand_ins import digits, uniform_noise, write_pngs
 from fmnist.training.load import load_classifier
 
 

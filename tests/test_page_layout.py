@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist.inference.stand_ins import png_bytes
+from bench.stand_ins import png_bytes
 
 PAGE = Path(__file__).resolve().parents[1] / "fmnist" / "inference" / "static" / "index.html"
 #: The page's blocks, each a rectangle that must not cross another.

@@ -18,10 +18,10 @@ from PIL import Image
 from test_decode import SAMPLES, header_only_png
 
 from bench.serving import post, served
+from bench.stand_ins import as_photo, png_bytes
 from fmnist.data import CLASS_NAMES
 from fmnist.data.synthetic import make_images
 from fmnist.inference.convert import convert
-from fmnist.inference.stand_ins import as_photo, png_bytes
 
 pytest.importorskip("litserve", reason="LitServe not installed (extra: serve)")
 pytest.importorskip("multipart", reason="python-multipart not installed (extra: serve)")

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from bench.serving import post, served
+from bench.stand_ins import png_bytes
 from fmnist.data.synthetic import make_images
-from fmnist.inference.stand_ins import png_bytes
 
 pytest.importorskip("litserve", reason="LitServe not installed (extra: serve)")
 pytest.importorskip("multipart", reason="python-multipart not installed (extra: serve)")
