@@ -7,9 +7,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from bench.stand_ins import as_photo
-from fmnist.inference.contact_sheet import THUMBNAIL_SIZE, originals
+from fmnist.inference.contact_sheet import THUMBNAIL_SIZE, contact_sheet, originals
 from fmnist.inference.predict import predict
-from fmnist.plots.contact_sheet import contact_sheet
 
 
 def test_originals_are_read_again_per_file_and_index(tmp_path) -> None:
