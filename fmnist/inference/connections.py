@@ -22,19 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from http import HTTPStatus
 from typing import Any
 
 #: The most bytes of request line and headers one request may send.
 MAX_HEADER_BYTES = 64 * 1024
-_REASONS = {400: "Bad Request", 408: "Request Timeout", 429: "Too Many Requests",
-            431: "Request Header Fields Too Large"}  # fmt: skip
 
 
 def raw_answer(status: int, detail: str) -> bytes:
     """A whole HTTP/1.1 answer with a JSON ``detail``, for a connection with no request cycle."""
     body = json.dumps({"detail": detail}).encode()
     head = (
-        f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode() + body

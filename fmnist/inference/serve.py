@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import io
 import json
 import logging
@@ -31,14 +32,16 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
+from pydantic import Field, PositiveInt
 
+from fmnist.config import checked
 from fmnist.errors import ConfigError, MissingPackageError
 from fmnist.inference.connections import guarded_protocol
 from fmnist.inference.convert import check_invert, convert
@@ -60,8 +63,6 @@ log = logging.getLogger(__name__)
 
 #: A body over the limit is still read (and dropped) up to this many times the limit.
 DRAIN_FACTOR = 4
-#: The hosts LitServe binds to.
-HOSTS = ("127.0.0.1", "0.0.0.0", "::")
 #: Seconds a client is asked to wait after a 503.
 RETRY_AFTER_S = 2
 Message = dict[str, Any]
@@ -259,17 +260,16 @@ def _header(scope: Message, name: bytes) -> str:
     return next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == name), "")
 
 
-async def respond(send: Send, status: int, payload: dict[str, Any], close: bool = False) -> None:
-    """A JSON answer, sent directly (the app behind never sees the request); ``close`` ends
-    the connection after it (the body was not read to its end); a 503 says when to retry."""
-    body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if close:
-        headers.append((b"connection", b"close"))
-    if status == 503:
-        headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def respond(scope: Message, receive: Receive, send: Send, error: RequestError) -> None:
+    """``{"detail": message}``, sent directly (the app behind never sees the request): a 408
+    or 413 ends the connection after it (the body was not read to its end); a 503 says when
+    to retry."""
+    from starlette.responses import JSONResponse
+
+    headers = {"connection": "close"} if error.status in (408, 413) else {}
+    if error.status == 503:
+        headers["retry-after"] = str(RETRY_AFTER_S)
+    await JSONResponse({"detail": str(error)}, error.status, headers)(scope, receive, send)
 
 
 def _too_large(max_bytes: int) -> RequestError:
@@ -351,33 +351,32 @@ class ImageBodies:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        from starlette.datastructures import MutableHeaders
+
         try:
             body = await read_body(
                 scope, receive, self.limits.max_body_bytes, self.limits.read_timeout
             )
             images = await self.within_deadline(scope, receive, body)
-        except RequestError as exc:  # 408 and 413 leave the body unread: end the connection
-            await respond(send, exc.status, {"detail": str(exc)}, close=exc.status in (408, 413))
+        except RequestError as exc:
+            await respond(scope, receive, send, exc)
             return
         except ImportError as exc:  # the server's install lacks a package: say so, not "bad image"
             error = MissingPackageError.from_import(exc, "Converting images")
             log.error("%s", error)
-            await respond(send, 500, {"detail": str(error)})
+            await respond(scope, receive, send, RequestError(500, str(error)))
             return
         except Exception as exc:  # a bug here must not become a 500 without a word
             log.exception("Could not read a request")
-            await respond(send, 400, {"detail": f"The request could not be read ({exc})."})
+            message = f"The request could not be read ({exc})."
+            await respond(scope, receive, send, RequestError(400, message))
             return
         forwarded = json.dumps({"images": images}).encode()
-        headers = [
-            (k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")
-        ]
-        headers += [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(forwarded)).encode()),
-        ]
-
-        await self.app({**scope, "headers": headers}, replay_then(forwarded, receive), send)
+        scope = {**scope, "headers": list(scope["headers"])}
+        headers = MutableHeaders(scope=scope)  # edits the copy's list in place
+        headers["content-type"] = "application/json"
+        headers["content-length"] = str(len(forwarded))
+        await self.app(scope, replay_then(forwarded, receive), send)
 
     async def within_deadline(
         self, scope: Message, receive: Receive, body: bytes
@@ -501,17 +500,7 @@ def build_server(cfg: DictConfig) -> Any:
     """The LitServer: the API, the request middleware and the page at ``GET /``."""
     from starlette.responses import HTMLResponse
 
-    limits = Limits(
-        max_body_bytes=cfg.max_body_bytes,
-        max_images=cfg.max_images,
-        max_pixels=cfg.max_pixels,
-        invert=cfg.invert,
-        trim=cfg.trim,
-        workers=cfg.workers,
-        max_pending=cfg.max_pending,
-        deadline=float(cfg.deadline),
-        read_timeout=float(cfg.read_timeout),
-    )
+    limits = Limits(**{field.name: cfg[field.name] for field in fields(Limits)})
     api = FashionMNISTAPI(
         str(cfg.ckpt),
         OmegaConf.to_container(cfg.ood, resolve=True),
@@ -532,38 +521,35 @@ def build_server(cfg: DictConfig) -> Any:
     return server
 
 
+Seconds = Annotated[float, Field(gt=0, lt=1e6)]
+
+
+@checked("serve")
+def check_settings(
+    host: Literal["127.0.0.1", "0.0.0.0", "::"],  # the hosts LitServe binds to
+    port: Annotated[int, Field(ge=1024, le=65535)],
+    max_body_bytes: PositiveInt,
+    max_images: PositiveInt,
+    max_pixels: PositiveInt,
+    workers: PositiveInt,
+    max_pending: PositiveInt,
+    max_batch_size: PositiveInt,
+    top_k: PositiveInt,
+    max_connections_per_client: PositiveInt,
+    read_timeout: Seconds,
+    deadline: Seconds,
+) -> None:
+    """Refuse settings LitServe would fail on later, with the fix (one line, by pydantic)."""
+
+
 def check_serve_config(cfg: DictConfig) -> None:
-    """Refuse settings LitServe would fail on later, with the fix."""
     if LitServer is None:
         raise ConfigError(
             "fmnist-serve needs LitServe: pip install 'fmnist[serve]' (or pip install litserve "
             "python-multipart)."
         )
     check_invert(cfg.invert)
-    if cfg.host not in HOSTS:
-        raise ConfigError(f"host={cfg.host!r}: LitServe binds to one of {', '.join(HOSTS)}.")
-    if not 1024 <= int(cfg.port) <= 65535:
-        raise ConfigError(f"port={cfg.port} must be between 1024 and 65535.")
-    for key in (
-        "max_body_bytes",
-        "max_images",
-        "max_pixels",
-        "workers",
-        "max_pending",
-        "max_batch_size",
-        "top_k",
-        "max_connections_per_client",
-    ):
-        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ConfigError(f"{key}={cfg[key]!r} must be a positive integer.")
-    for key in ("read_timeout", "deadline"):
-        seconds = cfg[key]
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, int | float)
-            or not 0 < seconds < 1e6
-        ):
-            raise ConfigError(f"{key}={seconds!r} must be a positive number of seconds.")
+    check_settings(**{name: cfg[name] for name in inspect.signature(check_settings).parameters})
 
 
 def _interrupt_in(main_pid: int) -> Callable[[int, Any], None]:
