@@ -42,11 +42,11 @@ THUMBNAIL_EDGE = 73
 #: Step 4: a 3x3 Gaussian of sigma 1.0 (radius 1), row by row.
 _GAUSS = np.exp(-np.add.outer(np.arange(-1, 2) ** 2, np.arange(-1, 2) ** 2) / 2.0)
 _GAUSS /= _GAUSS.sum()
-_IDENTITY = np.zeros((3, 3))
-_IDENTITY[1, 1] = 1.0
 #: Unsharp masking, ``2 * image - blur(image)``, as one kernel: flat regions stay as they are
 #: and the effect grows with the local contrast ("increasing effect near outlines").
-SHARPEN_KERNEL = ImageFilter.Kernel((3, 3), (2 * _IDENTITY - _GAUSS).ravel().tolist(), scale=1)
+SHARPEN_KERNEL = ImageFilter.Kernel(
+    (3, 3), (2 * np.pad([[1.0]], 1) - _GAUSS).ravel().tolist(), scale=1
+)
 
 
 def corner_colour(rgb: np.ndarray) -> np.ndarray:
@@ -242,12 +242,6 @@ def working_copy(rgb: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
     return rgb.astype(np.float32)
 
 
-def _surface_terms(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
-    """The quadratic surface's terms at points scaled to [-1, 1]: a constant, a tilt, and a
-    bowl or saddle (a vignette)."""
-    return [np.ones_like(x), x, y, x * x, x * y, y * y]
-
-
 def border_band(shape: tuple[int, int], share: float = BORDER_SHARE) -> np.ndarray:
     """Boolean (H, W): the pixels within ``share`` of the shorter side of an edge."""
     height, width = shape
@@ -287,7 +281,8 @@ def fit_border_surface(rgb: np.ndarray, band: np.ndarray) -> BorderFit:
     stride = max(1, len(ys) // MAX_BORDER_PIXELS)
     ys, xs = ys[::stride], xs[::stride]
     x, y = xs * (2 / max(width - 1, 1)) - 1, ys * (2 / max(height - 1, 1)) - 1
-    design = np.stack(_surface_terms(x.astype(np.float64), y.astype(np.float64)), 1)
+    # The quadratic surface's terms: a constant, a tilt, and a bowl or saddle (a vignette).
+    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], 1)
     values = rgb[ys, xs].astype(np.float64)
     keep = _starting_keep(design, values, x, y)
     for step in range(2):
@@ -337,15 +332,11 @@ def _starting_keep(
     return within if within.mean() >= 0.1 else half
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-
-
 def light_falloff(background: np.ndarray) -> np.ndarray:
     """The background's brightness over its mean, (H, W): under uneven light an item's
     contrast falls off with the light, and dividing by this undoes it. 1 on a near-black
     background, where the ratio would be noise."""
-    luma = _luma(background)
+    luma = background @ np.array([0.299, 0.587, 0.114], np.float32)
     mean = float(luma.mean())
     if mean <= 24:
         return np.ones(luma.shape, np.float32)
@@ -382,15 +373,6 @@ def projected_contrast(
     return np.clip(projected, 0, None) / light_falloff(background)
 
 
-#: ``ndimage.label``'s structure for 8-connected regions (diagonal neighbours join).
-_EIGHT_CONNECTED = np.ones((3, 3), bool)
-
-
-def _closing_steps(shape: tuple[int, ...]) -> int:
-    """Closing radius that joins an item's parts (a sandal's straps): 1.5% of the side."""
-    return max(1, round(0.015 * max(shape)))
-
-
 def item_region(contrast: np.ndarray, threshold: float) -> tuple[np.ndarray | None, str]:
     """The item's pixels (boolean) and :data:`REMOVED`, or None and why not.
 
@@ -404,9 +386,10 @@ def item_region(contrast: np.ndarray, threshold: float) -> tuple[np.ndarray | No
     standing_out = contrast > threshold
     # A closing by a square, as a maximum then a minimum filter: SciPy runs each as two 1-D
     # passes, 10x faster than binary_closing's repeated 3x3 erosions on a 224x224 mask.
-    width = 2 * _closing_steps(contrast.shape) + 1
+    # Its radius, 1.5% of the side, joins an item's parts (a sandal's straps).
+    width = 2 * max(1, round(0.015 * max(contrast.shape))) + 1
     joined = ndimage.minimum_filter(ndimage.maximum_filter(standing_out, width), width)
-    labels, _ = ndimage.label(joined, structure=_EIGHT_CONNECTED)
+    labels, _ = ndimage.label(joined, structure=np.ones((3, 3), bool))  # 8-connected
     areas = np.bincount(labels.ravel())[1:]
     if not len(areas) or areas.max() < MIN_ITEM_SHARE * contrast.size:
         return None, NOTHING

@@ -186,9 +186,15 @@ def decode_image(
     except (ImageTooLargeError, NotAnImageError, FileNotFoundError, IsADirectoryError, ImportError):
         raise
     except Exception as exc:  # PIL raises many types for hostile or truncated bytes
-        reason = str(exc) if isinstance(exc, ValueError | OSError) and str(exc) else ""
-        raise NotAnImageError(reason or f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+        raise NotAnImageError(reason(exc)) from exc
     return Decoded(frames, left_out, pixels)
+
+
+def reason(exc: Exception) -> str:
+    """Why a file was skipped: the message, named by its type unless it is a plain one."""
+    if isinstance(exc, ValueError | OSError) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
 def _spend(frame: Image.Image, budget: int, spent: int) -> int:

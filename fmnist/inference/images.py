@@ -30,7 +30,7 @@ from fmnist.data import CLASS_NAMES, read_idx
 from fmnist.errors import CorruptDatasetError, MissingPackageError
 from fmnist.files import atomic_write_text, ensure_writable_dir
 from fmnist.inference.convert import NOT_SEPARATED, check_invert, convert
-from fmnist.inference.decode import decode_image
+from fmnist.inference.decode import decode_image, reason
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 ARRAY_SUFFIXES = {".npy"}
@@ -159,13 +159,6 @@ def read_file(path: Path) -> FileImages:
     return FileImages(frames, sources, decoded.left_out)
 
 
-def _reason(exc: Exception) -> str:
-    """Why a file was skipped: the message, named by its type unless it is a plain one."""
-    if isinstance(exc, ValueError | OSError) and str(exc):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}".rstrip(": ")
-
-
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files as given, folders as everything in them but folders (recursively, sorted): what
     is not a regular file is listed too, so that it is reported, not silently left out."""
@@ -203,7 +196,7 @@ def load_inputs(
         except ImportError as exc:  # the install's fault, not the file's: stop and say so
             raise MissingPackageError.from_import(exc, "Reading images") from exc
         except Exception as exc:  # one hostile file must not cost the batch: skip it, say why
-            inputs.skipped.append((source_name(path), _reason(exc)))
+            inputs.skipped.append((source_name(path), reason(exc)))
             continue
         inputs.images += [c.tile for c in converted]
         inputs.backgrounds += [c.background for c in converted]
