@@ -45,11 +45,8 @@ def export_onnx(model: Classifier, path: str | Path, input_dtype: str = "uint8")
     """ONNX with a dynamic batch axis; input ``images`` (N, 28, 28) of ``input_dtype``."""
     if input_dtype not in ("uint8", "float"):
         raise ConfigError(f"input={input_dtype!r} must be uint8 or float (0-1 images).")
-    example = (
-        torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
-        if input_dtype == "uint8"
-        else torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE)
-    )
+    dtype = torch.uint8 if input_dtype == "uint8" else torch.float32
+    example = torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE, dtype=dtype)
     # The TorchScript-based exporter: the dynamo one needs onnxscript, which we do not ship.
     buffer = io.BytesIO()  # in memory first, then written atomically
     torch.onnx.export(

@@ -26,6 +26,7 @@ import base64
 import binascii
 import inspect
 import io
+import itertools
 import json
 import logging
 import os
@@ -476,10 +477,8 @@ class FashionMNISTAPI(LitAPI):  # type: ignore[misc, valid-type]
         )
         mark_ood(predictions, scores, self.detector)
         answers = [answer(p, png) for p, (_, _, png, _) in zip(predictions, flat, strict=True)]
-        per_request, start = [], 0
-        for request in requests:
-            per_request.append(answers[start : start + len(request)])
-            start += len(request)
+        remaining = iter(answers)
+        per_request = [list(itertools.islice(remaining, len(request))) for request in requests]
         return per_request if isinstance(x, Batch) else per_request[0]
 
     def unbatch(self, output: list[Any]) -> list[Any]:
