@@ -48,10 +48,13 @@ def print_table(
 def csv_text(
     rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]], columns: Sequence[str]
 ) -> str:
-    """CSV with a header line: ``rows`` as dicts keyed by ``columns``, or as lists of cells."""
+    """CSV with a header line: ``rows`` as dicts (keys not in ``columns`` left out), or as
+    lists of cells."""
     buffer = io.StringIO()
     if rows and isinstance(rows[0], Mapping):
-        writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+        writer = csv.DictWriter(
+            buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore"
+        )
         writer.writeheader()
         writer.writerows(rows)
     else:

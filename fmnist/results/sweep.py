@@ -22,7 +22,7 @@ import logging
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -239,44 +239,18 @@ def write_summary(sweep_dir: str | Path) -> tuple[list[JobResult], list[SeedGrou
     jobs = read_sweep(sweep_dir)
     groups = seed_groups(jobs)
     keys = varying_keys(jobs)
-    atomic_write_text(sweep_dir / "summary.csv", csv_text(_job_rows(jobs, keys), JOB_COLUMNS))
-    group_columns = ["overrides", "n", "seeds"] + [
-        f"{s}_{m}" for s in SCORES for m in ("mean", "std")
-    ]
-    atomic_write_text(sweep_dir / "seed_groups.csv", csv_text(_group_rows(groups), group_columns))
+    job_rows = [{**asdict(j), **j.scores, "overrides": j.varying(keys)} for j in jobs]
+    atomic_write_text(sweep_dir / "summary.csv", csv_text(job_rows, JOB_COLUMNS))
+    stats = [(s, m, f"{s}_{m}") for s in SCORES for m in ("mean", "std")]
+    group_rows = [
+        {"overrides": g.overrides, "n": len(g.seeds), "seeds": " ".join(map(str, g.seeds)),
+         **{column: getattr(g, m).get(s) for s, m, column in stats}}
+        for g in groups
+    ]  # fmt: skip
+    group_columns = ["overrides", "n", "seeds", *(column for *_, column in stats)]
+    atomic_write_text(sweep_dir / "seed_groups.csv", csv_text(group_rows, group_columns))
     atomic_write_text(sweep_dir / "summary.md", _summary_markdown(sweep_dir, jobs, groups, keys))
     return jobs, groups
-
-
-def _job_rows(jobs: Sequence[JobResult], keys: set[str]) -> list[dict[str, Any]]:
-    return [
-        {
-            "job": j.job,
-            "overrides": j.varying(keys),
-            "seed": j.seed,
-            "monitor": j.monitor,
-            "monitor_best": j.monitor_best,
-            **{s: j.scores.get(s) for s in SCORES},
-            "parameters": j.parameters,
-            "train_time_s": j.train_time_s,
-            "status": j.status,
-            "error": j.error,
-        }
-        for j in jobs
-    ]
-
-
-def _group_rows(groups: Sequence[SeedGroup]) -> list[dict[str, Any]]:
-    return [
-        {
-            "overrides": g.overrides,
-            "n": len(g.seeds),
-            "seeds": " ".join(map(str, g.seeds)),
-            **{f"{s}_mean": g.mean.get(s) for s in SCORES},
-            **{f"{s}_std": g.std.get(s) for s in SCORES},
-        }
-        for g in groups
-    ]
 
 
 def _summary_markdown(
