@@ -124,15 +124,6 @@ def permuted_predictions(
     return predictions
 
 
-def channel_masks(channels: Tensor, activations: Tensor) -> Tensor:
-    """Masks for ``permuted_predictions`` that each select one channel (``channels[p]``)."""
-    masks = torch.zeros(
-        len(channels), activations.shape[1], dtype=torch.bool, device=activations.device
-    )
-    masks[torch.arange(len(channels), device=activations.device), channels] = True
-    return masks.view(len(channels), -1, *(1,) * (activations.ndim - 2))
-
-
 def _leading_conv(net: nn.Module, suffix: list[str] | None) -> nn.Conv2d | None:
     """The convolution that opens the suffix's first stage (a conv block), if any."""
     if not suffix:
@@ -161,7 +152,8 @@ def channel_permuted_predictions(
     ``suffix`` (the stages after the layer; None where the network is no chain)."""
     conv = _leading_conv(net, suffix)
     if conv is None or suffix is None:
-        masks = channel_masks(channels, activations)
+        masks = nn.functional.one_hot(channels, activations.shape[1]).bool()  # channel p: on
+        masks = masks.view(len(channels), -1, *(1,) * (activations.ndim - 2))
         return permuted_predictions(rest, activations, masks, permutations, rows_per_pass)
     block_rest = nn.Sequential(*list(net.get_submodule(suffix[0]))[1:])
     n, n_copies = len(activations), len(channels)
@@ -380,17 +372,13 @@ def region_importance(
     check_options(n_repeats, 1.0)
     net.eval()
     rows, cols = height // patch, width // patch
-    masks = torch.zeros(rows * cols, 1, height, width, dtype=torch.bool)
-    for i in range(rows):
-        for j in range(cols):
-            masks[i * cols + j, :, i * patch : (i + 1) * patch, j * patch : (j + 1) * patch] = True
+    # Mask k selects patch k: the identity over patches, each entry widened to patch x patch.
+    masks = torch.eye(rows * cols, dtype=torch.bool).view(-1, 1, rows, cols)
+    masks = masks.repeat_interleave(patch, 2).repeat_interleave(patch, 3)
     masks = masks.repeat_interleave(n_repeats, 0)
     permutations = _random_permutations(len(masks), len(images), _generator(seed, "input"))
     masks, permutations = masks.to(images.device), permutations.to(images.device)
-
-    def rest(x: Tensor, _: Tensor) -> Tensor:
-        return net(x)
-
+    rest: Rest = lambda x, _: net(x)  # noqa: E731
     predictions = permuted_predictions(rest, images, masks, permutations, rows_per_pass)
     baseline = predict_all(rest, images)
     one_hot = torch.nn.functional.one_hot(labels, num_classes).double()  # (N, classes)
