@@ -11,8 +11,8 @@ one YAML file and one function; there is no registry to fill.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -32,25 +32,30 @@ def run_analysis(cfg: DictConfig) -> Path:
     run directories)."""
     task = build(cfg.task)
     output_dir = ensure_writable_dir(cfg.paths.output_dir, "run directory")
-    with run_dir_lock(output_dir):  # a second analysis there would overwrite report.md
-        return _write_report(cfg, task, output_dir)
-
-
-def _write_report(cfg: DictConfig, task: Any, output_dir: Path) -> Path:
     name = _chosen_task()
     title = f"Fashion-MNIST analysis: {name}" if name else "Fashion-MNIST analysis"
-    report = Report(output_dir, title=title, loggers=instantiate_each(cfg.get("logger")))
-    status = "failed"
-    try:
-        log.info("Task %s", name or cfg.task.get("_target_"))
-        task(cfg, report)
-        status = "success"
-    finally:
-        path = report.write()
-        for logger in report.loggers:
-            logger.finalize(status)
+    with run_dir_lock(output_dir):  # a second analysis there would overwrite report.md
+        report = Report(output_dir, title=title, loggers=instantiate_each(cfg.get("logger")))
+        status = "failed"
+        try:
+            log.info("Task %s", name or cfg.task.get("_target_"))
+            task(cfg, report)
+            status = "success"
+        finally:
+            path = report.write()
+            for logger in report.loggers:
+                logger.finalize(status)
     log.info("Wrote %s", path)
     return path
+
+
+def run_in_order(cfg: DictConfig, report: Report, **tasks: Callable[..., None]) -> None:
+    """``task=data``: run ``tasks`` one after another into the same report, in the order of
+    the config. Each comes in built from its own conf/task file (through the defaults list),
+    so its options are written once and overridden as ``task.<name>.<option>``."""
+    for name, task in tasks.items():
+        log.info("Task %s", name)
+        task(cfg, report)
 
 
 def _chosen_task() -> str | None:
