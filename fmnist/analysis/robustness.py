@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fmnist.analysis.compare import per_class_recall
 from fmnist.data.batches import EVAL_BATCH_SIZE
 from fmnist.data.classes import CLASS_NAMES
 from fmnist.data.corruptions import CORRUPTIONS, corrupt, severities
@@ -28,11 +29,10 @@ def correct(module: Any, images: Tensor, labels: Tensor, batch_size: int) -> Ten
     return module.predict_proba(images, batch_size).argmax(1) == labels
 
 
-def per_class_accuracy(hits: Tensor, labels: Tensor, num_classes: int) -> list[float]:
+def per_class_accuracy(hits: Tensor, labels: Tensor) -> list[float]:
     """Accuracy on the images of each class (NaN for a class with none)."""
-    total = torch.bincount(labels, minlength=num_classes).double()
-    right = torch.bincount(labels[hits], minlength=num_classes).double()
-    return (right / total).tolist()
+    labels = labels.numpy()
+    return per_class_recall(labels, np.where(hits.numpy(), labels, -1), len(CLASS_NAMES)).tolist()
 
 
 def evaluate_robustness(
@@ -42,7 +42,6 @@ def evaluate_robustness(
     (uint8, on the CPU) with ``labels``; corrupted with ``seed``."""
     start = time.perf_counter()
     images, labels = images.cpu(), labels.cpu()
-    num_classes = len(CLASS_NAMES)
     clean = correct(module, images, labels, batch_size)
     accuracy: dict[str, list[float]] = {}
     class_accuracy: dict[str, list[float]] = {}
@@ -52,15 +51,13 @@ def evaluate_robustness(
             for s in severities(name)
         ]
         accuracy[name] = [float(h.double().mean()) for h in hits]
-        class_accuracy[name] = per_class_accuracy(
-            torch.cat(hits), labels.repeat(len(hits)), num_classes
-        )
+        class_accuracy[name] = per_class_accuracy(torch.cat(hits), labels.repeat(len(hits)))
     result = {
         "images": len(labels),
         "seed": seed,
         "clean_acc": float(clean.double().mean()),
         "accuracy": accuracy,
-        "class_clean_acc": per_class_accuracy(clean, labels, num_classes),
+        "class_clean_acc": per_class_accuracy(clean, labels),
         "class_accuracy": class_accuracy,
     }
     result.update(summarize(result))
