@@ -151,15 +151,10 @@ def leaderboard(entries: list[Entry], published: Iterable[dict[str, Any]] = ()) 
             train_time_s=_mean([e.train_time_s for e in members]),
             source=", ".join(shown_path(e.path) for e in members),
         ))  # fmt: skip
-    for result in published:
-        rows.append(
-            Row(
-                name=str(result["name"]),
-                kind=PUBLISHED,
-                test_acc=float(result["test_acc"]),
-                source=str(result["source"]),
-            )
-        )
+    rows += [
+        Row(str(r["name"]), PUBLISHED, float(r["test_acc"]), source=str(r["source"]))
+        for r in published
+    ]
     return sorted(rows, key=lambda r: -r.test_acc)
 
 

@@ -97,10 +97,13 @@ class SeedGroup:
     """Jobs whose overrides differ only by ``seed``: mean and std of each score."""
 
     overrides: str
-    seeds: list[int | None]
+    jobs: list[JobResult]  # by seed
     mean: dict[str, float]
     std: dict[str, float]  # sample std (n - 1); NaN for a single seed
-    key: tuple[str, ...] = ()  # the overrides without the seed
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [job.seed for job in self.jobs]
 
 
 def read_job(job_dir: Path) -> JobResult:
@@ -172,20 +175,8 @@ def seed_groups(jobs: Sequence[JobResult]) -> list[SeedGroup]:
             if values:
                 mean[score] = statistics.fmean(values)
                 std[score] = statistics.stdev(values) if len(values) > 1 else math.nan
-        groups.append(
-            SeedGroup(
-                members[0].varying(keys),
-                [j.seed for j in members],
-                mean,
-                std,
-                key=members[0].without_seed(),
-            )
-        )
-    modes = {job.without_seed(): job.monitor_mode for job in jobs}
-    return sorted(
-        groups,
-        key=lambda g: sort_key(g.mean.get(MONITOR_BEST), modes.get(g.key, "max")),
-    )
+        groups.append(SeedGroup(members[0].varying(keys), members, mean, std))
+    return sorted(groups, key=lambda g: sort_key(g.mean.get(MONITOR_BEST), g.jobs[0].monitor_mode))
 
 
 def _score(job: JobResult, name: str) -> float | None:

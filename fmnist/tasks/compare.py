@@ -131,10 +131,8 @@ def contestants_of(path: Path, skipped: list[str]) -> list[Contestant]:
     found = []
     skipped += [f"{path / j.job}: unreadable: {j.error}" for j in jobs if j.status == UNREADABLE]
     for group in seed_groups(jobs):
-        members = [j for j in jobs if j.status == "completed" and j.without_seed() == group.key]
-        members.sort(key=lambda j: (j.seed is None, j.seed or 0))
         name = f"{path.name}: {group.overrides or 'all jobs'}"
-        found.append(contestant([path / j.job for j in members], skipped, name))
+        found.append(contestant([path / j.job for j in group.jobs], skipped, name))
     return [c for c in found if c is not None]
 
 

@@ -24,14 +24,6 @@ log = logging.getLogger(__name__)
 ORIGINAL_PC1, ORIGINAL_FIRST_10 = 0.25, 0.60
 
 
-def _pca_features(preprocessings: list[str], data: Splits) -> dict[str, np.ndarray]:
-    """All 70,000 images under each configured preprocessing, statistics from train."""
-    return {
-        normalize: pca_lib.preprocess(data.images, normalize, data.train_images)
-        for normalize in preprocessings
-    }
-
-
 def pca_task(
     cfg: DictConfig,
     report: Report,
@@ -47,7 +39,8 @@ def pca_task(
     seed = int(cfg.seed)
     watch = Stopwatch()
     data = load_splits(cfg)
-    features = _pca_features(preprocessings, data)
+    # All 70,000 images under each preprocessing, statistics from train.
+    features = {n: pca_lib.preprocess(data.images, n, data.train_images) for n in preprocessings}
     watch.lap("load + preprocess")
     fits = {normalize: pca_lib.fit_pca(x, seed=seed) for normalize, x in features.items()}
     watch.lap("PCA fits")
