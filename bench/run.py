@@ -31,9 +31,9 @@ from bench.context import Context
 from bench.frontier import draw as draw_frontier
 from bench.parts import DEFAULT_PARTS, PARTS, REPEATS_INSIDE
 from bench.report import command_line, markdown, write_results
+from bench.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
 from bench.targets import PRESETS
 from bench.timing import LoadGuard, load_average
-from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
 from fmnist.hardware import SPEED_FLAGS, cpu_flags, cpu_model
 
 BENCH_DIR = Path(__file__).resolve().parent

@@ -11,10 +11,10 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
+from bench.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
 from fmnist.config import CONF_DIR
 from fmnist.data.fetch import data_settings, find_dataset
 from fmnist.data.files import SYSTEM_DATA_DIR
-from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC
 
+from bench.synthetic import SYNTHETIC_DATA_OVERRIDES
 from fmnist.analysis import baselines
 from fmnist.data import CLASS_NAMES, FashionMNISTDataModule
-from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES
 from fmnist.errors import ConfigError
 from fmnist.metrics import classification_report
 from fmnist.models.preprocess import Preprocess

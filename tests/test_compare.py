@@ -15,8 +15,8 @@ from omegaconf import OmegaConf
 from scipy import stats as scipy_stats
 from sklearn.metrics import recall_score
 
+from bench.synthetic import SYNTHETIC_DATA_OVERRIDES
 from fmnist.analysis import compare
-from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES
 from fmnist.errors import ConfigError
 from fmnist.training.predictions import load_predictions
 from fmnist.training.run import train

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import idx_header
 
+from bench.synthetic import write_synthetic_dataset
 from fmnist.data import (
     FILES,
     FashionMNISTDataModule,
@@ -18,7 +19,6 @@ from fmnist.data import (
     read_idx,
     write_idx,
 )
-from fmnist.data.synthetic import write_synthetic_dataset
 from fmnist.errors import ConfigError, CorruptDatasetError, DatasetNotFoundError
 from fmnist.models.preprocess import Preprocess
 

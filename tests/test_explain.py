@@ -72,7 +72,7 @@ def test_batched_metrics_agree_with_scikit_learn() -> None:
 
 
 def _briefly_trained_cnn(filters=(4, 8)) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    from fmnist.data.synthetic import make_images
+    from bench.synthetic import make_images
 
     torch.manual_seed(0)
     labels = torch.arange(10).repeat(20)

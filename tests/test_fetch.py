@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 import fmnist.data.files
+from bench.synthetic import write_synthetic_dataset
 from fmnist.cli import fetch_main
 from fmnist.data import fetch
 from fmnist.data.files import HOW_TO_GET_DATA, find_data_files
-from fmnist.data.synthetic import write_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

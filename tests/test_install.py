@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from bench.stand_ins import as_photo, png_bytes
-from fmnist.data.synthetic import SYNTHETIC_DATA_OVERRIDES, make_images
+from bench.synthetic import SYNTHETIC_DATA_OVERRIDES, make_images
 
 pytestmark = pytest.mark.slow
 

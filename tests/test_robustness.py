@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import TINY_OVERRIDES, compose_config
 
+from bench.synthetic import make_images
 from fmnist.analysis.importance import evaluation_subset
 from fmnist.data.corruptions import CORRUPTIONS, corrupt, severities
-from fmnist.data.synthetic import make_images
 from fmnist.errors import ConfigError
 from fmnist.training.predictions import load_predictions
 from fmnist.training.run import train

@@ -19,8 +19,8 @@ from test_decode import SAMPLES, header_only_png
 
 from bench.serving import post, served
 from bench.stand_ins import as_photo, png_bytes
+from bench.synthetic import make_images
 from fmnist.data import CLASS_NAMES
-from fmnist.data.synthetic import make_images
 from fmnist.inference.convert import convert
 
 pytest.importorskip("litserve", reason="LitServe not installed (extra: serve)")

@@ -15,7 +15,7 @@ import torch
 
 from bench.serving import post, served
 from bench.stand_ins import png_bytes
-from fmnist.data.synthetic import make_images
+from bench.synthetic import make_images
 
 pytest.importorskip("litserve", reason="LitServe not installed (extra: serve)")
 pytest.importorskip("multipart", reason="python-multipart not installed (extra: serve)")

@@ -19,10 +19,10 @@ from omegaconf import OmegaConf
 from torch import nn
 
 import fmnist.models
+from bench.synthetic import make_images
 from fmnist.analysis.stages import default_layers, logits_layer, network_stages
 from fmnist.callbacks.outputs import model_inputs
 from fmnist.data import FashionMNISTDataModule
-from fmnist.data.synthetic import make_images
 from fmnist.errors import ConfigError
 from fmnist.inference.export import export_torchscript, exportable
 from fmnist.inference.predict import predict

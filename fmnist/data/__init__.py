@@ -2,7 +2,8 @@
 
 Reading order: ``classes`` (names, image size) -> ``idx`` (the file format) -> ``files``
 (finding and checking the four files) -> ``batches`` (in-memory batching) -> ``augment`` ->
-``datamodule`` (the ``LightningDataModule``); ``synthetic`` writes a tiny stand-in for tests.
+``datamodule`` (the ``LightningDataModule``). Tests and ``bench`` write a tiny stand-in with
+``bench/synthetic.py``.
 """
 
 from fmnist.data.classes import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
