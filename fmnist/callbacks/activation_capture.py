@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import lightning as L
+from pydantic import NonNegativeInt, PositiveInt
 
 from fmnist.analysis.activations import capture_activations, channel_statistics, one_per_class
 from fmnist.callbacks.guest import Guest
 from fmnist.callbacks.outputs import model_inputs, run_dir, save_figure
+from fmnist.config import checked
 from fmnist.data import CLASS_NAMES
-from fmnist.errors import ConfigError
 from fmnist.files import write_json
 from fmnist.plots.model_figures import feature_map_grid
 
@@ -31,20 +33,16 @@ class ActivationCapture(Guest):
         channels: feature maps shown per layer.
     """
 
+    @checked("callbacks.activation_capture")
     def __init__(
         self,
         layers: list[str] | None = None,
-        every_n_epochs: int = 0,
-        per_class: int = 1,
-        split: str = "val",
+        every_n_epochs: NonNegativeInt = 0,
+        per_class: PositiveInt = 1,
+        split: Literal["val", "test"] = "val",
         seed: int = 0,
-        channels: int = 8,
+        channels: PositiveInt = 8,
     ) -> None:
-        if every_n_epochs < 0 or per_class < 1 or channels < 1:
-            raise ConfigError(
-                "callbacks.activation_capture: every_n_epochs must be >= 0, per_class and "
-                "channels >= 1."
-            )
         self.layers, self.every_n_epochs, self.per_class = layers, every_n_epochs, per_class
         self.split, self.seed, self.channels = split, seed, channels
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Annotated, Literal
 
 import lightning as L
+from pydantic import Field, PositiveInt
 
 from fmnist.analysis.importance import (
     IMPORTANCE_HEADER,
-    check_options,
     evaluation_subset,
     importance_rows,
     permutation_importance,
 )
 from fmnist.callbacks.guest import Guest
 from fmnist.callbacks.outputs import model_inputs, run_dir, save_figure
-from fmnist.errors import ConfigError
+from fmnist.config import checked
 from fmnist.files import write_json
 from fmnist.plots.model_figures import importance_bars
 from fmnist.tables import print_table
@@ -38,18 +39,16 @@ class PermutationImportance(Guest):
     and logs the figure to TensorBoard.
     """
 
+    @checked("callbacks.permutation_importance")
     def __init__(
         self,
-        split: str = "val",
-        samples: int | None = 500,
-        n_repeats: int = 3,
-        share: float = 0.25,
+        split: Literal["val", "test"] = "val",
+        samples: PositiveInt | None = 500,
+        n_repeats: PositiveInt = 3,
+        share: Annotated[float, Field(gt=0, le=1)] = 0.25,  # of a layer's channels, jointly
         seed: int = 0,
         layers: list[str] | None = None,
     ) -> None:
-        if split not in ("val", "test"):
-            raise ConfigError(f"callbacks.permutation_importance.split={split!r}: use val or test.")
-        check_options(n_repeats, share)
         self.split, self.samples, self.n_repeats = split, samples, n_repeats
         self.share, self.seed, self.layers = share, seed, layers
 

@@ -6,13 +6,14 @@ import logging
 
 import lightning as L
 import torch
+from pydantic import PositiveInt
 
 from fmnist.analysis.importance import evaluation_subset
 from fmnist.analysis.robustness import evaluate_robustness
 from fmnist.callbacks.guest import Guest
 from fmnist.callbacks.outputs import run_dir
+from fmnist.config import checked
 from fmnist.data.batches import EVAL_BATCH_SIZE
-from fmnist.errors import ConfigError
 from fmnist.files import write_json
 from fmnist.metrics import MEAN_CORRUPTION_ACC
 
@@ -28,18 +29,14 @@ class Robustness(Guest):
     ``samples`` images after every run.
     """
 
+    @checked("callbacks.robustness")  # now, not after training
     def __init__(
         self,
         enabled: bool = False,
-        samples: int | None = 2000,
+        samples: PositiveInt | None = 2000,
         seed: int = 0,
-        batch_size: int = EVAL_BATCH_SIZE,
+        batch_size: PositiveInt = EVAL_BATCH_SIZE,
     ) -> None:
-        if samples is not None and samples < 1:  # now, not after training
-            raise ConfigError(
-                f"callbacks.robustness.samples={samples}: give a positive number of test "
-                "images, or null for all of them."
-            )
         self.enabled, self.samples, self.seed, self.batch_size = enabled, samples, seed, batch_size
 
     def on_test_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:

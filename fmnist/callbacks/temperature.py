@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import lightning as L
 import torch
+from pydantic import PositiveInt
 
 from fmnist.callbacks.guest import Guest
+from fmnist.config import checked
 from fmnist.data.batches import EVAL_BATCH_SIZE
-from fmnist.errors import ConfigError
 from fmnist.training.calibration import fit_temperature
 from fmnist.training.load import store_temperature
 
@@ -23,12 +25,12 @@ class TemperatureScaling(Guest):
     calibrated probabilities as the run's test metrics. The predicted classes do not change.
     """
 
-    def __init__(self, split: str = "val", batch_size: int = EVAL_BATCH_SIZE) -> None:
-        if split != "val":
-            raise ConfigError(
-                f"callbacks.temperature_scaling.split={split!r}: the temperature is fitted on "
-                "the validation split (fitting it on the test split would leak the test set)."
-            )
+    @checked("callbacks.temperature_scaling")
+    def __init__(
+        self,
+        split: Literal["val"] = "val",  # fitting on the test split would leak the test set
+        batch_size: PositiveInt = EVAL_BATCH_SIZE,
+    ) -> None:
         self.split, self.batch_size = split, batch_size
 
     def on_test_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
