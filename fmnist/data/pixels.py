@@ -6,7 +6,7 @@ the data module fits them on the training split and scales images before augment
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -15,7 +15,6 @@ from fmnist.config import checked
 
 #: ``data.normalize`` values: one mean/std, a mean/std per pixel, or pixels only scaled.
 Normalization = Literal["global", "per_pixel", "none"]
-NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
 #: Per-pixel std floor: border pixels are almost always 0 and would otherwise be blown up.
 STD_FLOOR = 1e-2
 

@@ -17,12 +17,15 @@ comparison before loading, so every failure names its cause and the fix.
 
 from __future__ import annotations
 
+import functools
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel, ValidationError, create_model
 
 from fmnist.checkpoint import (
     CHECKSUM_KEY,
@@ -32,23 +35,12 @@ from fmnist.checkpoint import (
     weights_checksum,
     weights_mismatch,
 )
+from fmnist.config import STRICT, invalid
 from fmnist.data import FashionMNISTDataModule
-from fmnist.data.pixels import NORMALIZATIONS
 from fmnist.errors import CheckpointError
 from fmnist.files import write_torch
 from fmnist.models import config_problem, is_plain, model_classes
 
-#: The module's hyperparameters: key -> check of its value (the network is checked apart).
-SCALAR_HPARAMS = {
-    "label_smoothing": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "tta_flip": lambda v: isinstance(v, bool),
-    "tta_shift": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 4,
-    "channels_last": lambda v: isinstance(v, bool),
-    "num_classes": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
-    "compile": lambda v: isinstance(v, bool),
-    "normalize": lambda v: v in NORMALIZATIONS,
-    "flatten": lambda v: isinstance(v, bool),
-}
 #: The data module's settings a model depends on (split and preprocessing), taken from the
 #: checkpoint; where the files are (root, download, ...) stays the caller's.
 DATA_SETTINGS = ("val_size", "split_seed", "normalize", "flatten", "one_hot")
@@ -75,16 +67,24 @@ def _hparams_problem(hparams: Any) -> str | None:
     for key, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
         if problem is None and hparams.get(key) is not None:
             problem = config_problem(hparams[key], allowed, f"hyper_parameters.{key}")
-    for key, value in hparams.items():
-        if problem is not None:
-            break
-        if key in ("net", "optimizer", "scheduler"):
-            continue
-        if key not in SCALAR_HPARAMS:
-            problem = f"hyper_parameters.{key} is not a setting of this project's module"
-        elif not SCALAR_HPARAMS[key](value):
-            problem = f"hyper_parameters.{key}={value!r} is not a valid value"
+    if problem is None:
+        try:
+            module_settings().model_validate(hparams)
+        except ValidationError as exc:
+            problem = str(invalid("hyper_parameters", [], exc)).rstrip(".")
     return problem
+
+
+@functools.cache
+def module_settings() -> type[BaseModel]:
+    """The module's settings as a pydantic model of its constructor's annotations (every
+    key optional, no other key), so a checkpoint's values are checked as a config's are."""
+    from fmnist.training.module import ClassificationModule  # imports Lightning: keep lazy
+
+    hints = typing.get_type_hints(ClassificationModule.__init__, include_extras=True)
+    hints.pop("return")
+    fields: Any = {name: (hint, None) for name, hint in hints.items()}
+    return create_model("ModuleSettings", __config__={**STRICT, "extra": "forbid"}, **fields)
 
 
 def safe_hyperparameters(checkpoint: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
