@@ -6,12 +6,14 @@ checking and training code runs in seconds without the 30 MB dataset.
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from fmnist.data.files import FILES
-from fmnist.data.idx import write_idx
+from fmnist.data.idx import IDX_MAGIC
 
 #: Overrides that point a run at a synthetic dataset (add ``data.root=...``): no system
 #: directory, no download, no real-size checks, and splits and batches that fit it.
@@ -48,3 +50,23 @@ def write_synthetic_dataset(
         write_idx(folder / f"{image_stem}.gz", make_images(labels, seed))
         write_idx(folder / f"{label_stem}.gz", labels.to(torch.uint8))
     return folder
+
+
+def write_idx(path: str | Path, array: Tensor) -> Path:
+    """Write a uint8 tensor as an IDX file (gzip-compressed when ``path`` ends in .gz): the
+    inverse of ``fmnist.data.read_idx``."""
+    path = Path(path)
+    array = torch.as_tensor(array)
+    if array.dtype != torch.uint8 or array.ndim not in IDX_MAGIC:
+        raise ValueError("write_idx takes uint8 tensors of 1 (labels) or 3 (images) dimensions.")
+    header = IDX_MAGIC[array.ndim].to_bytes(4, "big") + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
+    payload = header + array.contiguous().numpy().tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gz":
+        with gzip.open(path, "wb", compresslevel=1) as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+    return path

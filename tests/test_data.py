@@ -10,14 +10,13 @@ import pytest
 import torch
 from conftest import idx_header
 
-from bench.synthetic import write_synthetic_dataset
+from bench.synthetic import write_idx, write_synthetic_dataset
 from fmnist.data import (
     FILES,
     FashionMNISTDataModule,
     load_fashion_mnist,
     locate_data,
     read_idx,
-    write_idx,
 )
 from fmnist.errors import ConfigError, CorruptDatasetError, DatasetNotFoundError
 from fmnist.models.preprocess import Preprocess

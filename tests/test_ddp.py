@@ -20,8 +20,8 @@ import torch
 from conftest import TINY_OVERRIDES
 from sklearn.metrics import accuracy_score, f1_score
 
-from bench.synthetic import write_synthetic_dataset
-from fmnist.data import FILES, FashionMNISTDataModule, read_idx, write_idx
+from bench.synthetic import write_idx, write_synthetic_dataset
+from fmnist.data import FILES, FashionMNISTDataModule, read_idx
 from fmnist.training.load import load_classifier
 
 ROOT = Path(__file__).resolve().parents[1]

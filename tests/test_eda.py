@@ -10,9 +10,9 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from bench.synthetic import write_synthetic_dataset
+from bench.synthetic import write_idx, write_synthetic_dataset
 from fmnist.analysis import eda
-from fmnist.data import FILES, load_fashion_mnist, read_idx, write_idx
+from fmnist.data import FILES, load_fashion_mnist, read_idx
 from fmnist.tasks import run_analysis
 from tests.conftest import compose_config
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.synthetic import make_images
-from fmnist.data import CLASS_NAMES, write_idx
+from bench.synthetic import make_images, write_idx
+from fmnist.data import CLASS_NAMES
 from fmnist.errors import CheckpointError, ConfigError, OutputDirError
 from fmnist.inference.export import export_onnx, export_torchscript, exportable
 from fmnist.inference.images import load_inputs

@@ -9,7 +9,7 @@ Reading order: ``classes`` (names, image size) -> ``idx`` (the file format) -> `
 from fmnist.data.classes import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 from fmnist.data.datamodule import FashionMNISTDataModule
 from fmnist.data.files import FILES, SYSTEM_DATA_DIR, load_fashion_mnist, locate_data
-from fmnist.data.idx import read_idx, write_idx
+from fmnist.data.idx import read_idx
 
 __all__ = [
     "CLASS_NAMES",
@@ -21,5 +21,4 @@ __all__ = [
     "load_fashion_mnist",
     "locate_data",
     "read_idx",
-    "write_idx",
 ]

@@ -207,9 +207,6 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("test", shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader | DeviceBatches:
-        return self._loader("test", shuffle=False)
-
     # ----- batched augmentation ----------------------------------------------------------
 
     def augment(self, images: Tensor, epoch: int = 0) -> Tensor:

@@ -1,4 +1,5 @@
-"""Reading and writing uint8 IDX files, the format Fashion-MNIST is published in."""
+"""Reading uint8 IDX files, the format Fashion-MNIST is published in (tests and the benchmark
+write them with ``bench/synthetic.py``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from torch import Tensor
 
 from fmnist.errors import CorruptDatasetError
 
-_IDX_MAGIC = {3: 2051, 1: 2049}  # number of dimensions -> magic number of a uint8 IDX file
+#: Number of dimensions -> magic number of a uint8 IDX file.
+IDX_MAGIC = {3: 2051, 1: 2049}
 
 #: The most bytes of pixels (or labels) one IDX file may claim. The real train images are
 #: 47 MB; a header claiming more is refused before anything is inflated.
@@ -50,7 +52,7 @@ def _read_shape(f: BinaryIO, path: Path, max_bytes: int) -> tuple[int, ...]:
     head = f.read(4)
     magic = int.from_bytes(head, "big")
     ndim = magic & 0xFF
-    if len(head) == 4 and magic not in _IDX_MAGIC.values():
+    if len(head) == 4 and magic not in IDX_MAGIC.values():
         raise CorruptDatasetError(
             f"{path} has magic number {magic}, expected 2051 (images) or 2049 (labels): it is "
             f"not a uint8 IDX file."
@@ -95,26 +97,3 @@ def _read_payload(f: BinaryIO, path: Path, shape: tuple[int, ...]) -> Tensor:
             f"the file is corrupt. {_GET_IT_AGAIN}"
         )
     return out
-
-
-def write_idx(path: str | Path, array: Tensor) -> Path:
-    """Write a uint8 tensor as an IDX file (gzip-compressed when ``path`` ends in .gz).
-
-    The inverse of :func:`read_idx`: used to build small datasets for tests and to hand
-    image batches to other tools in the original format.
-    """
-    path = Path(path)
-    array = torch.as_tensor(array)
-    if array.dtype != torch.uint8 or array.ndim not in _IDX_MAGIC:
-        raise ValueError("write_idx takes uint8 tensors of 1 (labels) or 3 (images) dimensions.")
-    header = _IDX_MAGIC[array.ndim].to_bytes(4, "big") + b"".join(
-        int(n).to_bytes(4, "big") for n in array.shape
-    )
-    payload = header + array.contiguous().numpy().tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".gz":
-        with gzip.open(path, "wb", compresslevel=1) as f:
-            f.write(payload)
-    else:
-        path.write_bytes(payload)
-    return path
