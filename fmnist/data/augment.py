@@ -127,8 +127,6 @@ def corruption_mix(images: Tensor, p: float, generator: torch.Generator | None =
             continue
         operation, (low, high) = CORRUPTION_MIX[int(which * len(CORRUPTION_MIX))]
         value = low + (high - low) * strength
-        if operation in corruptions.RANDOM_OPERATIONS:
-            out.append(operation(chunk, value, generator=generator))
-        else:
-            out.append(operation(chunk, value))
+        random = {"generator": generator} if corruptions.is_random(operation) else {}
+        out.append(operation(chunk, value, **random))
     return torch.cat(out)

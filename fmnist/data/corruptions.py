@@ -17,6 +17,8 @@ from the generator.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import zlib
 from collections.abc import Callable
@@ -26,15 +28,10 @@ import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
+from fmnist.data.pixels import to_unit_range
 from fmnist.errors import ConfigError
 
 Generator = torch.Generator | None
-
-
-def _unit(images: Tensor) -> Tensor:
-    """Images as 0-1 floats (N, 1, H, W)."""
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    return x.unsqueeze(1) if x.dim() == 3 else x
 
 
 def _like(x: Tensor, images: Tensor) -> Tensor:
@@ -64,13 +61,13 @@ def _per_image(choices: list[Tensor], generator: Generator) -> Tensor:
 
 def shot_noise(images: Tensor, photons: float, generator: Generator = None) -> Tensor:
     """Poisson (photon) noise: each pixel counts ``photons * value`` photons; fewer is noisier."""
-    x = _unit(images)
+    x = to_unit_range(images)
     return _like(torch.poisson(x * photons, generator=generator) / photons, images)
 
 
 def impulse_noise(images: Tensor, amount: float, generator: Generator = None) -> Tensor:
     """Salt-and-pepper noise: a share ``amount`` of the pixels set to black or white."""
-    x = _unit(images)
+    x = to_unit_range(images)
     u = _uniform(x, generator)
     x = torch.where(u < amount / 2, 0.0, torch.where(u > 1 - amount / 2, 1.0, x))
     return _like(x, images)
@@ -78,7 +75,7 @@ def impulse_noise(images: Tensor, amount: float, generator: Generator = None) ->
 
 def gaussian_noise(images: Tensor, sigma: float, generator: Generator = None) -> Tensor:
     """Additive Gaussian noise of standard deviation ``sigma`` (0-1 scale)."""
-    x = _unit(images)
+    x = to_unit_range(images)
     noise = torch.randn(x.shape, generator=generator, device=x.device)
     return _like(x + sigma * noise, images)
 
@@ -88,7 +85,7 @@ def gaussian_noise(images: Tensor, sigma: float, generator: Generator = None) ->
 
 def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
     """Gaussian blur of standard deviation ``sigma`` pixels (kernel of +-3 sigma)."""
-    x = _unit(images)
+    x = to_unit_range(images)
     n, c, h, w = x.shape
     size = 2 * math.ceil(3 * sigma) + 1
     # As one image of N channels: torchvision then blurs with one grouped (depthwise)
@@ -103,7 +100,7 @@ def glass_blur(
     """Glass blur (as in ImageNet-C): blur, move every pixel to a random neighbour up to
     ``delta`` pixels away ``iterations`` times, blur again. The neighbours are drawn for all
     pixels at once instead of ImageNet-C's pixel-by-pixel swaps, which loop in Python."""
-    x = _unit(gaussian_blur(images, sigma))
+    x = to_unit_range(gaussian_blur(images, sigma))
     n, c, h, w = x.shape
     rows = torch.arange(h, device=x.device)[:, None].expand(h, w)
     cols = torch.arange(w, device=x.device)[None, :].expand(h, w)
@@ -119,7 +116,7 @@ def glass_blur(
 def motion_blur(images: Tensor, length: float, generator: Generator = None) -> Tensor:
     """Blur along a line of ``length`` pixels through each pixel, at a random angle per image
     (a camera or item moving during the exposure). One grouped convolution for the batch."""
-    x = _unit(images)
+    x = to_unit_range(images)
     n, c, h, w = x.shape
     radius = math.ceil(length / 2)
     size = 2 * radius + 1
@@ -156,7 +153,7 @@ def _affine(x: Tensor, angle: float = 0.0, scale: float = 1.0, shear: tuple = (0
 
 def rotate(images: Tensor, degrees: float, generator: Generator = None) -> Tensor:
     """Rotate by ``degrees``, clockwise or anticlockwise per image."""
-    x = _unit(images)
+    x = to_unit_range(images)
     return _like(
         _per_image([_affine(x, angle=degrees), _affine(x, angle=-degrees)], generator), images
     )
@@ -164,7 +161,7 @@ def rotate(images: Tensor, degrees: float, generator: Generator = None) -> Tenso
 
 def shear(images: Tensor, degrees: float, generator: Generator = None) -> Tensor:
     """Shear by ``degrees`` along x or y, either way, per image."""
-    x = _unit(images)
+    x = to_unit_range(images)
     versions = [
         _affine(x, shear=s) for s in ((degrees, 0), (-degrees, 0), (0, degrees), (0, -degrees))
     ]
@@ -173,7 +170,7 @@ def shear(images: Tensor, degrees: float, generator: Generator = None) -> Tensor
 
 def scale(images: Tensor, change: float, generator: Generator = None) -> Tensor:
     """Zoom out to ``1 - change`` or in to ``1 + change`` of the size, per image."""
-    x = _unit(images)
+    x = to_unit_range(images)
     versions = [_affine(x, scale=1 - change), _affine(x, scale=1 + change)]
     return _like(_per_image(versions, generator), images)
 
@@ -183,29 +180,21 @@ def scale(images: Tensor, change: float, generator: Generator = None) -> Tensor:
 
 def brightness(images: Tensor, shift: float) -> Tensor:
     """Add ``shift`` to every pixel (0-1 scale): the black background turns grey."""
-    return _like(_unit(images) + shift, images)
+    return _like(to_unit_range(images) + shift, images)
 
 
 def contrast(images: Tensor, factor: float) -> Tensor:
     """Blend each image with its mean grey level: ``factor`` 1 keeps it, 0 leaves flat grey."""
-    return _like(TF.adjust_contrast(_unit(images), factor), images)
+    return _like(TF.adjust_contrast(to_unit_range(images), factor), images)
 
 
 def inversion(images: Tensor, threshold: float) -> Tensor:
     """Invert the pixels at or above ``threshold`` (0-1; solarization): 1 inverts nothing,
     0 everything (a dark item on a light background)."""
-    return _like(TF.solarize(_unit(images), threshold), images)
+    return _like(TF.solarize(to_unit_range(images), threshold), images)
 
 
 # ----- flips and turns (one severity) ----------------------------------------------------------
-
-
-def hflip(images: Tensor) -> Tensor:
-    return TF.horizontal_flip(images)
-
-
-def vflip(images: Tensor) -> Tensor:
-    return TF.vertical_flip(images)
 
 
 def turn(images: Tensor, quarter_turns: int) -> Tensor:
@@ -230,25 +219,20 @@ SEVERITIES: dict[str, tuple[Callable[..., Tensor], tuple]] = {
     "brightness": (brightness, (0.1, 0.2, 0.3, 0.4, 0.5)),  # added to 0-1 pixels
     "contrast": (contrast, (0.4, 0.3, 0.2, 0.1, 0.05)),  # factor
     "inversion": (inversion, (0.8, 0.6, 0.4, 0.2, 0.0)),  # solarization threshold
-    "hflip": (hflip, (None,)),
-    "vflip": (vflip, (None,)),
+    "hflip": (TF.horizontal_flip, (None,)),
+    "vflip": (TF.vertical_flip, (None,)),
     "rot90": (turn, (1,)),
     "rot180": (turn, (2,)),
     "rot270": (turn, (3,)),
 }
 #: Every corruption, in the order of the tables.
 CORRUPTIONS = tuple(SEVERITIES)
-#: Operations whose output depends on random numbers (they take a generator).
-RANDOM_OPERATIONS = {
-    shot_noise,
-    impulse_noise,
-    gaussian_noise,
-    glass_blur,
-    motion_blur,
-    shear,
-    scale,
-    rotate,
-}
+
+
+@functools.cache
+def is_random(operation: Callable[..., Tensor]) -> bool:
+    """Whether an operation's output depends on random numbers: it takes a generator."""
+    return "generator" in inspect.signature(operation).parameters
 
 
 def severities(name: str) -> range:
@@ -274,7 +258,7 @@ def corrupt(images: Tensor, name: str, severity: int, seed: int = 0) -> Tensor:
     parameter = parameters[severity - 1]
     arguments = () if parameter is None else (parameter,)
     arguments = parameter if isinstance(parameter, tuple) else arguments
-    if operation not in RANDOM_OPERATIONS:
+    if not is_random(operation):
         return operation(images, *arguments)
     if images.device.type != "cpu":  # drawn on the CPU, so every device gives the same images
         return corrupt(images.cpu(), name, severity, seed).to(images.device)
