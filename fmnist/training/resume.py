@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import lightning as L
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from fmnist.checkpoint import read_checkpoint, weights_mismatch
 from fmnist.config import in_multirun
@@ -107,12 +107,7 @@ def interrupted_run(cfg: DictConfig, output_dir: Path) -> bool:
     checkpoints = last_checkpoint(output_dir).parent
     if (output_dir / METRICS_FILE).exists() or not any(checkpoints.glob("*.ckpt")):
         return False
-    if not in_multirun():
-        return True
-    if cfg.get("skip_finished", False) and same_config(cfg, output_dir):
-        return True
-    log.info("%s holds a different config: training this job again", output_dir)
-    return False
+    return not in_multirun() or same_config(cfg, output_dir)
 
 
 def newest_readable_checkpoint(last: Path) -> Path:
@@ -150,26 +145,14 @@ def newest_readable_checkpoint(last: Path) -> Path:
     )
 
 
-def _fixed_values(config: DictConfig) -> dict[str, Any]:
-    """The :data:`RESUME_FIXED` entries of ``config`` as dotted keys of plain values."""
-    values: dict[str, Any] = {}
-    for key in RESUME_FIXED:
-        node = OmegaConf.select(config, key, default=None)
-        if isinstance(node, DictConfig):
-            values.update(_fixed_values_of(OmegaConf.to_container(node, resolve=True), key))
-        else:
-            values[key] = OmegaConf.to_container(node) if isinstance(node, ListConfig) else node
-    return values
-
-
-def _fixed_values_of(mapping: dict[str, Any], prefix: str) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            flat.update(_fixed_values_of(value, f"{prefix}.{key}"))
-        else:
-            flat[f"{prefix}.{key}"] = value
-    return flat
+def _flat(value: Any, key: str) -> dict[str, Any]:
+    """``value`` (a config node or a plain value) under ``key`` as dotted keys of plain,
+    resolved values, nested mappings unfolded."""
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=True)
+    if not isinstance(value, dict):
+        return {key: value}
+    return {k: v for name, item in value.items() for k, v in _flat(item, f"{key}.{name}").items()}
 
 
 def _shown(value: Any) -> str:
@@ -178,17 +161,15 @@ def _shown(value: Any) -> str:
 
 def resume_conflicts(stored: DictConfig, current: DictConfig) -> list[str]:
     """``key: stored -> current`` for each :data:`RESUME_FIXED` value that differs."""
-    old, new = _fixed_values(stored), _fixed_values(current)
-    return [
-        f"{key}: {_shown(old.get(key))} -> {_shown(new.get(key))}"
-        for key in sorted(old.keys() | new.keys(), key=lambda k: (_fixed_entry(k), k))
-        if old.get(key) != new.get(key)
-    ]
-
-
-def _fixed_entry(key: str) -> int:
-    """The position in :data:`RESUME_FIXED` of the entry a dotted ``key`` belongs to."""
-    return next(i for i, f in enumerate(RESUME_FIXED) if key == f or key.startswith(f"{f}."))
+    conflicts = []
+    for entry in RESUME_FIXED:
+        old, new = (_flat(OmegaConf.select(c, entry), entry) for c in (stored, current))
+        conflicts += [
+            f"{key}: {_shown(old.get(key))} -> {_shown(new.get(key))}"
+            for key in sorted(old.keys() | new.keys())
+            if old.get(key) != new.get(key)
+        ]
+    return conflicts
 
 
 def check_resume_config(cfg: DictConfig, output_dir: str | Path) -> None:

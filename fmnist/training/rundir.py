@@ -167,7 +167,7 @@ def stale_checkpoints(checkpoint_dir: Path, resume_from: Path) -> list[Path]:
     return stale
 
 
-def remove_leftovers(output_dir: Path, ckpt_path: str | None) -> list[Path]:
+def remove_leftovers(output_dir: Path, resume_from: str | None) -> list[Path]:
     """Remove the temporary files of interrupted writes in ``output_dir``, and, when resuming
     from one of its own checkpoints, the stale checkpoints (:func:`stale_checkpoints`)."""
     # The run directory and its folders (checkpoints/, activations/): where runs write; and
@@ -176,9 +176,8 @@ def remove_leftovers(output_dir: Path, ckpt_path: str | None) -> list[Path]:
     found = [*output_dir.glob(f"{TMP_PREFIX}*"), *output_dir.glob(f"*/{TMP_PREFIX}*"),
              *output_dir.glob(HPC_CHECKPOINTS)]  # fmt: skip
     leftovers = [p for p in found if p.is_file()]
-    checkpoint_dir = last_checkpoint(output_dir).parent
-    if ckpt_path and Path(ckpt_path).resolve().parent == checkpoint_dir.resolve():
-        leftovers += stale_checkpoints(checkpoint_dir, Path(ckpt_path))
+    if resume_from:
+        leftovers += stale_checkpoints(last_checkpoint(output_dir).parent, Path(resume_from))
     for path in leftovers:
         path.unlink(missing_ok=True)
         log.info("Removed %s, left by an interrupted start of this run", path)
@@ -191,12 +190,15 @@ def last_checkpoint(output_dir: str | Path) -> Path:
 
 
 def same_config(cfg: DictConfig, output_dir: Path) -> bool:
-    """True when the run in ``output_dir`` was started with this resolved config."""
+    """True when ``skip_finished`` is on and the run in ``output_dir`` was started with this
+    resolved config, so a multirun job may be reused or resumed; else it is trained again."""
     stored_path = output_dir / CONFIG_FILE
-    if not stored_path.is_file():
-        return False
-    stored = OmegaConf.to_container(OmegaConf.load(stored_path), resolve=False)
-    return stored == OmegaConf.to_container(cfg, resolve=True)
+    if cfg.get("skip_finished", False) and stored_path.is_file():
+        stored = OmegaConf.to_container(OmegaConf.load(stored_path), resolve=False)
+        if stored == OmegaConf.to_container(cfg, resolve=True):
+            return True
+    log.info("%s holds a different config: training this job again", output_dir)
+    return False
 
 
 def finished_job_metrics(cfg: DictConfig) -> dict[str, Any] | None:
@@ -207,16 +209,13 @@ def finished_job_metrics(cfg: DictConfig) -> dict[str, Any] | None:
     checkpoint. A job is reused (or resumed) only when its stored resolved config equals this
     one, so a changed command or changed defaults train again.
     """
-    if not cfg.get("skip_finished", False):
-        return None
-    if not in_multirun():
+    if not cfg.get("skip_finished", False) or not in_multirun():
         return None
     output_dir = Path(cfg.paths.output_dir)
     metrics_path = output_dir / METRICS_FILE
     if not metrics_path.exists():
         return None  # not run, or interrupted: resumed from its checkpoint (resolve_start)
     if not same_config(cfg, output_dir):
-        log.info("%s holds a different config: training this job again", output_dir)
         return None
     log.info("Reusing %s: this job finished in an earlier run of the sweep", metrics_path)
     return json.loads(metrics_path.read_text())
