@@ -100,32 +100,24 @@ def check_config(cfg: DictConfig) -> None:
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"seed={seed!r} must be a non-negative integer or null.")
-    dummy_optimizer = check_optimizer(cfg.optimizer)
-    check_scheduler(cfg.get("scheduler"), dummy_optimizer)
+    check_optimization(cfg.optimizer, cfg.get("scheduler"))
 
 
-def check_optimizer(optimizer: DictConfig) -> torch.optim.Optimizer:
-    """The learning rate, then the optimizer's own checks on one dummy parameter, before
-    anything is built: torch accepts lr=nan, and refuses other values mid-``fit``. Returns
-    that dummy optimizer, for the scheduler's check."""
+def check_optimization(optimizer: DictConfig, scheduler: DictConfig | None) -> None:
+    """The learning rate, then torch's own checks of the optimizer and scheduler on one dummy
+    parameter, before anything is built: torch accepts lr=nan, and refuses other values (or
+    OneCycleLR's pct_start=2) only once ``fit`` configures the optimizers."""
     lr = optimizer.get("lr")
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
         raise ConfigError(f"optimizer.lr={lr!r} must be a positive finite number (e.g. 0.001).")
+    group = optimizer
     try:
-        return build(optimizer)(params=[torch.zeros(1, requires_grad=True)])
+        dummy = build(optimizer)(params=[torch.zeros(1, requires_grad=True)])
+        if scheduler:
+            group = scheduler
+            build_scheduler(scheduler, dummy, steps=100)
     except (ValueError, TypeError) as exc:
-        raise refused(optimizer, exc) from exc
-
-
-def check_scheduler(scheduler: DictConfig | None, dummy_optimizer: torch.optim.Optimizer) -> None:
-    """The scheduler's own checks on the dummy optimizer, before anything is built: torch
-    refuses e.g. OneCycleLR's pct_start=2 only once ``fit`` configures the optimizers."""
-    if not scheduler:
-        return
-    try:
-        build_scheduler(scheduler, dummy_optimizer, steps=100)
-    except (ValueError, TypeError) as exc:
-        raise refused(scheduler, exc) from exc
+        raise refused(group, exc) from exc
 
 
 def build_data_and_module(cfg: DictConfig) -> tuple[L.LightningDataModule, ClassificationModule]:
