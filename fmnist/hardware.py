@@ -49,13 +49,3 @@ def cpu_precision() -> str:
     """Lightning's precision for a CPU run: ``bf16-mixed`` with AMX, ``32-true`` otherwise."""
     return "bf16-mixed" if has_amx_bf16() else "32-true"
 
-
-__all__ = [
-    "CPUINFO",
-    "RESOLVER",
-    "SPEED_FLAGS",
-    "cpu_flags",
-    "cpu_model",
-    "cpu_precision",
-    "has_amx_bf16",
-]

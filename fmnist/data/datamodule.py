@@ -33,7 +33,7 @@ from fmnist.data.batches import (
     batch_is_ready,
     eval_sampler,
 )
-from fmnist.data.classes import CLASS_NAMES, NUM_CLASSES
+from fmnist.data.classes import NUM_CLASSES
 from fmnist.data.files import load_fashion_mnist, locate_data
 from fmnist.data.pixels import Normalization, fit_statistics, to_unit_range
 from fmnist.errors import ConfigError
@@ -101,10 +101,6 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.splits: dict[str, TensorBatchDataset] = {}
         #: The training split's (mean, std) for ``normalize``, fitted in ``setup``.
         self.statistics: tuple[Tensor, Tensor] = (torch.tensor(0.0), torch.tensor(1.0))
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return CLASS_NAMES
 
     def prepare_data(self) -> None:
         """Find or fetch the files, once per node: Lightning calls this in one process before

@@ -50,7 +50,7 @@ HOW_TO_GET_DATA = (
 def _content_md5(path: Path) -> str:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
-        return hashlib.md5(f.read()).hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def _find_file(folder: Path, stem: str) -> Path | None:

@@ -126,5 +126,3 @@ def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-
-__all__ = ["CNN", "ConvBlock", "count_parameters"]
