@@ -62,29 +62,21 @@ def _find_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _find_files(folder: Path) -> dict[str, Path | None]:
-    return {stem: _find_file(folder, stem) for pair in FILES.values() for stem in pair}
-
-
-def find_data_files(folder: str | Path) -> dict[str, Path] | None:
-    """The four IDX files in ``folder``, by stem, or None if any one is missing."""
-    found = _find_files(Path(folder))
-    return None if any(p is None for p in found.values()) else found  # type: ignore[return-value]
-
-
-def _warn_if_incomplete(root: Path) -> None:
-    """A data.root holding some of the files is a mistake worth a word: the search goes on
-    elsewhere, and silently training on another copy of the data hides it."""
-    found = _find_files(root)
+def find_data_files(folder: str | Path, warn: bool = False) -> dict[str, Path] | None:
+    """The four IDX files in ``folder``, by stem, or None if any one is missing. With
+    ``warn``, a folder holding only some says so: the search goes on elsewhere, and silently
+    training on another copy of the data would hide the mistake."""
+    found = {stem: _find_file(Path(folder), stem) for pair in FILES.values() for stem in pair}
     missing = [stem for stem, path in found.items() if path is None]
-    if len(missing) < len(found):
+    if warn and 0 < len(missing) < len(found):
         log.warning(
             "data.root=%s holds only %d of the four Fashion-MNIST files (missing: %s); "
             "looking elsewhere. Add the missing files there or fix data.root.",
-            root,
+            folder,
             len(found) - len(missing),
             ", ".join(missing),
         )
+    return None if missing else found  # type: ignore[return-value]
 
 
 def locate_data(root: str | Path | None, download: bool, search_system: bool = True) -> dict:
@@ -94,12 +86,10 @@ def locate_data(root: str | Path | None, download: bool, search_system: bool = T
         [SYSTEM_DATA_DIR] if search_system else []
     )
     for folder in candidates:
-        files = find_data_files(folder)
+        files = find_data_files(folder, warn=bool(root) and folder == candidates[0])
         if files:
             log.info("Fashion-MNIST found in %s", folder)
             return files
-        if root and folder == candidates[0]:
-            _warn_if_incomplete(folder)
         tried.append(str(folder))
     if download and root:
         from torchvision.datasets import FashionMNIST

@@ -66,8 +66,7 @@ def _read_shape(f: BinaryIO, path: Path, max_bytes: int) -> tuple[int, ...]:
     if nbytes == 0:
         raise CorruptDatasetError(
             f"{path}: its header claims shape {shape}: no {'images' if ndim == 3 else 'labels'}. "
-            f"The file is corrupt; "
-            f"{_GET_IT_AGAIN.lower()}"
+            f"The file is corrupt; {_GET_IT_AGAIN.lower()}"
         )
     if nbytes > max_bytes:
         raise CorruptDatasetError(
