@@ -48,4 +48,3 @@ def has_amx_bf16() -> bool:
 def cpu_precision() -> str:
     """Lightning's precision for a CPU run: ``bf16-mixed`` with AMX, ``32-true`` otherwise."""
     return "bf16-mixed" if has_amx_bf16() else "32-true"
-

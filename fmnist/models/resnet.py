@@ -83,6 +83,3 @@ class PreActResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.dense(self.features(x)))
-
-
-__all__ = ["PreActBlock", "PreActResNet"]
