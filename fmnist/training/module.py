@@ -97,24 +97,13 @@ class ClassificationModule(L.LightningModule):
         tta_shift: Annotated[NonNegativeInt, Field(le=4)] = 0,  # pixels
     ) -> None:
         super().__init__()
-        net, optimizer, scheduler = _plain(net), _plain(optimizer), _plain(scheduler)
-        self.save_hyperparameters(
-            {
-                "net": net if isinstance(net, Mapping) else None,
-                "optimizer": optimizer,
-                "scheduler": scheduler or None,
-                "label_smoothing": label_smoothing,
-                "tta_flip": tta_flip,
-                "channels_last": channels_last,
-                "num_classes": num_classes,
-                "compile": compile,
-                "normalize": normalize,
-                "flatten": flatten,
-                "tta_shift": tta_shift,
-            },
-            logger=False,  # train.py logs the whole resolved run config to every logger
-        )
-        network: nn.Module = net if isinstance(net, nn.Module) else build_net(net)
+        network: nn.Module = net if isinstance(net, nn.Module) else build_net(_plain(net))
+        # Every argument as plain data (a network given built as None): Lightning reads them
+        # from this frame, and fmnist.training.load rebuilds the model from them.
+        net = None if isinstance(net, nn.Module) else _plain(net)
+        optimizer, scheduler = _plain(optimizer), _plain(scheduler) or None
+        # logger=False: train.py logs the whole resolved run config to every logger.
+        self.save_hyperparameters(logger=False)
         if channels_last:
             network = network.to(memory_format=torch.channels_last)
         if compile:
