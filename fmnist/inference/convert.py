@@ -1,24 +1,10 @@
 """Fashion-MNIST's own conversion of a product photo into a 28x28 tile, step by step.
 
-The dataset's paper (Xiao et al. 2017, section 2) made every tile from a 51x73 thumbnail of a
-product photo on a light background (#fdfdfd) with these seven steps, which
-:func:`fashion_mnist_tile` follows in order:
-
-1. Converting the input to a PNG image. Here: any image PIL reads, EXIF orientation applied
-   (``fmnist.inference.decode``), transparency composited on white (:func:`on_white`), kept
-   in RGB until step 7.
-2. Trimming any edges that are close to the colour of the corner pixels, "close" being within
-   5% of the maximum intensity as a distance in RGB space (:func:`trim`).
-3. Resizing the longest edge to 28 by subsampling the pixels, i.e. skipping some rows and
-   columns (:func:`subsample`).
-4. Sharpening with a Gaussian operator of radius and standard deviation 1.0, with increasing
-   effect near outlines (:func:`sharpen`).
-5. Extending the shortest edge to 28 with the image in the centre of the canvas.
-6. Negating the intensities, so the item is light on black.
-7. Converting to 8-bit grayscale.
-
-Without step 2 a photo whose item covers half of a white frame, off-centre, is shrunk whole
-and the item ends up small and off-centre in the tile: the model then answers near chance.
+:func:`fashion_mnist_tile` follows the seven steps of the dataset's paper (Xiao et al. 2017,
+section 2) in order: read (``fmnist.inference.decode``, :func:`on_white`), :func:`trim`,
+:func:`subsample`, :func:`sharpen`, :func:`extend`, negate, 8-bit grayscale. :func:`convert`
+first makes a photo's own background black (see the comment above :data:`REMOVED`).
+docs/photos-and-serving.md quotes the paper's steps and says why each constant is what it is.
 """
 
 from __future__ import annotations
@@ -32,18 +18,14 @@ from fmnist.data.classes import IMAGE_SIZE
 from fmnist.errors import ConfigError
 
 INVERT_CHOICES = ("auto", True, False)
-#: Step 2: a pixel is background when its RGB distance to the corner colour is within 5% of
-#: the maximum intensity (ImageMagick's ``-fuzz 5% -trim``, which the wording describes).
+#: Step 2: background is within 5% of the maximum intensity of the corner colour (RGB distance).
 TRIM_DISTANCE = 0.05 * 255
-#: The dataset's inputs were Zalando's 51x73 thumbnails: larger images are first averaged
-#: down to that scale (box filter), so that step 3 subsamples what the dataset's subsampling
-#: saw instead of aliasing a photo's fine texture into noise.
+#: The thumbnails' long side: larger images are box-averaged to it, so step 3 does not alias.
 THUMBNAIL_EDGE = 73
 #: Step 4: a 3x3 Gaussian of sigma 1.0 (radius 1), row by row.
 _GAUSS = np.exp(-np.add.outer(np.arange(-1, 2) ** 2, np.arange(-1, 2) ** 2) / 2.0)
 _GAUSS /= _GAUSS.sum()
-#: Unsharp masking, ``2 * image - blur(image)``, as one kernel: flat regions stay as they are
-#: and the effect grows with the local contrast ("increasing effect near outlines").
+#: Unsharp masking, ``2 * image - blur(image)``, as one kernel ("increasing effect near outlines").
 SHARPEN_KERNEL = ImageFilter.Kernel(
     (3, 3), (2 * np.pad([[1.0]], 1) - _GAUSS).ravel().tolist(), scale=1
 )
@@ -56,9 +38,8 @@ def corner_colour(rgb: np.ndarray) -> np.ndarray:
 
 
 def trim(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """Step 2: crop to the pixels farther than :data:`TRIM_DISTANCE` from ``background``
-    (trimming every edge row and column that is all background); an image that is all
-    background is kept whole."""
+    """Step 2: crop to the pixels farther than :data:`TRIM_DISTANCE` from ``background``; an
+    image that is all background is kept whole."""
     distance2 = np.zeros(rgb.shape[:2], np.int32)  # channel by channel: 8 bytes a pixel
     for channel, value in enumerate(background.round().astype(np.int32)):
         distance2 += (rgb[..., channel].astype(np.int32) - value) ** 2
@@ -85,13 +66,8 @@ def subsample(
 
 
 def sharpen(image: Image.Image) -> Image.Image:
-    """Step 4: unsharp masking with a 3x3 Gaussian of sigma 1.0 (:data:`SHARPEN_KERNEL`).
-
-    Why not PIL's ``UnsharpMask``: its ``radius`` is the Gaussian's sigma, approximated by box
-    blurs over about three sigmas, and it cannot cut the kernel at radius 1 as the dataset's
-    operator does; a 3x3 kernel is exactly "radius 1, sigma 1.0". Pixels on the image's edge
-    are left as they are (PIL does not filter them).
-    """
+    """Step 4: unsharp masking with a 3x3 Gaussian of sigma 1.0 (:data:`SHARPEN_KERNEL`; PIL's
+    ``UnsharpMask`` cannot cut it at radius 1). Edge pixels are left as they are."""
     return image.filter(SHARPEN_KERNEL)
 
 
@@ -141,31 +117,11 @@ def fashion_mnist_tile(
 
 
 # --- Backgrounds as people photograph them -------------------------------------------------
-#
-# The seven steps above assume the dataset's studio photos: a white background, which the
-# negation in step 6 turns black. A photo on a grey table, a coloured sheet, under a lamp that
-# lights one side more than the other, does not end black after negation, and the tile looks
-# nothing like Fashion-MNIST's (whose background is exactly 0). With ``invert="auto"``,
-# :func:`convert` estimates the background instead and makes it black:
-#
-# 1. the image is box-averaged to a working size (:data:`WORK_SIDE`), which also averages
-#    sensor noise and JPEG blocks away;
-# 2. the background is a low-order surface fitted to the pixels of the image's border, per
-#    channel, robustly (the item may touch a side): a uniform colour, a gradient or a
-#    vignette (:func:`fit_border_surface`);
-# 3. every pixel's contrast is its RGB distance to the background there, divided by the
-#    background's relative brightness (lighting that falls off scales the item's contrast
-#    with it); the item is the largest connected region of pixels standing out of the
-#    border's noise, and only it is kept: specks, dust and a second item's parts are not;
-# 4. the contrast is trimmed to the item, subsampled and sharpened as steps 2-4, centred on
-#    black, and stretched so that its brightest pixel is 255, as the dataset's tiles are
-#    (91.6% of the training tiles reach 255, 99% at least 254): the item keeps its own
-#    contrast and texture, nothing is clipped.
-#
-# Contrast as a distance has no sign: a dark item on a light background and a light item on a
-# dark one both come out light on black, without negating either.
-# When the background cannot be told from the item (:data:`NOT_SEPARATED`), the tile is made
-# by the seven steps as before and :class:`Conversion` says why; the OOD flag is then set.
+# The seven steps assume a white studio background, which negation turns black; any other
+# stays grey. With ``invert="auto"`` :func:`convert` fits the background to the image's border
+# (:func:`fit_border_surface`) and keeps the largest region standing out of it as the item,
+# light on black whatever the background's colour. When that fails (:data:`NOT_SEPARATED`) the
+# tile is the seven steps' guess, flagged out of distribution (docs/photos-and-serving.md).
 
 #: The background was estimated and made black.
 REMOVED = "removed"
@@ -189,32 +145,26 @@ SHORT = {
     NOTHING: "no item found",
 }
 
-#: Images are box-averaged by an integer factor to a longest side in [WORK_SIDE, 2 x WORK_SIDE)
-#: before the background is estimated: a 1-megapixel photo costs one C pass, not NumPy's.
+#: The background is estimated on a copy box-averaged to a side in [WORK_SIDE, 2 x WORK_SIDE).
 WORK_SIDE = 160
 #: The border band the background is fitted on, as a share of the shorter side.
 BORDER_SHARE = 0.04
 #: Border pixels the surface is fitted on, at most (every k-th of the band).
 MAX_BORDER_PIXELS = 1200
-#: A border whose background fits worse than this (robust standard deviation of the RGB
-#: distance, grey levels) is not one smooth background: clutter, texture, another object.
+#: A border fitting worse than this (robust std of the distance, grey levels) is clutter.
 CLUTTER_SIGMA = 18.0
 #: A second region at least this share of the item's area: two items, not one.
 SECOND_ITEM_SHARE = 0.25
 #: The item must cover this share of the working image, else nothing was found.
 MIN_ITEM_SHARE = 0.002
-#: Unsharp-mask strength for the new path: ``(1 + a) * image - a * blur(image)``; the seven
-#: steps' :data:`SHARPEN_KERNEL` is ``a = 1`` (measured: bench/photos.md).
+#: ``a`` in ``(1 + a) * image - a * blur(image)``, the new path's sharpening (1: step 4's kernel).
 SHARPEN_AMOUNT = 1.0
-#: Turns tried to set an item upright (degrees either way), and how much smaller its bounding
-#: box must get (area) to turn it: 95% of upright test items keep a box within 0.003% of their
-#: smallest, 96% of items turned by 15 degrees shrink theirs by more than 5% (bench/photos.py).
+#: Turns tried to set an item upright (degrees), and the share of its box area a turn must beat.
 UPRIGHT_ANGLES = np.arange(-16, 16.5, 1.0)
 UPRIGHT_GAIN = 0.95
 #: Trim to the rows and columns where the item reaches this share of its peak contrast.
 BOX_SHARE = 0.2
-#: How the new path brings the trimmed item to 28 pixels: averaging (box), not skipping rows
-#: (nearest, step 3): noise and JPEG blocks average out (bench/photos.md).
+#: The new path averages down to 28 pixels (not step 3's skipping): noise and JPEG blocks go.
 RESAMPLE = Image.Resampling.BOX
 
 
@@ -295,9 +245,8 @@ def fit_border_surface(rgb: np.ndarray, band: np.ndarray) -> BorderFit:
 
 
 def _least_squares(design: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The surface's coefficients (6, channels) by the 6x6 normal equations: LAPACK's SVD
-    least squares costs 10x more, for nothing (the terms are well conditioned on [-1, 1]); a
-    tiny ridge keeps it solvable."""
+    """The surface's coefficients (6, channels) by the 6x6 normal equations (the terms are
+    well conditioned on [-1, 1]; a tiny ridge keeps them solvable)."""
     gram = design.T @ design + 1e-9 * np.eye(design.shape[1])
     return np.linalg.solve(gram, design.T @ values)
 
@@ -356,12 +305,8 @@ def projected_contrast(
 ) -> np.ndarray | None:
     """The contrast along the item's own colour direction (the mean difference to the
     background over ``region``), or None when the item is lighter than the background in
-    parts and darker in others (then only the distance tells them apart).
-
-    Sensor noise adds to a distance whatever its sign (10 grey levels of noise raise a flat
-    area by about 9), but averages out along one direction: this keeps a noisy item's
-    texture and its background black.
-    """
+    parts and darker in others (then only the distance tells them apart). Noise adds to a
+    distance whatever its sign but averages out along one direction."""
     difference = rgb - background
     direction = difference[region].mean(0)
     norm = float(np.linalg.norm(direction))
@@ -374,19 +319,13 @@ def projected_contrast(
 
 
 def item_region(contrast: np.ndarray, threshold: float) -> tuple[np.ndarray | None, str]:
-    """The item's pixels (boolean) and :data:`REMOVED`, or None and why not.
-
-    SciPy's ``ndimage.label`` finds the connected regions (8-connected, in C; the same labels
-    as scikit-image's ``measure.label``, which the core install does not carry), after a
-    closing has joined the parts of one item that a light seam separates; regions much
-    smaller than the item are specks and dropped, one of comparable size is a second item.
-    """
+    """The item's pixels (boolean) and :data:`REMOVED`, or None and why not: the largest
+    connected region after a closing has joined an item's parts; much smaller regions are
+    specks, one of comparable size is a second item."""
     from scipy import ndimage
 
     standing_out = contrast > threshold
-    # A closing by a square, as a maximum then a minimum filter: SciPy runs each as two 1-D
-    # passes, 10x faster than binary_closing's repeated 3x3 erosions on a 224x224 mask.
-    # Its radius, 1.5% of the side, joins an item's parts (a sandal's straps).
+    # A closing by a square (1.5% of the side: a sandal's straps), as two separable filters.
     width = 2 * max(1, round(0.015 * max(contrast.shape))) + 1
     joined = ndimage.minimum_filter(ndimage.maximum_filter(standing_out, width), width)
     labels, _ = ndimage.label(joined, structure=np.ones((3, 3), bool))  # 8-connected
@@ -400,9 +339,7 @@ def item_region(contrast: np.ndarray, threshold: float) -> tuple[np.ndarray | No
     edges = (item[0].mean(), item[-1].mean(), item[:, 0].mean(), item[:, -1].mean())
     if min(edges) > 0.05:
         return None, EVERY_EDGE
-    # Holes: the regions around which the item closes, i.e. the background's regions that do
-    # not reach the frame's edge (labelled again; SciPy's binary_fill_holes iterates
-    # dilations and costs 10x more).
+    # Holes: the background's regions that do not reach the frame's edge (labelled again).
     outside, _ = ndimage.label(~item)  # 4-connected, SciPy's default structure
     open_to_edge = np.unique(
         np.concatenate([outside[0], outside[-1], outside[:, 0], outside[:, -1]])
@@ -504,9 +441,7 @@ def item_tile(
         region = item > 0
     box = None
     if trim_edges:
-        # The box holds the rows and columns with a pixel above BOX_SHARE of the item's peak:
-        # a soft shadow beside the item (a few percent darker) is left out of it, an item's
-        # faint fringe mostly not (on test tiles, 0.4 rows or columns lost, 0.3% of the mass).
+        # Rows and columns above BOX_SHARE of the peak: a soft shadow beside the item is left out.
         strong = region & (item > BOX_SHARE * np.percentile(item[region], 99))
         strong = strong if strong.any() else region
         rows, cols = np.flatnonzero(strong.any(1)), np.flatnonzero(strong.any(0))

@@ -1,26 +1,20 @@
 """How unlike the training data an image is, and a flag when it is too unlike (out of
 distribution, OOD): a classifier answers every image with some class, clothing or not.
 
-The score adds two standardized measures, each known to miss what the other catches
-(measured on the speedrun model, docs/photos-and-serving.md):
-
-- **energy** of the calibrated logits, ``-logsumexp(logits / temperature)``: low for images
-  the network recognises. It flags 99% of digits but only 37% of uniform noise, on which the
-  network is confidently wrong. (Maximum softmax did worse on everything: 75% of digits,
-  11% of noise; energy's AUROCs against the test set were 0.99/0.91, softmax's 0.97/0.84.)
-- **Mahalanobis distance** of the penultimate features (the inputs of the network's layer
-  that outputs the logits, :func:`final_layer`) to the nearest class mean, under the
-  classes' shared covariance fitted on training images: it flags 93% of noise but only
-  40% of digits.
-
-Each is standardized by its mean and standard deviation on the validation split; the score
-is their sum, and ``ood`` is true above the score that a share of validation images stay
-under (``ood.pass_rate`` in conf/ood/default.yaml). The class means and covariance come from
-training images (as the method requires); the standardization and the threshold from the
-validation split, which the weights never trained on. All of it, with the checksum of the
-weights it belongs to, is read from the checkpoint itself (:func:`store_in_checkpoint`), or
-from a cache keyed by that checksum, outside the checkpoint's folder (:func:`detector_for`):
-a checkpoint is a read-only input, which may sit on a read-only mount.
+The score adds two standardized measures, each of which misses what the other catches
+(measured: docs/photos-and-serving.md): the **energy** of the calibrated logits,
+``-logsumexp(logits / temperature)`` (misses uniform noise, on which the network is
+confidently wrong), and the **Mahalanobis distance** of the penultimate features (the inputs
+of :func:`final_layer`) to the nearest class mean under the shared covariance of training
+images (misses digits). Each is standardized by its mean and standard deviation on the
+validation split; the score is their sum, and ``ood`` is true above the score that a share
+of validation images stay under (``ood.pass_rate`` in conf/ood/default.yaml). The class
+means and covariance come from training images (as the method requires); the standardization
+and the threshold from the validation split, which the weights never trained on. All of it,
+with the checksum of the weights it belongs to, is read from the checkpoint itself
+(:func:`store_in_checkpoint`), or from a cache keyed by that checksum, outside the
+checkpoint's folder (:func:`detector_for`): a checkpoint is a read-only input, which may sit
+on a read-only mount.
 """
 
 from __future__ import annotations

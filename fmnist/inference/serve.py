@@ -1,11 +1,8 @@
 """A served model: `fmnist-serve ckpt=PATH` (conf/serve.yaml), with LitServe (extra ``serve``).
 
-``POST /predict`` takes an image file (a multipart form, or the raw bytes as the body) or JSON
-(a list of base64 images, or ``{"images": [...]}``) and answers
-``{"predictions": [{"source", "class", "label", "probability", "top", "ood_score", "ood",
-"background", "tile"}]}``: ``top`` holds the top-k classes, ``background`` what the conversion
-found behind the item (``convert.Conversion``), ``tile`` the 28x28 image the model saw (a
-base64 PNG). ``GET /`` serves the page ``static/index.html``; ``GET /health`` is LitServe's.
+``POST /predict`` takes an image file (a multipart form or the raw body) or JSON (base64
+images) and answers ``{"predictions": [...]}``, one :func:`answer` per image (the format:
+docs/photos-and-serving.md). ``GET /`` serves ``static/index.html``; ``GET /health`` is LitServe's.
 
 Bad requests never reach the model. LitServe decodes requests in the inference worker, and
 when ``decode_request`` raises for one request of a batch, every request of that batch gets
@@ -430,7 +427,7 @@ def answer(prediction: Prediction, tile: str) -> dict[str, Any]:
 
 @dataclass
 class Batch:
-    """The requests LitServe gathered into one batch, each a list of (source, tile, png)."""
+    """The requests of one LitServe batch, each a list of (source, tile, png, background)."""
 
     requests: list[list[tuple[str, np.ndarray, str, str | None]]]
 
