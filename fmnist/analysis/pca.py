@@ -37,8 +37,8 @@ def preprocess(images: np.ndarray, normalize: str, fit_images: np.ndarray) -> np
 
 
 def fit_pca(features: np.ndarray, n_components: int | None = None, seed: int = 0) -> PCA:
-    """scikit-learn PCA. ``covariance_eigh`` diagonalizes the 784x784 covariance instead of
-    running an SVD of the 70,000x784 data: the same components, about ten times faster."""
+    """scikit-learn PCA, by the small covariance's eigenvectors when there are more images
+    than pixels (the same components as an SVD of the data, faster)."""
     solver = "covariance_eigh" if features.shape[0] > features.shape[1] else "full"
     return PCA(n_components=n_components, svd_solver=solver, random_state=seed).fit(features)
 
