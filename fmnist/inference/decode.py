@@ -3,24 +3,10 @@
 
 Prediction (``fmnist.inference.images``), the contact sheet, the server and its page all read
 images through :func:`decode_image`, so the same bytes give the same pixels, and so the same
-tile, whichever way they come in. What it does, in order:
-
-1. Open the header only, and refuse an image over :data:`MAX_PIXELS` before a pixel is decoded
-   (a small file can hold a decompression bomb); a JPEG is first set to decode at a reduced
-   scale (1/2 to 1/8) when it is larger than :data:`WORK_SIDE`, and its reduced size counts.
-2. Every frame of an animated GIF/PNG/WebP or a multi-page TIFF is an image of its own, up
-   to ``max_frames``; the rest are reported in ``left_out``. A camera's MPO file is one image
-   (its other frames are previews or other views of the same photo).
-3. Each frame to 8-bit, by its mode: 16-bit and 32-bit integer grey (``I;16``, ``I``) keep
-   their high byte (PIL's ``convert`` would clip everything above 255 to white); float grey
-   (``F``) in [0, 1] is scaled to 0-255, other floats are clipped to 0-255; bilevel, palette,
-   CMYK and the other colour spaces go through PIL's conversion to RGB.
-4. Reduced by box averaging to at most :data:`WORK_SIDE` pixels on its longest side before any
-   other full-size copy is made (a 32-megapixel photo costs one decoded copy, not five).
-5. Transparency kept: a frame with any pixel not fully opaque is RGBA, its alpha channel says
-   where the item is (``fmnist.inference.convert.cutout_tile``); other frames are RGB.
-6. Turned upright by its EXIF orientation (``ImageOps.exif_transpose``, on the reduced frame:
-   the orientation of the first frame applies to all).
+tile, whichever way they come in. An image's size is checked from its header before a pixel
+is decoded (a small file can hold a decompression bomb), and each frame is made 8-bit and
+reduced to :data:`WORK_SIDE` before any other full-size copy; docs/photos-and-serving.md
+lists the steps.
 """
 
 from __future__ import annotations
@@ -102,7 +88,8 @@ def _opened(source: bytes | Path, limit: int) -> Iterator[Image.Image]:
 
 
 def _eight_bit(frame: Image.Image) -> Image.Image:
-    """A frame in a mode that ``reduce`` and ``convert("RGB")`` take without losing levels."""
+    """A frame in a mode that ``reduce`` and ``convert("RGB")`` take without losing levels
+    (PIL's ``convert`` would clip 16-bit grey above 255 to white)."""
     mode = frame.mode
     if mode.startswith("I;16") or mode == "I":  # 16/32-bit grey: the high byte of 16 bits
         levels = np.asarray(frame).astype(np.int64).clip(0, 65535) >> 8
@@ -131,8 +118,7 @@ def _upright(rgb: Image.Image, orientation: int | None) -> Image.Image:
 
 def frame_to_rgb(frame: Image.Image, orientation: int | None, limit: int) -> np.ndarray:
     """The current frame as uint8 RGB (H, W, 3), or RGBA (H, W, 4) when it is transparent
-    somewhere, longest side <= :data:`WORK_SIDE`, upright (steps 3-6 of the module's
-    docstring)."""
+    somewhere, longest side <= :data:`WORK_SIDE`, upright (by the first frame's EXIF)."""
     _check_pixels(frame, limit)
     frame = _eight_bit(frame)
     factor = math.ceil(max(frame.size) / WORK_SIDE)
