@@ -87,15 +87,14 @@ def module_settings() -> type[BaseModel]:
     return create_model("ModuleSettings", __config__={**STRICT, "extra": "forbid"}, **fields)
 
 
-def safe_hyperparameters(checkpoint: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
-    """The module's hyperparameters, when they pass the allowlist; else a CheckpointError."""
+def check_hyperparameters(checkpoint: Mapping[str, Any], path: str | Path) -> None:
+    """Refuse the module's hyperparameters (a CheckpointError) unless they pass the allowlist."""
     problem = _hparams_problem(checkpoint.get("hyper_parameters"))
     if problem:
         raise CheckpointError(
             f"{path} cannot be loaded: {problem}. Only checkpoints written by this project's "
             "train.py are loaded, and nothing in a checkpoint may name code to run."
         )
-    return dict(checkpoint["hyper_parameters"])
 
 
 def data_settings(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,7 +108,7 @@ def data_settings(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
 def check_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint's content when it is readable, ours and intact; else a CheckpointError."""
     checkpoint = read_checkpoint(path)
-    safe_hyperparameters(checkpoint, path)
+    check_hyperparameters(checkpoint, path)
     check_weights(checkpoint, path)
     return checkpoint
 
@@ -135,8 +134,7 @@ def load_classifier(path: str | Path) -> tuple[Any, dict[str, Any]]:
 def store_temperature(path: str | Path, temperature: float) -> None:
     """Write a fitted temperature into a checkpoint of this project, atomically, with its
     weights checksum updated (the checkpoint is checked as any other before)."""
-    checkpoint = read_checkpoint(path)
-    safe_hyperparameters(checkpoint, path)
+    checkpoint = check_checkpoint(path)
     state = checkpoint["state_dict"]
     state[TEMPERATURE_KEY] = torch.tensor(float(temperature), dtype=state[TEMPERATURE_KEY].dtype)
     checkpoint[CHECKSUM_KEY] = weights_checksum(state)

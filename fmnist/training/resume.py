@@ -216,13 +216,13 @@ def fit(
     if weights is not None and not start.resume:
         module.load_state_dict(weights)  # a fine-tune: the weights only
     ckpt_path = start.path if start.resume else None
+    last = last_checkpoint(output_dir)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException as exc:
         # Lightning stops on SIGTERM with a SystemExit of code 0, which would tell a
         # scheduler the run succeeded: exit as a SIGTERM-killed process does, saying how
         # to resume (from the last finished epoch; the unfinished one is redone exactly).
-        last = last_checkpoint(output_dir)
         log.error(
             "Stopped by SIGTERM before the end of training. %s",
             f"Resume with: python train.py hydra.run.dir={output_dir} ckpt_path=last "
@@ -232,7 +232,6 @@ def fit(
         )
         raise SystemExit(128 + signal.SIGTERM) from exc
     except FloatingPointError as exc:
-        last = last_checkpoint(output_dir)
         kept = (
             f"Last good checkpoint: {last}; after the fix, resume from it with "
             f"hydra.run.dir={output_dir} ckpt_path=last, or start afresh."

@@ -75,16 +75,12 @@ def drop_callbacks_the_run_cannot_use(
     return kept
 
 
-def run_config_for_logging(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config without Hydra's own node and paths: the run's hyperparameters."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in resolved.items() if k not in ("hydra", "paths", "callbacks", "logger")}
-
-
 def log_run_config(loggers: list[Logger], cfg: DictConfig) -> None:
-    """The resolved run config, once, to every logger; TensorBoard's hparams entry also names
-    the metrics its tab compares runs on (initially 0, logged as training goes)."""
-    params = run_config_for_logging(cfg)
+    """The resolved run config (its hyperparameters: not Hydra's node, paths, callbacks or
+    loggers), once, to every logger; TensorBoard's hparams entry also names the metrics its
+    tab compares runs on (initially 0, logged as training goes)."""
+    params = OmegaConf.to_container(cfg, resolve=True)
+    params = {k: v for k, v in params.items() if k not in ("hydra", "paths", "callbacks", "logger")}
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(params, dict.fromkeys(HPARAM_METRICS, 0))
