@@ -10,10 +10,8 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-#: Images per evaluation forward pass (validation, test, prediction, the analysis callbacks).
-#: Not larger: on a 2-core CPU the default CNN evaluates 250 images at 94 us each and 1,000 at
-#: 174 us (the first block's activations, 100 KB an image, stop fitting the cache), so
-#: validation with six TTA views costs twice as much at 1,000. 250 divides 5,000 and 10,000.
+#: Images per evaluation forward pass (validation, test, prediction, the analysis callbacks):
+#: larger batches fall out of the CPU cache (docs/benchmark.md); 250 divides 5,000 and 10,000.
 EVAL_BATCH_SIZE = 250
 
 

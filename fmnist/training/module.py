@@ -195,10 +195,8 @@ class ClassificationModule(L.LightningModule):
                 "optimizer.lr, add a scheduler warm-up or check the inputs; the last good "
                 "checkpoint is kept."
             )
-        # Cheap bookkeeping per step (it counts: a CPU step of the speedrun is ~50 ms): the
-        # loss as a tensor (Lightning averages it over the epoch as train/loss_epoch), and a
-        # bare update() of the accuracy, which Lightning computes once at the epoch's end.
-        # Calling metric objects instead ran a second computation and a state copy per step.
+        # Cheap per step: the loss as a tensor (averaged over the epoch as train/loss_epoch)
+        # and a bare update() of the accuracy, which Lightning computes once per epoch.
         self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True)
         self.train_metrics.update(logits.detach(), self._labels(targets))
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, prog_bar=True)
