@@ -53,17 +53,9 @@ class DeviceBatches:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         images, labels = self.split.images, self.split.labels
-        n = len(labels)
-        order = torch.randperm(n, device=labels.device) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
-            if order is None:
-                yield (
-                    images[start : start + self.batch_size],
-                    labels[start : start + self.batch_size],
-                )
-            else:
-                index = order[start : start + self.batch_size]
-                yield images[index], labels[index]
+        draw = torch.randperm if self.shuffle else torch.arange
+        for index in draw(len(labels), device=labels.device).split(self.batch_size):
+            yield images[index], labels[index]
 
 
 class EpochSeededSampler(Sampler[int]):
