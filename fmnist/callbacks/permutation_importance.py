@@ -26,10 +26,6 @@ from fmnist.tables import print_table
 log = logging.getLogger(__name__)
 
 
-def print_importance_table(result: dict, title: str) -> None:
-    print_table(title, IMPORTANCE_HEADER, importance_rows(result), left={"layer"})
-
-
 class PermutationImportance(Guest):
     """At fit end (final weights), permutation importance of the channels (or units) of
     ``layers`` (default: ``fmnist.analysis.stages.default_layers``, e.g. the CNN's conv blocks
@@ -83,7 +79,6 @@ class PermutationImportance(Guest):
             "permutation_importance",
             trainer.current_epoch,
         )
-        print_importance_table(
-            result, f"Permutation importance ({self.split}, {len(index)} images, final weights)"
-        )
+        title = f"Permutation importance ({self.split}, {len(index)} images, final weights)"
+        print_table(title, IMPORTANCE_HEADER, importance_rows(result), left={"layer"})
         log.info("Permutation importance took %.1f s", result["seconds"])
