@@ -6,7 +6,6 @@ import logging
 from typing import Literal
 
 import lightning as L
-import torch
 from pydantic import PositiveInt
 
 from fmnist.callbacks.guest import Guest
@@ -35,16 +34,7 @@ class TemperatureScaling(Guest):
 
     def on_test_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         data = trainer.datamodule.split(self.split)
-        was_training = module.training
-        module.eval()
-        with torch.inference_mode():
-            raw = torch.cat(
-                [
-                    module.classifier.raw_logits(batch.to(module.device)).float().cpu()
-                    for batch in data.images.split(self.batch_size)
-                ]
-            )
-        module.train(was_training)
+        raw = module.predict_proba(data.images, self.batch_size, raw_logits=True)
         temperature = fit_temperature(raw, data.labels.cpu())
         log.info("Temperature fitted on %d %s images: %.3f", len(raw), self.split, temperature)
         # The checkpoint first: if writing it fails, the test stays at the file's temperature.

@@ -152,10 +152,15 @@ class ClassificationModule(L.LightningModule):
 
     @torch.inference_mode()
     def predict_proba(
-        self, images: Tensor, batch_size: int = EVAL_BATCH_SIZE, progress: bool = False
+        self,
+        images: Tensor,
+        batch_size: int = EVAL_BATCH_SIZE,
+        progress: bool = False,
+        raw_logits: bool = False,
     ) -> Tensor:
         """Class probabilities (N, classes) of raw images, in eval mode, in batches on the
-        module's device: the one prediction path of analysis, prediction and serving."""
+        module's device: the one prediction path of analysis, prediction and serving. With
+        ``raw_logits``, the logits before temperature scaling instead (what it is fitted to)."""
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size} must be a positive integer.")
         batches: Any = images.split(batch_size)
@@ -163,12 +168,11 @@ class ClassificationModule(L.LightningModule):
             from rich.progress import track
 
             batches = track(batches, description="Predicting", transient=True)
+        output = self.classifier.raw_logits if raw_logits else self.classifier.probabilities
         was_training = self.training
         self.eval()
         try:
-            outputs = [
-                self.classifier.probabilities(b.to(self.device)).float().cpu() for b in batches
-            ]
+            outputs = [output(b.to(self.device)).float().cpu() for b in batches]
         finally:
             self.train(was_training)
         return torch.cat(outputs) if outputs else torch.empty(0, self.hparams.num_classes)
