@@ -54,9 +54,10 @@ def test_a_stored_temperature_loads_back_with_the_weights_untouched(
 
 def test_reports_and_callbacks_write_pngs_at_their_resolutions(tmp_path: Path) -> None:
     report = Report(tmp_path / "report", title="t")
-    report.figure(a_figure(), "f", "caption")
-    save_figure(SimpleNamespace(loggers=[]), a_figure(), tmp_path / "callback.png", "tag", 0)
-    assert plt.get_fignums() == []  # both closed their figure
+    figures = a_figure(), a_figure()
+    report.figure(figures[0], "f", "caption")
+    save_figure(SimpleNamespace(loggers=[]), figures[1], tmp_path / "callback.png", "tag", 0)
+    assert not any(plt.fignum_exists(f.number) for f in figures)  # both closed their figure
     for path, dpi in ((tmp_path / "report" / "f.png", 110), (tmp_path / "callback.png", 100)):
         with Image.open(path) as png:
             assert [round(d) for d in png.info["dpi"]] == [dpi, dpi] and min(png.size) > 150
