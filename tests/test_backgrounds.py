@@ -186,7 +186,7 @@ def test_the_photo_suite_recomputes_the_benchs_accuracies(tmp_path: Path) -> Non
     suite, _ = photo_suite(ckpt, tiles, labels, tmp_path)
     same_model = ckpt == recorded["ckpt"]
     for name, row in suite["conditions"].items():
-        if same_model:
+        if same_model and name in recorded["suite"]["conditions"]:  # a new one: not measured yet
             assert row["accuracy"] == pytest.approx(
                 recorded["suite"]["conditions"][name]["accuracy"]
             )
