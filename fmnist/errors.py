@@ -40,6 +40,14 @@ class RunDirBusyError(OutputDirError):
     """Another process is running in the same run directory."""
 
 
+class UnreadableRunError(FmnistError):
+    """A run directory holds a file that no run writes; the message is one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"unreadable: {reason}")
+        self.reason = reason
+
+
 #: pip's name for the modules whose distribution is named otherwise.
 _DISTRIBUTIONS = {"skimage": "scikit-image", "PIL": "Pillow", "sklearn": "scikit-learn"}
 

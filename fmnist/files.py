@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fmnist.errors import ConfigError, OutputDirError
+from fmnist.errors import ConfigError, OutputDirError, UnreadableRunError
 
 #: A run directory's record of a finished run (fit summary and test metrics)...
 METRICS_FILE = "metrics.json"
@@ -182,3 +182,33 @@ def finite_or_none(value: Any) -> Any:
 def write_json(path: str | Path, data: Any) -> Path:
     """Strict JSON (``null`` for a metric that was not computed, never ``NaN``), atomically."""
     return atomic_write_text(path, json.dumps(finite_or_none(data), indent=2, allow_nan=False))
+
+
+#: The largest run file read: metrics and configs are a few kB, 10,000 test predictions < 1 MB.
+MAX_READ_BYTES = 64 * 2**20
+
+
+def read_run_file(path: Path) -> bytes | None:
+    """A run's file (metrics, config, predictions) as bytes; None when there is none. Only a
+    regular file is read, opened without blocking, so that a FIFO is refused instead of
+    waited on; anything else is an :class:`UnreadableRunError`."""
+    shown = f"{path.parent.name}/{path.name}" if path.parent.name == ".hydra" else path.name
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UnreadableRunError(f"{shown}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableRunError(f"{shown} is not a regular file")
+        if info.st_size > MAX_READ_BYTES:
+            size = f"{info.st_size:,} bytes, over {MAX_READ_BYTES:,}"
+            raise UnreadableRunError(f"{shown} holds {size}")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read(MAX_READ_BYTES + 1)
+    except OSError as exc:
+        raise UnreadableRunError(f"{shown}: {exc.strerror}") from None
+    finally:
+        os.close(fd)

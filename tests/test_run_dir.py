@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from fmnist.errors import ConfigError, OutputDirError, RunDirBusyError
 from fmnist.training.run import train
@@ -233,3 +233,34 @@ def test_a_second_analysis_in_one_directory_is_refused(tmp_path, fake_data_dir) 
         holder.kill()
         holder.wait()
     assert (out / "report.md").read_text() == "the first analysis\n"
+
+
+@pytest.mark.parametrize(
+    ("damaged", "content"),
+    [(None, None), ("metrics.json", "fifo"), ("metrics.json", "{not json"),
+     ("config.yaml", "fifo"), ("config.yaml", "a: [")],
+)  # fmt: skip
+def test_a_rerun_sweep_reuses_a_finished_job_and_trains_a_damaged_one_again(
+    tmp_path: Path, monkeypatch, damaged, content
+) -> None:
+    """A re-run sweep reads a job's metrics.json and config.yaml through the one run-file
+    reader: a finished job is reused; a FIFO (which would block) or a file that is not JSON or
+    YAML is said in one warning and the job trains again, never a hang or a traceback."""
+    import os
+
+    from fmnist.training import rundir
+
+    monkeypatch.setattr(rundir, "in_multirun", lambda: True)
+    cfg = OmegaConf.create(
+        {"skip_finished": True, "seed": 0, "paths": {"output_dir": str(tmp_path)}}
+    )
+    OmegaConf.save(cfg, tmp_path / "config.yaml")
+    (tmp_path / "metrics.json").write_text('{"test/acc": 0.9}')
+    if damaged is not None:
+        (tmp_path / damaged).unlink()
+        if content == "fifo":
+            os.mkfifo(tmp_path / damaged)
+        else:
+            (tmp_path / damaged).write_text(content)
+    expected = {"test/acc": 0.9} if damaged is None else None
+    assert rundir.finished_job_metrics(cfg) == expected

@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import stat
 import types
 import zipfile
 import zlib
@@ -24,8 +22,8 @@ import numpy as np
 import yaml
 
 from fmnist.data import NUM_CLASSES
-from fmnist.errors import FmnistError
-from fmnist.files import CONFIG_FILE, METRICS_FILE, OVERRIDES_FILE
+from fmnist.errors import UnreadableRunError
+from fmnist.files import CONFIG_FILE, METRICS_FILE, OVERRIDES_FILE, read_run_file
 from fmnist.metrics import BOUNDS, MODES
 from fmnist.training.predictions import PREDICTIONS_FILE, load_predictions
 
@@ -34,20 +32,10 @@ HYDRA_OVERRIDES = Path(".hydra") / OVERRIDES_FILE
 HYDRA_CONFIG = Path(".hydra") / CONFIG_FILE
 #: What a failed sweep job leaves instead of metrics.json (fmnist.results.sweep.SweepSummary).
 ERROR_FILE = "error.txt"
-#: The largest file read: metrics and configs are a few kB, 10,000 test predictions < 1 MB.
-MAX_BYTES = 64 * 2**20
 #: float32 metrics land a few ulps outside their range (an F1 of 1.0000001).
 SLACK = 1e-6
 #: What the leaderboard names a baseline by.
 BASELINE = ("name", "estimator", "features", "normalize")
-
-
-class UnreadableRunError(FmnistError):
-    """A run directory holds a file that no run writes; the message is one line."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"unreadable: {reason}")
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -76,7 +64,7 @@ def read_run(run_dir: str | Path) -> Run:
     config = _yaml(run_dir, CONFIG_FILE, HYDRA_CONFIG, dict)
     _check(CONFIG_FILE, "seed", (config or {}).get("seed"), int)
     metrics = _json(run_dir)
-    error = b"" if metrics is not None else read_file(run_dir / ERROR_FILE) or b""
+    error = b"" if metrics is not None else read_run_file(run_dir / ERROR_FILE) or b""
     overrides = None if overrides is None else [str(o) for o in overrides]
     return Run(run_dir, metrics, overrides, config, error.decode(errors="replace").strip())
 
@@ -84,7 +72,7 @@ def read_run(run_dir: str | Path) -> Run:
 def _json(run_dir: Path) -> dict[str, Any] | None:
     """``metrics.json`` when every value a reader uses has the type and range train.py
     writes; None when there is none."""
-    data = read_file(run_dir / METRICS_FILE)
+    data = read_run_file(run_dir / METRICS_FILE)
     if data is None:
         return None
     try:  # NaN and Infinity are not JSON, though json.loads takes them
@@ -116,7 +104,7 @@ def _json(run_dir: Path) -> dict[str, Any] | None:
 
 def read_predictions(run_dir: str | Path) -> dict[str, np.ndarray]:
     """The run's checked test predictions (``labels``, ``predicted``, ``probabilities``)."""
-    data = read_file(Path(run_dir) / PREDICTIONS_FILE)
+    data = read_run_file(Path(run_dir) / PREDICTIONS_FILE)
     if data is None:
         raise UnreadableRunError(
             f"no {PREDICTIONS_FILE} (trained before runs kept their test predictions, or not "
@@ -143,37 +131,13 @@ def read_predictions(run_dir: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def read_file(path: Path) -> bytes | None:
-    """A regular file's bytes; None when there is none. Opened without blocking, so that a
-    FIFO is refused instead of waited on."""
-    shown = f"{path.parent.name}/{path.name}" if path.parent.name == ".hydra" else path.name
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise UnreadableRunError(f"{shown}: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnreadableRunError(f"{shown} is not a regular file")
-        if info.st_size > MAX_BYTES:
-            raise UnreadableRunError(f"{shown} holds {info.st_size:,} bytes, over {MAX_BYTES:,}")
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            return file.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise UnreadableRunError(f"{shown}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-
-
 def _yaml(run_dir: Path, own: str, hydra: Path, kind: type[list] | type[dict]) -> Any:
     """The run's own record ``own`` (written by train() once it holds the directory, so a
     refused command cannot change it), else Hydra's ``hydra`` (runs from before the record,
     sweep jobs that failed before claiming their directory): a ``kind`` of plain containers;
     None when neither exists."""
     for relative in (own, hydra):
-        if (data := read_file(run_dir / relative)) is None:
+        if (data := read_run_file(run_dir / relative)) is None:
             continue
         try:  # ${...} stays as written; JSON's round trip makes every key a string
             loaded = yaml.safe_load(data.decode())

@@ -29,13 +29,21 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from fmnist.checkpoint import read_checkpoint
 from fmnist.config import in_multirun
-from fmnist.errors import FmnistError, OutputDirError, RunDirBusyError
-from fmnist.files import CONFIG_FILE, METRICS_FILE, TMP_PREFIX, ensure_writable_dir
+from fmnist.errors import FmnistError, OutputDirError, RunDirBusyError, UnreadableRunError
+from fmnist.files import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    TMP_PREFIX,
+    ensure_writable_dir,
+    read_run_file,
+)
 from fmnist.training.distributed import is_launching_process
 
 log = logging.getLogger(__name__)
@@ -192,11 +200,17 @@ def last_checkpoint(output_dir: str | Path) -> Path:
 def same_config(cfg: DictConfig, output_dir: Path) -> bool:
     """True when ``skip_finished`` is on and the run in ``output_dir`` was started with this
     resolved config, so a multirun job may be reused or resumed; else it is trained again."""
-    stored_path = output_dir / CONFIG_FILE
-    if cfg.get("skip_finished", False) and stored_path.is_file():
-        stored = OmegaConf.to_container(OmegaConf.load(stored_path), resolve=False)
-        if stored == OmegaConf.to_container(cfg, resolve=True):
-            return True
+    if cfg.get("skip_finished", False):
+        try:
+            data = read_run_file(output_dir / CONFIG_FILE)
+            stored = None if data is None else OmegaConf.create(data.decode())
+            if stored is not None and OmegaConf.to_container(
+                stored, resolve=False
+            ) == OmegaConf.to_container(cfg, resolve=True):
+                return True
+        except (UnreadableRunError, yaml.YAMLError, ValueError, OmegaConfBaseException) as exc:
+            log.warning("%s: %s: training this job again", output_dir, exc)
+            return False
     log.info("%s holds a different config: training this job again", output_dir)
     return False
 
@@ -217,5 +231,10 @@ def finished_job_metrics(cfg: DictConfig) -> dict[str, Any] | None:
         return None  # not run, or interrupted: resumed from its checkpoint (resolve_start)
     if not same_config(cfg, output_dir):
         return None
+    try:
+        metrics = json.loads(read_run_file(metrics_path) or b"")
+    except (UnreadableRunError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        log.warning("%s: %s: training this job again", metrics_path, exc)
+        return None
     log.info("Reusing %s: this job finished in an earlier run of the sweep", metrics_path)
-    return json.loads(metrics_path.read_text())
+    return metrics
