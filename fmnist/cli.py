@@ -12,6 +12,7 @@ this one.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -43,16 +44,13 @@ def run_reporting_errors(function: Callable[..., T], *args: Any) -> T | None:
         sys.exit(1)
 
 
-def _hydra_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
-    """``hydra.main`` over ``conf/`` wherever the package is installed (see ``CONF_DIR``).
-
-    Hydra would name the job after this module (``cli``); ``conf/hydra/default.yaml`` names it
-    after the config's ``task_name`` instead, as when each command was its own script.
-    """
-    return hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
+#: ``hydra.main`` over ``conf/`` wherever the package is installed (see ``CONF_DIR``). Hydra
+#: would name the job after this module (``cli``); ``conf/hydra/default.yaml`` names it after
+#: the config's ``task_name`` instead, as when each command was its own script.
+_hydra_main = functools.partial(hydra.main, version_base="1.3", config_path=str(CONF_DIR))
 
 
-@_hydra_main("train")
+@_hydra_main(config_name="train")
 def train_main(cfg: DictConfig) -> float | None:
     """Train and test (conf/train.yaml). Returns the monitored metric's best value, which
     Hydra sweepers optimize."""
@@ -62,7 +60,7 @@ def train_main(cfg: DictConfig) -> float | None:
     return None if metrics is None else metrics["monitor"]["best"]
 
 
-@_hydra_main("analyze")
+@_hydra_main(config_name="analyze")
 def analyze_main(cfg: DictConfig) -> None:
     """Study the data or a trained model (conf/analyze.yaml): ``task=NAME``, one of the files of
     conf/task/, which ``--help`` lists."""
@@ -71,7 +69,7 @@ def analyze_main(cfg: DictConfig) -> None:
     run_reporting_errors(run_analysis, cfg)
 
 
-@_hydra_main("predict")
+@_hydra_main(config_name="predict")
 def predict_main(cfg: DictConfig) -> None:
     """Classify image files with a checkpoint (conf/predict.yaml)."""
     from fmnist.inference.predict import predict
@@ -79,7 +77,7 @@ def predict_main(cfg: DictConfig) -> None:
     run_reporting_errors(predict, cfg)
 
 
-@_hydra_main("export")
+@_hydra_main(config_name="export")
 def export_main(cfg: DictConfig) -> None:
     """Export a checkpoint to ONNX or TorchScript (conf/export.yaml)."""
     from fmnist.inference.export import export
@@ -87,7 +85,7 @@ def export_main(cfg: DictConfig) -> None:
     run_reporting_errors(export, cfg)
 
 
-@_hydra_main("serve")
+@_hydra_main(config_name="serve")
 def serve_main(cfg: DictConfig) -> None:
     """Serve a checkpoint over HTTP (conf/serve.yaml; the extra ``serve``)."""
     from fmnist.inference.serve import serve

@@ -237,13 +237,9 @@ def is_random(operation: Callable[..., Tensor]) -> bool:
 
 def severities(name: str) -> range:
     """The severities of a corruption: 1-5, or just 1 for flips and turns."""
-    check_corruption(name)
-    return range(1, len(SEVERITIES[name][1]) + 1)
-
-
-def check_corruption(name: str) -> None:
     if name not in SEVERITIES:
         raise ConfigError(f"Unknown corruption {name!r}: use one of {', '.join(CORRUPTIONS)}.")
+    return range(1, len(SEVERITIES[name][1]) + 1)
 
 
 def corrupt(images: Tensor, name: str, severity: int, seed: int = 0) -> Tensor:

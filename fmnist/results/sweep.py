@@ -88,9 +88,6 @@ class JobResult:
         """The overrides whose keys are in ``keys``, without the seed: what names the job."""
         return " ".join(o for o in self.overrides if override_key(o) in keys - {"seed"})
 
-    def without_seed(self) -> tuple[str, ...]:
-        return tuple(o for o in self.overrides if override_key(o) != "seed")
-
 
 @dataclass
 class SeedGroup:
@@ -165,7 +162,8 @@ def seed_groups(jobs: Sequence[JobResult]) -> list[SeedGroup]:
     grouped: dict[tuple[str, ...], list[JobResult]] = {}
     for job in jobs:
         if job.status == "completed":
-            grouped.setdefault(job.without_seed(), []).append(job)
+            without_seed = tuple(o for o in job.overrides if override_key(o) != "seed")
+            grouped.setdefault(without_seed, []).append(job)
     groups = []
     for members in grouped.values():
         members.sort(key=lambda j: (j.seed is None, j.seed or 0))
@@ -183,15 +181,11 @@ def _score(job: JobResult, name: str) -> float | None:
     return job.monitor_best if name == MONITOR_BEST else job.scores.get(name)
 
 
-def _monitor_cell(value: float | None, mode: str) -> str:
-    """Accuracies in percent, losses as they are."""
+def _percent(value: float | None, mode: str = "max") -> str:
+    """Accuracies in percent, losses (``mode`` min) as they are."""
     if value is None or math.isnan(value):
         return ""
-    return f"{value:.4f}" if mode == "min" else _percent(value)
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+    return f"{value:.4f}" if mode == "min" else f"{100 * value:.2f}"
 
 
 def _mean_std(group: SeedGroup, score: str) -> str:
@@ -211,7 +205,7 @@ def _job_cells(job: JobResult, keys: set[str], scores: Sequence[str]) -> list[st
         job.job,
         job.varying(keys),
         "" if job.seed is None else str(job.seed),
-        f"{job.monitor} {_monitor_cell(job.monitor_best, job.monitor_mode)}".strip(),
+        f"{job.monitor} {_percent(job.monitor_best, job.monitor_mode)}".strip(),
         *(_percent(job.scores.get(s)) for s in scores),
         "" if job.parameters is None else f"{job.parameters:,}",
         "" if job.train_time_s is None else f"{job.train_time_s:.1f}",
@@ -284,8 +278,7 @@ def print_summary(jobs: Sequence[JobResult], groups: Sequence[SeedGroup], title:
     scores = [s for s in shown_scores(jobs) if s != "test/f1_weighted"]  # the files have it
     rows = [_job_cells(job, keys, scores) for job in jobs]
     styles = ["red" if job.status in ("failed", UNREADABLE) else None for job in jobs]
-    left = {"job", "overrides"}
-    console.print(rich_table(title, _job_headers(scores), rows, left=left, styles=styles))
+    console.print(rich_table(title, _job_headers(scores), rows, {"job", "overrides"}, styles))
     if any(len(g.seeds) > 1 for g in groups):
         headers = ["overrides", "n", *(SCORE_HEADERS[s] for s in scores)]
         rows = [[g.overrides, len(g.seeds), *(_mean_std(g, s) for s in scores)] for g in groups]

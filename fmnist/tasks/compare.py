@@ -283,7 +283,7 @@ def report_pair(
         [[name, f"{100 * ra:.2f}", f"{100 * rb:.2f}", f"{100 * (rb - ra):+.2f}"]
          for name, ra, rb in zip(CLASS_NAMES, recall_a, recall_b, strict=True)],
     )  # fmt: skip
-    names = (_short(a.name), _short(b.name))
+    names = (a.name.split(" (")[0], b.name.split(" (")[0])  # directory names, for labels
     report.figure(
         figures.recall_differences(recall_a, recall_b, names, CLASS_NAMES),
         f"recall_difference_{index}",
@@ -308,8 +308,3 @@ def _across_seed_rows(result: dict[str, Any]) -> list[list[str]]:
         ["exact permutation test across seeds (mean difference, p)",
          f"{100 * permutation['statistic']:+.2f} pp, {permutation['p_value']:.4g}"],
     ]  # fmt: skip
-
-
-def _short(name: str) -> str:
-    """A contestant's directory name, for figure labels."""
-    return name.split(" (")[0]

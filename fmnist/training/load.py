@@ -87,16 +87,6 @@ def module_settings() -> type[BaseModel]:
     return create_model("ModuleSettings", __config__={**STRICT, "extra": "forbid"}, **fields)
 
 
-def check_hyperparameters(checkpoint: Mapping[str, Any], path: str | Path) -> None:
-    """Refuse the module's hyperparameters (a CheckpointError) unless they pass the allowlist."""
-    problem = _hparams_problem(checkpoint.get("hyper_parameters"))
-    if problem:
-        raise CheckpointError(
-            f"{path} cannot be loaded: {problem}. Only checkpoints written by this project's "
-            "train.py are loaded, and nothing in a checkpoint may name code to run."
-        )
-
-
 def data_settings(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
     """The split and preprocessing settings the model was trained with (plain values only)."""
     stored = checkpoint.get("datamodule_hyper_parameters")
@@ -108,7 +98,11 @@ def data_settings(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
 def check_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint's content when it is readable, ours and intact; else a CheckpointError."""
     checkpoint = read_checkpoint(path)
-    check_hyperparameters(checkpoint, path)
+    if problem := _hparams_problem(checkpoint.get("hyper_parameters")):
+        raise CheckpointError(
+            f"{path} cannot be loaded: {problem}. Only checkpoints written by this project's "
+            "train.py are loaded, and nothing in a checkpoint may name code to run."
+        )
     check_weights(checkpoint, path)
     return checkpoint
 

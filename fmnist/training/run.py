@@ -157,16 +157,12 @@ def prepare_run_dir(cfg: DictConfig, output_dir: Path, launching: bool) -> Start
         remove_leftovers(output_dir, origin.path if origin.resume else None)
         # Hydra saves the unresolved config in .hydra/; this one has every value filled in.
         atomic_write_text(output_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
-        write_overrides_record(cfg, output_dir, origin.resume)
+        # The run's own record of the overrides that started it, which its readers trust
+        # over Hydra's .hydra/ copy; a resume keeps the starting command's.
+        record = output_dir / OVERRIDES_FILE
+        if HydraConfig.initialized() and (not origin.resume or not record.exists()):
+            atomic_write_text(record, OmegaConf.to_yaml(HydraConfig.get().overrides.task))
     return origin
-
-
-def write_overrides_record(cfg: DictConfig, output_dir: Path, resuming: bool) -> None:
-    """The run's own record of the overrides that started it (``OVERRIDES_FILE``), which its
-    readers trust over Hydra's ``.hydra/`` copy; a resume keeps the starting command's."""
-    record = output_dir / OVERRIDES_FILE
-    if HydraConfig.initialized() and (not resuming or not record.exists()):
-        atomic_write_text(record, OmegaConf.to_yaml(HydraConfig.get().overrides.task))
 
 
 def fit_and_test(cfg: DictConfig, output_dir: Path, origin: Start) -> dict[str, Any]:
@@ -202,7 +198,11 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, origin: Start) -> dict[str, 
     metrics = fit_summary(trainer, module, cfg, train_time)
     predictions = None
     if cfg.get("test", True):
-        logged = test_best(trainer, module, datamodule, metrics["best_checkpoint"])
+        best = metrics["best_checkpoint"] or None  # None: the final weights
+        log.info("Testing %s", best or "the final weights (no checkpoint was saved)")
+        (logged,) = trainer.test(
+            module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True
+        )
         tested, predictions = run_results(logged, module.test_outputs)
         metrics.update(tested)
         if trainer.is_global_zero:
@@ -242,15 +242,3 @@ def fit_summary(
         "best_checkpoint": checkpoint.best_model_path if checkpoint else "",
         "seed": cfg.seed,
     }
-
-
-def test_best(
-    trainer: L.Trainer, module: ClassificationModule, datamodule: Any, best_path: str
-) -> dict[str, float]:
-    """Test the best checkpoint (or the final weights) on the official test set; returns
-    what the test logged (the module's metrics and the callbacks')."""
-    log.info("Testing %s", best_path or "the final weights (no checkpoint was saved)")
-    (logged,) = trainer.test(
-        module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False, weights_only=True
-    )
-    return logged
