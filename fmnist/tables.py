@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -45,18 +45,8 @@ def print_table(
     Console().print(rich_table(title, headers, rows, **options))
 
 
-def csv_text(
-    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]], columns: Sequence[str]
-) -> str:
-    """CSV with a header line: ``rows`` as dicts (keys not in ``columns`` left out), or as
-    lists of cells."""
+def csv_text(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> str:
+    """CSV with a header line (``None`` as an empty cell)."""
     buffer = io.StringIO()
-    if rows and isinstance(rows[0], Mapping):
-        writer = csv.DictWriter(
-            buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore"
-        )
-        writer.writeheader()
-        writer.writerows(rows)
-    else:
-        csv.writer(buffer, lineterminator="\n").writerows([columns, *rows])
+    csv.writer(buffer, lineterminator="\n").writerows([columns, *rows])
     return buffer.getvalue()

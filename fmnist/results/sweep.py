@@ -225,14 +225,12 @@ def write_summary(sweep_dir: str | Path) -> tuple[list[JobResult], list[SeedGrou
     groups = seed_groups(jobs)
     keys = varying_keys(jobs)
     job_rows = [{**asdict(j), **j.scores, "overrides": j.varying(keys)} for j in jobs]
-    atomic_write_text(sweep_dir / "summary.csv", csv_text(job_rows, JOB_COLUMNS))
-    stats = [(s, m, f"{s}_{m}") for s in SCORES for m in ("mean", "std")]
-    group_rows = [
-        {"overrides": g.overrides, "n": len(g.seeds), "seeds": " ".join(map(str, g.seeds)),
-         **{column: getattr(g, m).get(s) for s, m, column in stats}}
-        for g in groups
-    ]  # fmt: skip
-    group_columns = ["overrides", "n", "seeds", *(column for *_, column in stats)]
+    job_cells = [[row.get(column) for column in JOB_COLUMNS] for row in job_rows]
+    atomic_write_text(sweep_dir / "summary.csv", csv_text(job_cells, JOB_COLUMNS))
+    stats = [(s, m) for s in SCORES for m in ("mean", "std")]
+    group_rows = [[g.overrides, len(g.seeds), " ".join(map(str, g.seeds)),
+                   *(getattr(g, m).get(s) for s, m in stats)] for g in groups]  # fmt: skip
+    group_columns = ["overrides", "n", "seeds", *(f"{s}_{m}" for s, m in stats)]
     atomic_write_text(sweep_dir / "seed_groups.csv", csv_text(group_rows, group_columns))
     atomic_write_text(sweep_dir / "summary.md", _summary_markdown(sweep_dir, jobs, groups, keys))
     return jobs, groups

@@ -28,9 +28,6 @@ from fmnist.training.load import datamodule_for, load_classifier
 
 log = logging.getLogger(__name__)
 
-#: What ``analyze.py task=robustness`` writes into its run directory, besides report.md.
-RESULT_FILE = "robustness.json"
-
 
 def robustness_task(
     cfg: DictConfig,
@@ -51,7 +48,7 @@ def robustness_task(
     index = evaluation_subset(len(data), samples, seed)
     result = evaluate_robustness(module, data.images[index], data.labels[index], seed, batch_size)
     result.update(checkpoint=str(cfg.ckpt), split=split)
-    write_json(report.output_dir / RESULT_FILE, result)
+    write_json(report.output_dir / "robustness.json", result)
     report.heading(f"Robustness: {cfg.ckpt}")
     report_summary(report, result)
     report_worst_per_class(report, result)
