@@ -32,7 +32,8 @@ def run_analysis(cfg: DictConfig) -> Path:
     run directories)."""
     task = build(cfg.task)
     output_dir = ensure_writable_dir(cfg.paths.output_dir, "run directory")
-    name = _chosen_task()
+    # The name given as task=: Hydra records it; a config composed without it (tests) has none.
+    name = HydraConfig.get().runtime.choices.get("task") if HydraConfig.initialized() else None
     title = f"Fashion-MNIST analysis: {name}" if name else "Fashion-MNIST analysis"
     with run_dir_lock(output_dir):  # a second analysis there would overwrite report.md
         report = Report(output_dir, title=title, loggers=instantiate_each(cfg.get("logger")))
@@ -56,11 +57,3 @@ def run_in_order(cfg: DictConfig, report: Report, **tasks: Callable[..., None]) 
     for name, task in tasks.items():
         log.info("Task %s", name)
         task(cfg, report)
-
-
-def _chosen_task() -> str | None:
-    """The name given as ``task=``: Hydra records it for a run; a config composed without
-    one (as tests do) has no record."""
-    if not HydraConfig.initialized():
-        return None
-    return HydraConfig.get().runtime.choices.get("task")

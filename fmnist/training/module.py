@@ -65,11 +65,8 @@ class ClassificationModule(L.LightningModule):
     Args:
         net: config of the network (``_target_`` + plain arguments), or a built ``nn.Module``.
         optimizer: Hydra partial config of a ``torch.optim`` optimizer.
-        scheduler: Hydra partial config of a ``torch.optim.lr_scheduler`` scheduler, or
-            None/empty for a constant learning rate. Schedulers that need the run's length
-            (``total_steps`` of OneCycleLR, ``T_max`` of CosineAnnealingLR) get it filled in
-            and are stepped every batch.
-        label_smoothing: cross-entropy label smoothing.
+        scheduler: Hydra partial config of a ``torch.optim.lr_scheduler`` scheduler (the
+            run's length filled in: :func:`build_scheduler`), or None for a constant rate.
         tta_flip: at validation and test, average the logits of each image and its mirror.
         tta_shift: at validation and test, also average over copies translated diagonally by
             this many pixels either way (0: off).
@@ -113,11 +110,6 @@ class ClassificationModule(L.LightningModule):
         )
         # A real input for Lightning's model summary, which counts FLOPs with it.
         self.example_input_array = torch.zeros(1, 28, 28, dtype=torch.uint8)
-        self._build_metrics(num_classes)
-        #: Each test image's raw logits, label and predicted class, set by ``trainer.test``.
-        self.test_outputs: dict[str, Tensor] = {}
-
-    def _build_metrics(self, num_classes: int) -> None:
         self.val_loss = MeanMetric()
         self.train_metrics = MetricCollection(
             {"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix="train/"
@@ -131,6 +123,8 @@ class ClassificationModule(L.LightningModule):
         self.test_raw_logits, self.test_labels, self.test_predicted = (
             CatMetric(), CatMetric(), CatMetric()
         )  # fmt: skip
+        #: Each test image's raw logits, label and predicted class, set by ``trainer.test``.
+        self.test_outputs: dict[str, Tensor] = {}
 
     @property
     def net(self) -> nn.Module:

@@ -91,18 +91,15 @@ def log_run_config(loggers: list[Logger], cfg: DictConfig) -> None:
 def check_config(cfg: DictConfig) -> None:
     """Checks of values no constructor checks, before anything is built or written (the
     data module, module and network check their own arguments; Lightning's refusal of a
-    trainer setting becomes a ConfigError when the Trainer is built: fmnist.config.build)."""
+    trainer setting becomes a ConfigError when the Trainer is built: fmnist.config.build).
+    The optimizer and scheduler are tried by torch on one dummy parameter: torch accepts
+    lr=nan, and refuses other values (or OneCycleLR's pct_start=2) only once ``fit``
+    configures the optimizers."""
     mode_of(cfg.get("monitor"))  # a ConfigError listing the choices when unknown
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"seed={seed!r} must be a non-negative integer or null.")
-    check_optimization(cfg.optimizer, cfg.get("scheduler"))
-
-
-def check_optimization(optimizer: DictConfig, scheduler: DictConfig | None) -> None:
-    """The learning rate, then torch's own checks of the optimizer and scheduler on one dummy
-    parameter, before anything is built: torch accepts lr=nan, and refuses other values (or
-    OneCycleLR's pct_start=2) only once ``fit`` configures the optimizers."""
+    optimizer, scheduler = cfg.optimizer, cfg.get("scheduler")
     lr = optimizer.get("lr")
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
         raise ConfigError(f"optimizer.lr={lr!r} must be a positive finite number (e.g. 0.001).")
