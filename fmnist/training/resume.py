@@ -100,10 +100,8 @@ def resolve_start(cfg: DictConfig, output_dir: str | Path) -> Start:
 
 
 def interrupted_run(cfg: DictConfig, output_dir: Path) -> bool:
-    """True when ``output_dir`` holds the checkpoints of a run that did not finish (no
-    ``metrics.json``) and this start continues it: always for a single run; for a multirun
-    job (``skip_finished``) only when its stored config equals this one, as for a finished
-    job (``fmnist.training.rundir.finished_job_metrics``), else it is trained again."""
+    """True when ``output_dir`` holds checkpoints but no ``metrics.json`` and this start
+    continues that run: always a single run, a multirun job only with its config unchanged."""
     checkpoints = last_checkpoint(output_dir).parent
     if (output_dir / METRICS_FILE).exists() or not any(checkpoints.glob("*.ckpt")):
         return False

@@ -216,13 +216,8 @@ def same_config(cfg: DictConfig, output_dir: Path) -> bool:
 
 
 def finished_job_metrics(cfg: DictConfig) -> dict[str, Any] | None:
-    """The stored metrics of this multirun job when an earlier run of the sweep finished it.
-
-    Re-running a sweep command with ``hydra.sweep.dir=<its directory>`` then trains only the
-    jobs without ``metrics.json``, resuming those a kill interrupted from their last
-    checkpoint. A job is reused (or resumed) only when its stored resolved config equals this
-    one, so a changed command or changed defaults train again.
-    """
+    """The stored metrics of this multirun job when an earlier run of the sweep finished it
+    with this resolved config (:func:`same_config`; re-running a sweep: fmnist.training.resume)."""
     if not cfg.get("skip_finished", False) or not in_multirun():
         return None
     output_dir = Path(cfg.paths.output_dir)
