@@ -75,11 +75,8 @@ def cut(net: nn.Module, layer: str, inputs: Tensor) -> tuple[Tensor, Rest, list[
     module = net.get_submodule(layer)
 
     def rest(changed: Tensor, rows: Tensor) -> Tensor:
-        handle = module.register_forward_hook(lambda *_: changed.clone())  # in-place ops after
-        try:
+        with module.register_forward_hook(lambda *_: changed.clone()):  # in-place ops after
             return net(inputs[rows])
-        finally:
-            handle.remove()
 
     return outputs[layer], rest, None
 
@@ -92,6 +89,16 @@ def predict_all(rest: Rest, x: Tensor, rows: int = 2048) -> Tensor:
     return torch.cat([rest(chunk, where).argmax(1) for chunk, where in chunks])
 
 
+def _passes(n: int, n_copies: int, rows_per_pass: int) -> tuple[list[slice], list[slice]]:
+    """Chunks of B samples, and groups of K copies stacked into one batch, K * B ~ rows_per_pass."""
+    chunk = min(n, rows_per_pass)
+    per_pass = max(1, rows_per_pass // chunk)
+    return (
+        [slice(start, min(n, start + chunk)) for start in range(0, n, chunk)],
+        [slice(first, min(n_copies, first + per_pass)) for first in range(0, n_copies, per_pass)],
+    )
+
+
 @torch.inference_mode()
 def permuted_predictions(
     rest: Rest,
@@ -102,25 +109,18 @@ def permuted_predictions(
 ) -> Tensor:
     """Predicted classes (P, N) when, in copy p, the elements of ``activations`` (N, *F)
     selected by ``masks[p]`` (bool, broadcastable to F) are taken from sample
-    ``permutations[p, i]`` instead of sample i, and the copy goes through ``rest``.
-
-    K copies of a chunk of B samples (K * B ~ ``rows_per_pass``) are stacked into one batch.
-    """
+    ``permutations[p, i]`` instead of sample i, and the copy goes through ``rest``."""
     n = len(activations)
-    n_copies = len(masks)
-    chunk = min(n, rows_per_pass)
-    copies_per_pass = max(1, rows_per_pass // chunk)
-    predictions = torch.empty(n_copies, n, dtype=torch.long, device=activations.device)
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        original = activations[start:stop].unsqueeze(0)
-        rows = torch.arange(start, stop, device=activations.device)
-        for first in range(0, n_copies, copies_per_pass):
-            last = min(n_copies, first + copies_per_pass)
-            taken = activations[permutations[first:last, start:stop]]  # (K, B, *F)
-            mixed = torch.where(masks[first:last].unsqueeze(1), taken, original)
-            logits = rest(mixed.flatten(0, 1), rows.repeat(last - first))
-            predictions[first:last, start:stop] = logits.argmax(1).view(last - first, -1)
+    predictions = torch.empty(len(masks), n, dtype=torch.long, device=activations.device)
+    chunks, groups = _passes(n, len(masks), rows_per_pass)
+    for rows in chunks:
+        original = activations[rows].unsqueeze(0)
+        index = torch.arange(rows.start, rows.stop, device=activations.device)
+        for copies in groups:
+            taken = activations[permutations[copies, rows]]  # (K, B, *F)
+            mixed = torch.where(masks[copies].unsqueeze(1), taken, original)
+            logits = rest(mixed.flatten(0, 1), index.repeat(len(taken)))
+            predictions[copies, rows] = logits.argmax(1).view(len(taken), -1)
     return predictions
 
 
@@ -156,19 +156,16 @@ def channel_permuted_predictions(
         masks = masks.view(len(channels), -1, *(1,) * (activations.ndim - 2))
         return permuted_predictions(rest, activations, masks, permutations, rows_per_pass)
     block_rest = nn.Sequential(*list(net.get_submodule(suffix[0]))[1:])
-    n, n_copies = len(activations), len(channels)
-    chunk = min(n, rows_per_pass)
-    copies_per_pass = max(1, rows_per_pass // chunk)
-    predictions = torch.empty(n_copies, n, dtype=torch.long, device=activations.device)
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        original = activations[start:stop]
+    n = len(activations)
+    predictions = torch.empty(len(channels), n, dtype=torch.long, device=activations.device)
+    chunks, groups = _passes(n, len(channels), rows_per_pass)
+    for rows in chunks:
+        original = activations[rows]
         convolved = conv(original).unsqueeze(1)  # (B, 1, C_out, H', W'), computed once
-        for first in range(0, n_copies, copies_per_pass):
-            last = min(n_copies, first + copies_per_pass)
-            picked = channels[first:last]  # (K,)
+        for copies in groups:
+            picked = channels[copies]  # (K,)
             # Sample-major (B, K, ...) throughout, so every tensor stays contiguous.
-            taken = activations[permutations[first:last, start:stop].T, picked]  # (B, K, H, W)
+            taken = activations[permutations[copies, rows].T, picked]  # (B, K, H, W)
             delta = taken - original[:, picked]
             weight = conv.weight[:, picked].transpose(0, 1).reshape(-1, 1, *conv.kernel_size)
             change = torch.nn.functional.conv2d(
@@ -177,12 +174,12 @@ def channel_permuted_predictions(
                 stride=conv.stride,
                 padding=conv.padding,
                 dilation=conv.dilation,
-                groups=last - first,
+                groups=len(picked),
             )
-            change = change.view(stop - start, last - first, *convolved.shape[2:])
+            change = change.view(len(original), len(picked), *convolved.shape[2:])
             x = block_rest(change.add_(convolved).flatten(0, 1))
             logits = run_stages(net, suffix[1:], x)
-            predictions[first:last, start:stop] = logits.argmax(1).view(stop - start, -1).T
+            predictions[copies, rows] = logits.argmax(1).view(len(original), -1).T
     return predictions
 
 
@@ -196,10 +193,10 @@ def _random_permutations(count: int, n: int, generator: torch.Generator) -> Tens
 
 
 def _bunch(drops: np.ndarray) -> dict[str, Any]:
-    """scikit-learn's result layout for drops of shape (n_features, n_repeats)."""
+    """scikit-learn's result layout for drops of shape ([n_features,] n_repeats)."""
     return {
-        "importances_mean": drops.mean(1).tolist(),
-        "importances_std": drops.std(1).tolist(),
+        "importances_mean": drops.mean(-1).tolist(),
+        "importances_std": drops.std(-1).tolist(),
         "importances": drops.tolist(),
     }
 
@@ -238,45 +235,28 @@ def layer_importance(
     net.eval()
     activations, rest, suffix = cut(net, layer, inputs)
     n, channels = len(activations), activations.shape[1]
-    # A channel is dimension 1; the mask broadcasts over the remaining (spatial) dimensions.
-    mask_shape = (channels,) + (1,) * (activations.ndim - 2)
     generator = _generator(seed, layer)
     joint_size = max(1, round(share * channels))
-    # The masks are drawn before the permutations: the order of the seeded draws is fixed.
-    joint_masks = _joint_masks(channels, joint_size, n_repeats, generator)
-    permutations = _random_permutations(channels * n_repeats + n_repeats, n, generator)
-    permutations = permutations.to(activations.device)
+    # Per repeat, a seeded set of channels to permute jointly, drawn before the permutations;
+    # a channel is dimension 1, the mask broadcasts over the remaining (spatial) dimensions.
+    joint_masks = torch.zeros(n_repeats, channels, *(1,) * (activations.ndim - 2), dtype=torch.bool)
+    for r in range(n_repeats):
+        joint_masks[r, torch.randperm(channels, generator=generator)[:joint_size]] = True
+    copies = channels * n_repeats  # one per channel and repeat, then one joint copy per repeat
+    permutations = _random_permutations(copies + n_repeats, n, generator).to(activations.device)
+    channel_of_copy = torch.arange(channels, device=activations.device).repeat_interleave(n_repeats)
     single = channel_permuted_predictions(
-        net,
-        rest,
-        suffix,
-        activations,
-        torch.arange(channels, device=activations.device).repeat_interleave(n_repeats),
-        permutations[: channels * n_repeats],
-        rows_per_pass,
+        net, rest, suffix, activations, channel_of_copy, permutations[:copies], rows_per_pass
     )
     joint = permuted_predictions(
-        rest,
-        activations,
-        joint_masks.view(-1, *mask_shape).to(activations.device),
-        permutations[channels * n_repeats :],
-        rows_per_pass,
+        rest, activations, joint_masks.to(activations.device), permutations[copies:], rows_per_pass
     )
     predictions = torch.cat([single, joint])
-    baseline_predictions = predict_all(rest, activations)
-    baseline = accuracy_and_macro_f1(baseline_predictions.unsqueeze(0), labels, num_classes)[0]
+    baseline = accuracy_and_macro_f1(predict_all(rest, activations)[None], labels, num_classes)[0]
     drops = (baseline - accuracy_and_macro_f1(predictions, labels, num_classes)).cpu().numpy()
     result = _layer_result(drops, channels, n_repeats, share, joint_size)
     result["baseline"] = dict(zip(METRICS, baseline.cpu().tolist(), strict=True))
     return result
-
-
-def _joint_masks(channels: int, size: int, n_repeats: int, generator: torch.Generator) -> Tensor:
-    """Per repeat, a seeded set of ``size`` channels to permute jointly: (n_repeats, channels)."""
-    masks = torch.zeros(n_repeats, channels, dtype=torch.bool)
-    for r in range(n_repeats):
-        masks[r, torch.randperm(channels, generator=generator)[:size]] = True
-    return masks
 
 
 def _layer_result(
@@ -290,11 +270,7 @@ def _layer_result(
         per_channel = drops[: channels * n_repeats, m].reshape(channels, n_repeats)
         joint = drops[channels * n_repeats :, m]
         result[metric] = _bunch(per_channel)
-        result["joint"][metric] = {
-            "importances_mean": float(joint.mean()),
-            "importances_std": float(joint.std()),
-            "importances": joint.tolist(),
-        }
+        result["joint"][metric] = _bunch(joint)  # one value per repeat
         means, stds = per_channel.mean(1), per_channel.std(1)
         result["summary"][metric] = {
             "joint_drop": float(joint.mean()),
@@ -380,14 +356,13 @@ def region_importance(
     masks, permutations = masks.to(images.device), permutations.to(images.device)
     rest: Rest = lambda x, _: net(x)  # noqa: E731
     predictions = permuted_predictions(rest, images, masks, permutations, rows_per_pass)
-    baseline = predict_all(rest, images)
+    # Row 0 the unpermuted baseline; the sums of 0/1 hits are exact, so rows are independent.
+    hits = (torch.cat([predict_all(rest, images)[None], predictions]) == labels).double()
     one_hot = torch.nn.functional.one_hot(labels, num_classes).double()  # (N, classes)
-    support = one_hot.sum(0).clamp_min(1)
-    base_recall = ((baseline == labels).double() @ one_hot) / support
-    recall = ((predictions == labels).double() @ one_hot) / support  # (P, classes)
-    class_drop = (base_recall - recall).view(rows * cols, n_repeats, num_classes)
-    accuracy_drop = (baseline == labels).double().mean() - (predictions == labels).double().mean(1)
-    accuracy_drop = accuracy_drop.view(rows * cols, n_repeats).cpu().numpy()
+    recall = (hits @ one_hot) / one_hot.sum(0).clamp_min(1)  # (1 + P, classes)
+    class_drop = (recall[0] - recall[1:]).view(rows * cols, n_repeats, num_classes)
+    accuracy = hits.mean(1)
+    accuracy_drop = (accuracy[0] - accuracy[1:]).view(rows * cols, n_repeats).cpu().numpy()
     return {
         "patch": patch,
         "n_samples": len(images),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -55,17 +55,11 @@ def _opened(module: nn.Module) -> bool:
 def logits_modules(net: nn.Module, example: Tensor) -> list[str]:
     """The modules whose output is the network's output for ``example``, innermost first."""
     outputs: list[tuple[str, object]] = []
-    handles = [
-        module.register_forward_hook(lambda _, args, out, name=name: outputs.append((name, out)))
-        for name, module in net.named_modules()
-        if name
-    ]
-    try:
-        with evaluating(net):
-            logits = net(example)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with ExitStack() as hooks, evaluating(net):
+        for name, module in list(net.named_modules())[1:]:  # all but the network itself
+            record = lambda _, args, out, name=name: outputs.append((name, out))  # noqa: E731
+            hooks.enter_context(module.register_forward_hook(record))
+        logits = net(example)
     return [
         name
         for name, out in outputs
@@ -134,15 +128,12 @@ def layer_outputs(
             out.detach().clone() if isinstance(out, Tensor) else out
         )
 
-    handles = [modules[name].register_forward_hook(keep(name)) for name in dict.fromkeys(layers)]
     chunks = inputs.split(rows)
-    try:
-        with evaluating(net):
-            for chunk in chunks:
-                net(chunk)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with ExitStack() as hooks, evaluating(net):
+        for name in dict.fromkeys(layers):
+            hooks.enter_context(modules[name].register_forward_hook(keep(name)))
+        for chunk in chunks:
+            net(chunk)
     captured, skipped = {}, {}
     for name in layers:
         problem = _output_problem(seen[name], len(chunks), len(chunks[0]))
