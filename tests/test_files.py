@@ -103,7 +103,7 @@ WRITERS = {
     "report.md": lambda path: Report(path.parent, "A report").write(),
     "report_figure.png": lambda path: Report(path.parent, "r").figure(_figure(), path.stem, "c"),
     "callback_figure.png": lambda path: save_figure(
-        SimpleNamespace(loggers=[]), _figure(), path, "tag", 0
+        SimpleNamespace(loggers=[], current_epoch=0), _figure(), path, "tag"
     ),  # fmt: skip
     "metrics.json": lambda path: write_json(path, {"test/acc": 0.5}),
 }

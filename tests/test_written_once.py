@@ -56,7 +56,8 @@ def test_reports_and_callbacks_write_pngs_at_their_resolutions(tmp_path: Path) -
     report = Report(tmp_path / "report", title="t")
     figures = a_figure(), a_figure()
     report.figure(figures[0], "f", "caption")
-    save_figure(SimpleNamespace(loggers=[]), figures[1], tmp_path / "callback.png", "tag", 0)
+    trainer = SimpleNamespace(loggers=[], current_epoch=0)
+    save_figure(trainer, figures[1], tmp_path / "callback.png", "tag")
     assert not any(plt.fignum_exists(f.number) for f in figures)  # both closed their figure
     for path, dpi in ((tmp_path / "report" / "f.png", 110), (tmp_path / "callback.png", 100)):
         with Image.open(path) as png:

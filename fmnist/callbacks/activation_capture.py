@@ -61,13 +61,7 @@ class ActivationCapture(Guest):
                 figure = feature_map_grid(
                     images.cpu(), output, titles, range(min(self.channels, output.shape[1])), layer
                 )
-                save_figure(
-                    trainer,
-                    figure,
-                    folder / f"{name}_{layer}.png",
-                    f"activations/{layer}",
-                    trainer.current_epoch,
-                )
+                save_figure(trainer, figure, folder / f"{name}_{layer}.png", f"activations/{layer}")
         write_json(folder / f"{name}_stats.json", stats)
         log.info("Activations of %s written to %s", list(activations), folder)
         return stats

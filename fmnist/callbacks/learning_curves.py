@@ -48,13 +48,8 @@ class LearningCurves(Guest):
         write_json(
             folder / "learning_curves.json", {"history": self.history, "generalisation_gap": gap}
         )
-        save_figure(
-            trainer,
-            learning_curves(self.history),
-            folder / "learning_curves.png",
-            "learning_curves",
-            trainer.current_epoch,
-        )
+        figure = learning_curves(self.history)
+        save_figure(trainer, figure, folder / "learning_curves.png", "learning_curves")
         if gap is not None:
             log.info("Final generalisation gap (train acc - val acc): %.2f pp", 100 * gap)
 

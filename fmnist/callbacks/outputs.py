@@ -47,10 +47,11 @@ def log_figure(
             logger.log_image(key=tag, images=[str(path)], step=step)
 
 
-def save_figure(trainer: L.Trainer, figure: Figure, path: Path, tag: str, step: int) -> Path:
-    """Write ``figure`` as a PNG, give it to every logger of the run under ``tag``, close it."""
+def save_figure(trainer: L.Trainer, figure: Figure, path: Path, tag: str) -> Path:
+    """Write ``figure`` as a PNG, give it to every logger of the run under ``tag`` at the
+    current epoch, close it."""
     write_figure(path, figure, dpi=100)
-    log_figure(trainer.loggers, figure, path, tag, step)
+    log_figure(trainer.loggers, figure, path, tag, trainer.current_epoch)
     plt.close(figure)
     return path
 

@@ -72,13 +72,8 @@ class PermutationImportance(Guest):
         write_json(folder / "importance.json", result)
         if not result["layers"]:
             return
-        save_figure(
-            trainer,
-            importance_bars(result),
-            folder / "importance.png",
-            "permutation_importance",
-            trainer.current_epoch,
-        )
+        figure = importance_bars(result)
+        save_figure(trainer, figure, folder / "importance.png", "permutation_importance")
         title = f"Permutation importance ({self.split}, {len(index)} images, final weights)"
         print_table(title, IMPORTANCE_HEADER, importance_rows(result), left={"layer"})
         log.info("Permutation importance took %.1f s", result["seconds"])

@@ -24,9 +24,7 @@ def class_balance(counts_by_split: dict[str, np.ndarray], class_names: Sequence[
         bars = ax.bar(x + (i - (len(counts_by_split) - 1) / 2) * width, counts, width, label=split)
         ax.bar_label(bars, fontsize=7)
     ax.set_xticks(x, class_names, rotation=30, ha="right")
-    ax.set_xlabel("class")
-    ax.set_ylabel("images")
-    ax.set_title("Class balance per split")
+    ax.set(xlabel="class", ylabel="images", title="Class balance per split")
     ax.legend(title="split")
     return fig
 
@@ -65,8 +63,7 @@ def random_pixel_distributions(
             str(i + 1), (col, row), color="tab:red", xytext=(3, 3), textcoords="offset points"
         )
     axes[0].set_title("pixel locations\n(on the mean image)", fontsize=9)
-    axes[0].set_xlabel("column")
-    axes[0].set_ylabel("row")
+    axes[0].set(xlabel="column", ylabel="row")
     edges = np.linspace(0, 256, bins + 1)
     for i, (ax, per_class) in enumerate(zip(axes[1:], values, strict=True)):
         shares = np.stack(
@@ -116,10 +113,8 @@ def class_images(
     for k, name in enumerate(class_names):
         x, y = (k % cols + 0.5) * width, (k // cols) * (strip + height) + strip / 2
         ax.text(x, y, name, ha="center", va="center", fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xticks=[], yticks=[], title=title)
     fig.colorbar(shown, ax=ax, shrink=0.8, label=colorbar_label)
-    ax.set_title(title)
     return fig
 
 
@@ -165,8 +160,7 @@ def sample_grid(grid: np.ndarray, class_names: Sequence[str]) -> Figure:
         ax.axhline(k * height - 0.5, color="lightgray", linewidth=0.8)
     for k in range(1, per_class):
         ax.axvline(k * width - 0.5, color="lightgray", linewidth=0.8)
-    ax.set_xlabel("example")
-    ax.set_title("Random examples per class (seeded)")
+    ax.set(xlabel="example", title="Random examples per class (seeded)")
     return fig
 
 
@@ -178,16 +172,12 @@ def explained_variance(ratios: dict[str, np.ndarray], show: int = 100) -> Figure
         k = np.arange(1, min(show, len(ratio)) + 1)
         left.plot(k, 100 * ratio[: len(k)], marker=".", markersize=3, label=name)
         right.plot(np.arange(1, len(ratio) + 1), 100 * np.cumsum(ratio), label=name)
-    left.set_yscale("log")
-    left.set_xlabel("principal component")
-    left.set_ylabel("explained variance (%)")
+    left.set(yscale="log", xlabel="principal component", ylabel="explained variance (%)")
     left.set_title(f"Each component (first {show})")
     for level in (90, 95):
         right.axhline(level, color="gray", linestyle=":", linewidth=1)
-    right.set_xscale("log")
-    right.set_xlabel("number of components (log scale)")
-    right.set_ylabel("cumulative explained variance (%)")
-    right.set_title("Cumulative (dotted: 90% and 95%)")
+    right.set(xscale="log", title="Cumulative (dotted: 90% and 95%)")
+    right.set(xlabel="number of components (log scale)", ylabel="cumulative explained variance (%)")
     for ax in (left, right):
         ax.legend(title="preprocessing")
     fig.suptitle("PCA explained variance")
@@ -238,8 +228,7 @@ def principal_components(
             limit = float(np.abs(component).max()) or 1.0
             ax.imshow(component.reshape(shape), cmap="RdBu_r", vmin=-limit, vmax=limit)
             ax.set_title(f"PC{k + 1}\n{100 * ratios[name][k]:.1f}%", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
         axes[r, 0].set_ylabel(name, fontsize=8)
     fig.suptitle("Top principal components as images (red: positive weight, blue: negative)")
     fig.tight_layout()
@@ -252,9 +241,7 @@ def embedding_map(
     """A 2-D embedding (t-SNE) coloured by class with a legend."""
     fig, ax = plt.subplots(figsize=(8, 6.5))
     class_scatter(ax, points, labels, class_names)
-    ax.set_xlabel("t-SNE dimension 1")
-    ax.set_ylabel("t-SNE dimension 2")
-    ax.set_title(title)
+    ax.set(xlabel="t-SNE dimension 1", ylabel="t-SNE dimension 2", title=title)
     ax.legend(loc="center left", bbox_to_anchor=(1, 0.5), markerscale=5, title="class")
     fig.tight_layout()
     return fig

@@ -8,45 +8,54 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor
 
 
-def _montage(images: Tensor, maps: Tensor, channels: Sequence[int], pad: int = 2) -> np.ndarray:
-    """One array: a row per image, its input then the maps of ``channels``, each tile scaled
-    to 0-1 and resized to 28x28. A single ``imshow`` instead of one axes per tile: figures
-    with ~100 axes took seconds each to draw, which mattered inside a training run."""
-    import torch
-    import torch.nn.functional as F
+def montage_figure(
+    tiles: np.ndarray,
+    row_names: Sequence[str],
+    col_names: Sequence[str],
+    figsize: tuple[float, float],
+    fontsize: float,
+    cmap: str,
+    **imshow: Any,
+) -> Figure:
+    """Tiles (rows, cols, H, W) as one image, each framed by 2 NaN pixels drawn white, named
+    by the ticks. A single ``imshow`` instead of one axes per tile: figures with ~100 axes
+    took seconds each to draw, which mattered inside a training run."""
+    rows, cols, h, w = tiles.shape
+    tile_h, tile_w = h + 4, w + 4
+    padded = np.full((rows, cols, tile_h, tile_w), np.nan)
+    padded[:, :, 2:-2, 2:-2] = tiles
+    montage = padded.transpose(0, 2, 1, 3).reshape(rows * tile_h, cols * tile_w)
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    colors = plt.get_cmap(cmap).with_extremes(bad="white")
+    ax.imshow(montage, cmap=colors, interpolation="nearest", **imshow)
+    ax.set_frame_on(False)
+    ax.set_yticks([tile_h * (r + 0.5) for r in range(rows)], list(row_names), fontsize=fontsize)
+    ax.set_xticks([tile_w * (c + 0.5) for c in range(cols)], list(col_names), fontsize=fontsize)
+    ax.tick_params(length=0)
+    return fig
 
+
+def _maps_figure(
+    images: Tensor, maps: Tensor, channels: Sequence[int], row_names: Sequence[str], col_names
+) -> Figure:
+    """A row per image: its input, then the maps of ``channels`` resized to 28x28, each tile
+    scaled to 0-1."""
     size = images.shape[-1]
     tiles = [images.reshape(len(images), 1, size, size).float()]
     for channel in channels:
         tile = maps[:, channel : channel + 1].float()
         tiles.append(F.interpolate(tile, size=(size, size), mode="nearest"))
     grid = torch.cat(tiles, 1)  # (rows, cols, size, size)
-    low = grid.amin((2, 3), keepdim=True)
-    high = grid.amax((2, 3), keepdim=True)
-    grid = (grid - low) / (high - low).clamp_min(1e-8)
-    grid = F.pad(grid, (pad, pad, pad, pad), value=float("nan"))  # drawn white: tile gaps
-    rows, cols, h, w = grid.shape
-    return grid.permute(0, 2, 1, 3).reshape(rows * h, cols * w).numpy()
-
-
-def _montage_figure(
-    images: Tensor, maps: Tensor, channels: Sequence[int], row_names: Sequence[str], col_names
-) -> Figure:
-    montage = _montage(images, maps, channels)
-    rows, cols = len(images), len(channels) + 1
-    fig, ax = plt.subplots(figsize=(0.75 * cols + 1.2, 0.75 * rows + 0.6), layout="constrained")
-    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
-    ax.imshow(montage, cmap=cmap, interpolation="nearest")
-    ax.set_frame_on(False)
-    tile_h, tile_w = montage.shape[0] / rows, montage.shape[1] / cols
-    ax.set_yticks([tile_h * (r + 0.5) for r in range(rows)], list(row_names), fontsize=6)
-    ax.set_xticks([tile_w * (c + 0.5) for c in range(cols)], list(col_names), fontsize=6)
-    ax.tick_params(length=0)
-    return fig
+    low, high = grid.amin((2, 3), keepdim=True), grid.amax((2, 3), keepdim=True)
+    scaled = ((grid - low) / (high - low).clamp_min(1e-8)).numpy()
+    figsize = (0.75 * len(tiles) + 1.2, 0.75 * len(images) + 0.6)
+    return montage_figure(scaled, row_names, col_names, figsize, 6, "viridis")
 
 
 def feature_map_grid(
@@ -59,7 +68,7 @@ def feature_map_grid(
     """One row per image: the input, then the feature maps of ``channels`` (default: first 8),
     each scaled to its own range."""
     channels = list(channels) if channels is not None else list(range(min(8, activations.shape[1])))
-    fig = _montage_figure(
+    fig = _maps_figure(
         images, activations, channels, titles, ["input"] + [f"ch {c}" for c in channels]
     )
     fig.suptitle(f"Feature maps of {layer}" if layer else "Feature maps", fontsize=9)
@@ -107,7 +116,7 @@ def top_channels_figure(
     means = layer_result[metric]["importances_mean"]
     stds = layer_result[metric]["importances_std"]
     names = ["input"] + [f"ch {c}\n{100 * means[c]:.1f}±{100 * stds[c]:.1f}" for c in channels]
-    fig = _montage_figure(images, activations, channels, [""] * len(images), names)
+    fig = _maps_figure(images, activations, channels, [""] * len(images), names)
     fig.suptitle(f"{layer}: top channels by {metric} drop (pp)", fontsize=9)
     return fig
 
@@ -120,7 +129,7 @@ def region_heatmaps(result: dict[str, Any], class_names: Sequence[str]) -> Figur
     for ax, name, heat in zip(axes.flat, class_names, maps, strict=False):
         image = ax.imshow(heat, cmap="magma", vmin=0, vmax=vmax)
         ax.set_title(name, fontsize=8)
-        ax.set_xticks([]), ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="recall drop (pp)")
     fig.suptitle(f"Input-region importance ({result['patch']}x{result['patch']} patches)")
     return fig

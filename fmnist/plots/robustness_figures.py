@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from fmnist.plots.model_figures import montage_figure
+
 
 def accuracy_heatmap(
     table: np.ndarray, row_names: Sequence[str], title: str = "Accuracy under corruption"
@@ -31,22 +33,10 @@ def accuracy_heatmap(
 
 
 def corruption_examples(
-    examples: np.ndarray, row_names: Sequence[str], col_names: Sequence[str], pad: int = 2
+    examples: np.ndarray, row_names: Sequence[str], col_names: Sequence[str]
 ) -> Figure:
     """A grid of images (rows, columns, H, W) on the 0-255 scale, NaN for none: one row per
-    corruption, columns e.g. the clean image and each severity. One ``imshow`` of a montage,
-    so the figure draws fast."""
-    rows, cols, h, w = examples.shape
-    grid = np.pad(
-        examples.astype(float), ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=np.nan
-    )
-    montage = grid.transpose(0, 2, 1, 3).reshape(rows * (h + 2 * pad), cols * (w + 2 * pad))
-    fig, ax = plt.subplots(figsize=(0.62 * cols + 1.4, 0.62 * rows + 0.5), layout="constrained")
-    cmap = plt.get_cmap("gray").with_extremes(bad="white")
-    ax.imshow(montage, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
-    ax.set_frame_on(False)
-    tile_h, tile_w = h + 2 * pad, w + 2 * pad
-    ax.set_yticks([tile_h * (r + 0.5) for r in range(rows)], list(row_names), fontsize=7)
-    ax.set_xticks([tile_w * (c + 0.5) for c in range(cols)], list(col_names), fontsize=7)
-    ax.tick_params(length=0)
-    return fig
+    corruption, columns e.g. the clean image and each severity."""
+    rows, cols = examples.shape[:2]
+    figsize = (0.62 * cols + 1.4, 0.62 * rows + 0.5)
+    return montage_figure(examples, row_names, col_names, figsize, 7, "gray", vmin=0, vmax=255)
