@@ -14,6 +14,7 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
+from fmnist.analysis.baselines import preprocessed
 from fmnist.data.pixels import fit_statistics
 from fmnist.errors import ConfigError
 from fmnist.models.preprocess import Preprocess
@@ -32,8 +33,7 @@ def preprocess(images: np.ndarray, normalize: str, fit_images: np.ndarray) -> np
     # The models' own preprocessing, with the same fit on the training split.
     preprocess = Preprocess(normalize, flatten=True)
     preprocess.set_statistics(*fit_statistics(torch.from_numpy(fit_images), normalize))
-    with torch.no_grad():
-        return preprocess(torch.from_numpy(images)).numpy()
+    return preprocessed(torch.from_numpy(images), preprocess)
 
 
 def fit_pca(features: np.ndarray, n_components: int | None = None, seed: int = 0) -> PCA:

@@ -70,17 +70,15 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     corruption (lowest accuracy over its severities)."""
     corruption_acc = {name: float(np.mean(accs)) for name, accs in result["accuracy"].items()}
     mean = float(np.mean(list(corruption_acc.values())))
-    worst = {}
-    for i, class_name in enumerate(CLASS_NAMES):  # a class without images has NaN: never worst
-        name = min(
-            result["class_accuracy"],
-            key=lambda n: np.nan_to_num(result["class_accuracy"][n][i], nan=np.inf),
+    names = list(result["class_accuracy"])
+    table = np.array([result["class_accuracy"][name] for name in names])  # (corruptions, classes)
+    lowest = np.nan_to_num(table, nan=np.inf).argmin(0)  # a class without images: NaN, never worst
+    worst = {
+        class_name: {"corruption": names[k], "acc": float(table[k, i]), "clean_acc": clean}
+        for i, (class_name, k, clean) in enumerate(
+            zip(CLASS_NAMES, lowest, result["class_clean_acc"], strict=True)
         )
-        worst[class_name] = {
-            "corruption": name,
-            "acc": result["class_accuracy"][name][i],
-            "clean_acc": result["class_clean_acc"][i],
-        }
+    }
     return {
         "corruption_acc": corruption_acc,
         "mean_corruption_acc": mean,

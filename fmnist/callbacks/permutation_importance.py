@@ -55,15 +55,9 @@ class PermutationImportance(Guest):
         data = trainer.datamodule.split(self.split)
         index = evaluation_subset(len(data), self.samples, self.seed)
         inputs = model_inputs(module, data.images[index])
-        was_training = module.net.training
+        labels, was_training = data.labels[index].to(module.device), module.net.training
         result = permutation_importance(
-            module.net,
-            inputs,
-            data.labels[index].to(module.device),
-            self.layers,
-            self.n_repeats,
-            self.share,
-            self.seed,
+            module.net, inputs, labels, self.layers, self.n_repeats, self.share, self.seed
         )
         module.net.train(was_training)
         result["split"] = self.split

@@ -12,8 +12,6 @@ from matplotlib.figure import Figure
 
 import fmnist.plots  # noqa: F401  (selects the Agg backend before any figure is made)
 
-CLASS_COLORS = plt.get_cmap("tab10").colors
-
 
 def class_balance(counts_by_split: dict[str, np.ndarray], class_names: Sequence[str]) -> Figure:
     """Grouped bars: images per class in each split."""
@@ -190,8 +188,8 @@ def class_scatter(
 ) -> None:
     """Scatter ``points`` on ``ax`` coloured by class (small markers, drawn in a fixed order)."""
     for c, name in enumerate(class_names):
-        mine = labels == c
-        ax.scatter(*points[mine].T, s=2, alpha=0.5, color=CLASS_COLORS[c], label=name)
+        color = plt.get_cmap("tab10").colors[c]
+        ax.scatter(*points[labels == c].T, s=2, alpha=0.5, color=color, label=name)
 
 
 def pca_projection(
