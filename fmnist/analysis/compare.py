@@ -94,10 +94,9 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemar:
 def per_class_recall(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
     """Recall of each class (NaN for a class with no images)."""
     labels, predicted = np.asarray(labels), np.asarray(predicted)
-    support = np.bincount(labels, minlength=n_classes).astype(float)
+    support = np.bincount(labels, minlength=n_classes)
     hits = np.bincount(labels[labels == predicted], minlength=n_classes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(support > 0, hits / support, np.nan)
+    return np.divide(hits, support, out=np.full(len(support), np.nan), where=support > 0)
 
 
 def ensemble_predictions(probabilities: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
