@@ -366,11 +366,9 @@ def upright_angle(region: np.ndarray) -> float:
     return float(UPRIGHT_ANGLES[best]) if area[best] < UPRIGHT_GAIN * area[level] else 0.0
 
 
-def sharpen_float(tile: np.ndarray, amount: float | None = None) -> np.ndarray:
+def sharpen_float(tile: np.ndarray, amount: float) -> np.ndarray:
     """Step 4 on float contrast: ``(1 + amount) * tile - amount * blur(tile)`` with the 3x3
-    Gaussian of sigma 1.0 (``amount``: :data:`SHARPEN_AMOUNT` when None); edge pixels are
-    left as they are, as PIL leaves them."""
-    amount = SHARPEN_AMOUNT if amount is None else amount
+    Gaussian of sigma 1.0; edge pixels are left as they are, as PIL leaves them."""
     if amount == 0 or min(tile.shape) < 3:
         return tile
     from scipy import ndimage
@@ -381,29 +379,8 @@ def sharpen_float(tile: np.ndarray, amount: float | None = None) -> np.ndarray:
     return out
 
 
-def contrast_tile(
-    contrast: np.ndarray, box: tuple[int, int, int, int] | None, sharpen_amount: float
-) -> np.ndarray:
-    """Steps 2-5 and the stretch on float contrast (item light, background 0): crop to
-    ``box`` (top, bottom, left, right), subsample, sharpen, centre on black, brightest -> 255."""
-    if box is not None:
-        top, bottom, left, right = box
-        contrast = contrast[top:bottom, left:right]
-    small = np.asarray(
-        subsample(Image.fromarray(np.ascontiguousarray(contrast)), resample=RESAMPLE), np.float32
-    )
-    small = np.clip(sharpen_float(small, sharpen_amount), 0, None)
-    tile = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
-    top, left = (IMAGE_SIZE - small.shape[0]) // 2, (IMAGE_SIZE - small.shape[1]) // 2
-    tile[top : top + small.shape[0], left : left + small.shape[1]] = small
-    peak = float(tile.max())
-    if peak > 0:
-        tile *= 255.0 / peak
-    return np.clip(tile + 0.5, 0, 255).astype(np.uint8)
-
-
 def separate_background(
-    rgb: np.ndarray, trim_edges: bool = True, sharpen_amount: float | None = None
+    rgb: np.ndarray, trim_edges: bool = True, sharpen_amount: float = SHARPEN_AMOUNT
 ) -> Conversion | str:
     """The tile of an item on any smooth background (see the comment above :data:`REMOVED`),
     or the reason it cannot be separated (one of :data:`NOT_SEPARATED`)."""
@@ -429,24 +406,33 @@ def separate_background(
 
 
 def item_tile(
-    item: np.ndarray, region: np.ndarray, trim_edges: bool, sharpen_amount: float | None
+    item: np.ndarray, region: np.ndarray, trim_edges: bool, sharpen_amount: float
 ) -> np.ndarray:
     """The tile of an item's contrast (float, 0 outside ``region``): set upright, trimmed to
-    its box, then :func:`contrast_tile`."""
+    its box, subsampled, sharpened, centred on black, brightest -> 255."""
     angle = upright_angle(region)
     if angle:  # turned on the table: set upright, as the dataset's items stand
         item = np.asarray(
             Image.fromarray(item).rotate(angle, Image.Resampling.BILINEAR, expand=True), np.float32
         )
         region = item > 0
-    box = None
     if trim_edges:
         # Rows and columns above BOX_SHARE of the peak: a soft shadow beside the item is left out.
         strong = region & (item > BOX_SHARE * np.percentile(item[region], 99))
         strong = strong if strong.any() else region
         rows, cols = np.flatnonzero(strong.any(1)), np.flatnonzero(strong.any(0))
-        box = (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
-    return contrast_tile(item, box, sharpen_amount)
+        item = item[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    small = np.asarray(
+        subsample(Image.fromarray(np.ascontiguousarray(item)), resample=RESAMPLE), np.float32
+    )
+    small = np.clip(sharpen_float(small, sharpen_amount), 0, None)
+    tile = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    top, left = (IMAGE_SIZE - small.shape[0]) // 2, (IMAGE_SIZE - small.shape[1]) // 2
+    tile[top : top + small.shape[0], left : left + small.shape[1]] = small
+    peak = float(tile.max())
+    if peak > 0:
+        tile *= 255.0 / peak
+    return np.clip(tile + 0.5, 0, 255).astype(np.uint8)
 
 
 def on_white(image: np.ndarray) -> np.ndarray:
@@ -458,7 +444,7 @@ def on_white(image: np.ndarray) -> np.ndarray:
 
 
 def cutout_tile(
-    rgba: np.ndarray, trim_edges: bool = True, sharpen_amount: float | None = None
+    rgba: np.ndarray, trim_edges: bool = True, sharpen_amount: float = SHARPEN_AMOUNT
 ) -> Conversion | str:
     """The tile of an item cut out on a transparent background, or why not (one of
     :data:`NOT_SEPARATED`): the alpha channel says where the item is, exactly, whatever its
@@ -484,7 +470,7 @@ def convert(
     image: np.ndarray,
     invert: bool | str = "auto",
     trim_edges: bool = True,
-    sharpen_amount: float | None = None,
+    sharpen_amount: float = SHARPEN_AMOUNT,
 ) -> Conversion:
     """Any uint8 image, (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA -> its tile and what
     its background was.

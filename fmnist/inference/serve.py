@@ -107,30 +107,26 @@ class Budget:
 
 
 @contextmanager
-def image_errors() -> Iterator[None]:
-    """The decoder's errors as 413 and 415 answers."""
+def image_errors(items: list[tuple[str, bytes]], index: int) -> Iterator[None]:
+    """The decoder's errors as 413 and 415 answers; an error about one of several images
+    names it."""
     try:
         yield
     except ImageTooLargeError as exc:
-        raise RequestError(413, f"The image has {exc}.") from None
+        error = RequestError(413, f"The image has {exc}.")
     except NotAnImageError as exc:
-        raise RequestError(
+        error = RequestError(
             415,
             f"Not an image that can be read ({exc}): send a PNG, JPEG, GIF, BMP, TIFF or "
             "WebP file.",
-        ) from None
-
-
-@contextmanager
-def naming(items: list[tuple[str, bytes]], index: int) -> Iterator[None]:
-    """A request error about one of several images names it."""
-    try:
-        yield
+        )
     except RequestError as exc:
-        if len(items) == 1:
-            raise
-        name = items[index][0]
-        raise RequestError(exc.status, f"image {index + 1} ({name}): {exc}") from None
+        error = exc
+    else:
+        return
+    if len(items) > 1:
+        error = RequestError(error.status, f"image {index + 1} ({items[index][0]}): {error}")
+    raise error from None
 
 
 def check_budget(items: list[tuple[str, bytes]], max_pixels: int) -> None:
@@ -138,7 +134,7 @@ def check_budget(items: list[tuple[str, bytes]], max_pixels: int) -> None:
     their headers, before a pixel is decoded (a JPEG counts at its reduced draft)."""
     total = 0
     for index, (_, data) in enumerate(items):
-        with naming(items, index), image_errors():
+        with image_errors(items, index):
             total += header_pixels(data)
     if total > max_pixels:
         raise RequestError(
@@ -159,8 +155,7 @@ def convert_image(name: str, data: bytes, limits: Limits, budget: Budget) -> lis
     """One image -> {"source", "tile", "background"} per frame (``name#k`` for the frames of
     an animated image, as prediction names them), by the decoder and conversion prediction
     uses; its frames and pixels are spent from ``budget``."""
-    with image_errors():
-        decoded = decode_image(data, max_frames=budget.images, budget=budget.pixels)
+    decoded = decode_image(data, max_frames=budget.images, budget=budget.pixels)
     if decoded.left_out:
         raise RequestError(
             413, f"The image has {decoded.left_out}: send at most {limits.max_images} images."
@@ -225,8 +220,6 @@ async def form_images(
         ) as form:
             files = [v for _, v in form.multi_items() if hasattr(v, "read")]
             return [(f.filename or f"file {i + 1}", await f.read()) for i, f in enumerate(files)]
-    except RequestError:
-        raise
     except Exception as exc:  # starlette's MultiPartException and parser errors
         raise RequestError(400, f"The multipart form could not be read ({exc}).") from None
 
@@ -236,7 +229,9 @@ async def body_images(
 ) -> list[tuple[str, bytes]]:
     """The images of a request body, by its content type: a form, JSON (parsed by ``run``,
     off the event loop), or one raw image."""
-    content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
+    from starlette.datastructures import Headers
+
+    content_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         items = await form_images(scope, receive, body, limits)
     elif content_type == "application/json":
@@ -252,10 +247,6 @@ async def body_images(
     if len(items) > limits.max_images:
         raise too_many(len(items), limits.max_images)
     return items
-
-
-def _header(scope: Message, name: bytes) -> str:
-    return next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == name), "")
 
 
 async def respond(scope: Message, receive: Receive, send: Send, error: RequestError) -> None:
@@ -287,8 +278,9 @@ async def read_body(scope: Message, receive: Receive, max_bytes: int, timeout: f
     - 400 when the body ends, the client having closed its side, before the length it declared.
     """
     import anyio
+    from starlette.datastructures import Headers
 
-    declared = _header(scope, b"content-length")
+    declared = Headers(scope=scope).get("content-length", "")
     declared_size = int(declared) if declared.isdigit() else None
     if declared_size is not None and declared_size > DRAIN_FACTOR * max_bytes:
         raise _too_large(max_bytes)
@@ -321,16 +313,12 @@ async def read_body(scope: Message, receive: Receive, max_bytes: int, timeout: f
 
 
 class ImageBodies:
-    """ASGI middleware in front of ``POST <path>``: turns any accepted body into the JSON the
-    inference worker reads (``{"images": [{"source", "tile", "background"}]}``, tiles as base64
-    PNGs), or answers a 4xx or 503 with ``{"detail": message}`` itself. Other requests pass
-    through.
-
-    Everything that costs CPU (parsing JSON, reading headers, decoding and converting) runs in
-    ``limits.workers`` threads, one image per job: the jobs of concurrent requests take turns
-    (anyio's limiter is first come, first served), so a small request waits for one image of
-    each large one, not for whole requests. At most ``limits.max_pending`` requests are taken
-    on, and each has ``limits.deadline`` seconds; past either, 503 with ``Retry-After``."""
+    """ASGI middleware in front of ``POST <path>`` (see the module's docstring): forwards the
+    JSON the inference worker reads (``{"images": [{"source", "tile", "background"}]}``, tiles
+    as base64 PNGs) or answers ``{"detail": message}`` itself. Its CPU work (parsing JSON,
+    reading headers, decoding, converting) runs in ``limits.workers`` threads, one image per
+    job, first come first served (anyio's limiter): a small request waits for one image of
+    each large one, not for whole requests."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], path: str, limits: Limits) -> None:
         self.app, self.path, self.limits = app, path, limits
@@ -357,24 +345,23 @@ class ImageBodies:
             )
             images = await self.within_deadline(scope, receive, body)
         except RequestError as exc:
-            await respond(scope, receive, send, exc)
-            return
+            error = exc
         except ImportError as exc:  # the server's install lacks a package: say so, not "bad image"
-            error = MissingPackageError.from_import(exc, "Converting images")
-            log.error("%s", error)
-            await respond(scope, receive, send, RequestError(500, str(error)))
-            return
+            missing = MissingPackageError.from_import(exc, "Converting images")
+            log.error("%s", missing)
+            error = RequestError(500, str(missing))
         except Exception as exc:  # a bug here must not become a 500 without a word
             log.exception("Could not read a request")
-            message = f"The request could not be read ({exc})."
-            await respond(scope, receive, send, RequestError(400, message))
+            error = RequestError(400, f"The request could not be read ({exc}).")
+        else:
+            forwarded = json.dumps({"images": images}).encode()
+            scope = {**scope, "headers": list(scope["headers"])}
+            headers = MutableHeaders(scope=scope)  # edits the copy's list in place
+            headers["content-type"] = "application/json"
+            headers["content-length"] = str(len(forwarded))
+            await self.app(scope, replay_then(forwarded, receive), send)
             return
-        forwarded = json.dumps({"images": images}).encode()
-        scope = {**scope, "headers": list(scope["headers"])}
-        headers = MutableHeaders(scope=scope)  # edits the copy's list in place
-        headers["content-type"] = "application/json"
-        headers["content-length"] = str(len(forwarded))
-        await self.app(scope, replay_then(forwarded, receive), send)
+        await respond(scope, receive, send, error)
 
     async def within_deadline(
         self, scope: Message, receive: Receive, body: bytes
@@ -392,7 +379,7 @@ class ImageBodies:
                 await self.run(check_budget, items, limits.max_pixels)
                 budget, images = Budget(limits.max_images, limits.max_pixels), []
                 for index, (name, data) in enumerate(items):
-                    with naming(items, index):
+                    with image_errors(items, index):
                         images += await self.run(convert_image, name, data, limits, budget)
                 return images
         finally:
@@ -425,13 +412,6 @@ def answer(prediction: Prediction, tile: str) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Batch:
-    """The requests of one LitServe batch, each a list of (source, tile, png, background)."""
-
-    requests: list[list[tuple[str, np.ndarray, str, str | None]]]
-
-
 class FashionMNISTAPI(LitAPI):  # type: ignore[misc, valid-type]
     """The model in LitServe's inference worker: valid tiles in (see :class:`ImageBodies`),
     answers out; the images of concurrent requests are predicted as one batch."""
@@ -461,11 +441,11 @@ class FashionMNISTAPI(LitAPI):  # type: ignore[misc, valid-type]
             for item in request["images"]
         ]
 
-    def batch(self, inputs: list[list[tuple[str, np.ndarray, str, str | None]]]) -> Batch:
-        return Batch(list(inputs))
-
-    def predict(self, x: Batch | list[tuple[str, np.ndarray, str, str | None]]) -> list[Any]:
-        requests = x.requests if isinstance(x, Batch) else [x]
+    def predict(self, x: list[Any]) -> list[Any]:
+        """One request's images, or (batched: LitAPI's default ``batch`` keeps the list) a
+        list of requests."""
+        batched = isinstance(x[0], list)
+        requests = x if batched else [x]
         flat = [item for request in requests for item in request]
         tiles = torch.from_numpy(np.stack([tile for _, tile, *_ in flat]))
         probabilities, scores = predict_with_ood(self.module, self.detector, tiles, len(flat))
@@ -476,7 +456,7 @@ class FashionMNISTAPI(LitAPI):  # type: ignore[misc, valid-type]
         answers = [answer(p, png) for p, (_, _, png, _) in zip(predictions, flat, strict=True)]
         remaining = iter(answers)
         per_request = [list(itertools.islice(remaining, len(request))) for request in requests]
-        return per_request if isinstance(x, Batch) else per_request[0]
+        return per_request if batched else per_request[0]
 
     def unbatch(self, output: list[Any]) -> list[Any]:
         return output
@@ -485,15 +465,10 @@ class FashionMNISTAPI(LitAPI):  # type: ignore[misc, valid-type]
         return {"predictions": output}
 
 
-def page() -> str:
-    """The one static page, shipped in the package."""
-    from importlib.resources import files
-
-    return files("fmnist.inference").joinpath("static/index.html").read_text(encoding="utf-8")
-
-
 def build_server(cfg: DictConfig) -> Any:
     """The LitServer: the API, the request middleware and the page at ``GET /``."""
+    from importlib.resources import files
+
     from starlette.responses import HTMLResponse
 
     limits = Limits(**{field.name: cfg[field.name] for field in fields(Limits)})
@@ -510,7 +485,7 @@ def build_server(cfg: DictConfig) -> Any:
         timeout=cfg.timeout,
         middlewares=[(ImageBodies, {"path": api.api_path, "limits": limits})],
     )
-    html = page()
+    html = files("fmnist.inference").joinpath("static/index.html").read_text(encoding="utf-8")
     routes = server.app.router.routes  # LitServe answers GET / with "litserve running"
     routes[:] = [route for route in routes if getattr(route, "path", None) != "/"]
     server.app.add_api_route("/", lambda: HTMLResponse(html), methods=["GET"])
