@@ -29,16 +29,6 @@ from typing import Any
 MAX_HEADER_BYTES = 64 * 1024
 
 
-def raw_answer(status: int, detail: str) -> bytes:
-    """A whole HTTP/1.1 answer with a JSON ``detail``, for a connection with no request cycle."""
-    body = json.dumps({"detail": detail}).encode()
-    head = (
-        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    )
-    return head.encode() + body
-
-
 def guarded_protocol(read_timeout: float, per_client: int) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol class, guarded as the module's docstring says (pass it as
     uvicorn's ``http=``). The HTTP processes are forked from the one that calls this."""
@@ -65,23 +55,18 @@ class ConnectionGuard:
         self.deadline: asyncio.TimerHandle | None = None
         self.host = self.client[0] if self.client else ""
         held = self.clients.setdefault(self.host, [])
-        if len(held) >= self.per_client and not self.make_room(held):
-            self.host = None  # not counted
-            busy = f"{len(held)} connections from your address are busy, the most one"
-            self.answer_and_close(429, f"{busy} client may hold: wait for one.")
-            return
+        if len(held) >= self.per_client:  # make room: close the oldest idle connection
+            idle = next((c for c in held if c.idle()), None)
+            if idle is None:
+                self.host = None  # not counted
+                busy = f"{len(held)} connections from your address are busy, the most one"
+                self.answer_and_close(429, f"{busy} client may hold: wait for one.")
+                return
+            held.remove(idle)
+            idle.host = None
+            idle.close_idle()
         held.append(self)
         self.arm()
-
-    def make_room(self, held: list[ConnectionGuard]) -> bool:
-        """Close the client's oldest idle connection; False when every one is busy."""
-        idle = next((c for c in held if c.idle()), None)
-        if idle is None:
-            return False
-        held.remove(idle)
-        idle.host = None
-        idle.close_idle()
-        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.deadline is not None:
@@ -120,8 +105,14 @@ class ConnectionGuard:
             self.transport.close()
 
     def answer_and_close(self, status: int, detail: str) -> None:
+        """A whole HTTP/1.1 answer with a JSON ``detail`` (there is no request cycle to send it)."""
         if not self.transport.is_closing():
-            self.transport.write(raw_answer(status, detail))
+            body = json.dumps({"detail": detail}).encode()
+            head = (
+                f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: "
+                f"application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+            )
+            self.transport.write(head.encode() + body)
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:

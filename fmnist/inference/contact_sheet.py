@@ -30,13 +30,6 @@ PER_ROW = 2
 _INDEXED = re.compile(r"^(?P<path>.*)(?:\[(?P<index>\d+)\]|#(?P<frame>\d+))$")
 
 
-def thumbnail(image: np.ndarray) -> np.ndarray:
-    """A small copy of an image (gray or RGB), aspect ratio kept."""
-    small = Image.fromarray(np.ascontiguousarray(image))
-    small.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-    return np.asarray(small)
-
-
 def originals(sources: Sequence[str], tiles: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Thumbnails of the images as they were read: each file is read again, once (a stack
     of an array or IDX file gives its i-th image); the tile stands in if that fails."""
@@ -55,7 +48,9 @@ def originals(sources: Sequence[str], tiles: Sequence[np.ndarray]) -> list[np.nd
                 log.warning("Contact sheet: %s could not be read again (%s)", path, exc)
                 cache[path] = None
         stack = cache[path]
-        result.append(thumbnail(stack[index] if stack is not None else tile))
+        small = Image.fromarray(np.ascontiguousarray(stack[index] if stack is not None else tile))
+        small.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))  # aspect ratio kept
+        result.append(np.asarray(small))
     return result
 
 

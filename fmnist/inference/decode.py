@@ -66,25 +66,32 @@ def _check_pixels(image: Image.Image, limit: int) -> None:
 @contextmanager
 def _opened(source: bytes | Path, limit: int) -> Iterator[Image.Image]:
     """The image, header only, its size checked. PIL refuses bombs above twice its global
-    limit itself (89M pixels); below that, ``limit`` applies, after JPEG's reduced draft."""
-    with source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as f:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(f)
-        except Image.DecompressionBombError as exc:
-            claimed = re.search(r"(\d+) pixels", str(exc))
-            raise (
-                too_many_pixels(int(claimed.group(1)), limit)
-                if claimed
-                else ImageTooLargeError(str(exc))
-            ) from exc
-        except UnidentifiedImageError as exc:
-            raise NotAnImageError("not an image PIL can read") from exc
-        with image:
-            image.draft("RGB", (WORK_SIDE, WORK_SIDE))  # JPEG: at 1/2-1/8 scale; others: no-op
-            _check_pixels(image, limit)
-            yield image
+    limit itself (89M pixels); below that, ``limit`` applies, after JPEG's reduced draft.
+    PIL raises many types for hostile or truncated bytes, here or while the caller decodes:
+    they become :class:`NotAnImageError`."""
+    try:
+        with source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as f:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    image = Image.open(f)
+            except Image.DecompressionBombError as exc:
+                claimed = re.search(r"(\d+) pixels", str(exc))
+                raise (
+                    too_many_pixels(int(claimed.group(1)), limit)
+                    if claimed
+                    else ImageTooLargeError(str(exc))
+                ) from exc
+            except UnidentifiedImageError as exc:
+                raise NotAnImageError("not an image PIL can read") from exc
+            with image:
+                image.draft("RGB", (WORK_SIDE, WORK_SIDE))  # JPEG: 1/2-1/8 scale; others: no-op
+                _check_pixels(image, limit)
+                yield image
+    except (ImageTooLargeError, NotAnImageError, FileNotFoundError, IsADirectoryError, ImportError):
+        raise
+    except Exception as exc:
+        raise NotAnImageError(reason(exc)) from exc
 
 
 def _eight_bit(frame: Image.Image) -> Image.Image:
@@ -132,13 +139,8 @@ def frame_to_rgb(frame: Image.Image, orientation: int | None, limit: int) -> np.
 def header_pixels(source: bytes | Path, max_pixels: int = MAX_PIXELS) -> int:
     """The pixels the first frame will be decoded at (a JPEG: its draft), from the header
     alone: a request's budget is checked before a pixel is decoded."""
-    try:
-        with _opened(source, max_pixels) as image:
-            return image.width * image.height
-    except (ImageTooLargeError, NotAnImageError):
-        raise
-    except Exception as exc:  # a header PIL opens but cannot size
-        raise NotAnImageError(str(exc) or type(exc).__name__) from exc
+    with _opened(source, max_pixels) as image:
+        return image.width * image.height
 
 
 def decode_image(
@@ -152,27 +154,22 @@ def decode_image(
     ``budget`` for all frames together, checked before each frame is decoded, and
     :class:`NotAnImageError` for anything that cannot be read, with PIL's reason."""
     budget = budget if budget is not None else max_frames * max_pixels
-    try:
-        with _opened(source, max_pixels) as image:
-            orientation = image.getexif().get(ExifTags.Base.Orientation)
-            pixels = _spend(image, budget, 0)
-            frames = [frame_to_rgb(image, orientation, max_pixels)]
-            left_out = ""
-            # MPO: a camera JPEG whose extra frames are previews or other views of one photo.
-            while image.format != "MPO" and not left_out:
-                try:
-                    image.seek(len(frames))
-                except EOFError:
-                    break
-                if len(frames) == max_frames:
-                    left_out = f"more than {max_frames} frames: only #0-#{max_frames - 1} were read"
-                else:
-                    pixels = _spend(image, budget, pixels)
-                    frames.append(frame_to_rgb(image, orientation, max_pixels))
-    except (ImageTooLargeError, NotAnImageError, FileNotFoundError, IsADirectoryError, ImportError):
-        raise
-    except Exception as exc:  # PIL raises many types for hostile or truncated bytes
-        raise NotAnImageError(reason(exc)) from exc
+    with _opened(source, max_pixels) as image:
+        orientation = image.getexif().get(ExifTags.Base.Orientation)
+        pixels = _spend(image, budget, 0)
+        frames = [frame_to_rgb(image, orientation, max_pixels)]
+        left_out = ""
+        # MPO: a camera JPEG whose extra frames are previews or other views of one photo.
+        while image.format != "MPO" and not left_out:
+            try:
+                image.seek(len(frames))
+            except EOFError:
+                break
+            if len(frames) == max_frames:
+                left_out = f"more than {max_frames} frames: only #0-#{max_frames - 1} were read"
+            else:
+                pixels = _spend(image, budget, pixels)
+                frames.append(frame_to_rgb(image, orientation, max_pixels))
     return Decoded(frames, left_out, pixels)
 
 

@@ -31,7 +31,7 @@ import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -52,6 +52,9 @@ from fmnist.inference.decode import (
 from fmnist.inference.images import Prediction, to_predictions
 from fmnist.inference.ood import detector_for, mark_ood, predict_with_ood
 
+if TYPE_CHECKING:
+    from starlette.types import Message, Receive, Scope, Send
+
 try:  # the optional extra "serve"
     from litserve import LitAPI, LitServer
 except ImportError:  # serve() says how to install it
@@ -63,10 +66,6 @@ log = logging.getLogger(__name__)
 DRAIN_FACTOR = 4
 #: Seconds a client is asked to wait after a 503.
 RETRY_AFTER_S = 2
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Runner = Callable[..., Awaitable[Any]]
 
 
 class RequestError(Exception):
@@ -209,7 +208,7 @@ def json_images(body: bytes, max_images: int) -> list[tuple[str, bytes]]:
 
 
 async def form_images(
-    scope: Message, receive: Receive, body: bytes, limits: Limits
+    scope: Scope, receive: Receive, body: bytes, limits: Limits
 ) -> list[tuple[str, bytes]]:
     """The files of a multipart form, in order (fields that are not files are ignored)."""
     from starlette.requests import Request
@@ -225,7 +224,7 @@ async def form_images(
 
 
 async def body_images(
-    scope: Message, receive: Receive, body: bytes, limits: Limits, run: Runner
+    scope: Scope, receive: Receive, body: bytes, limits: Limits, run: Callable[..., Awaitable[Any]]
 ) -> list[tuple[str, bytes]]:
     """The images of a request body, by its content type: a form, JSON (parsed by ``run``,
     off the event loop), or one raw image."""
@@ -249,7 +248,7 @@ async def body_images(
     return items
 
 
-async def respond(scope: Message, receive: Receive, send: Send, error: RequestError) -> None:
+async def respond(scope: Scope, receive: Receive, send: Send, error: RequestError) -> None:
     """``{"detail": message}``, sent directly (the app behind never sees the request): a 408
     or 413 ends the connection after it (the body was not read to its end); a 503 says when
     to retry."""
@@ -267,7 +266,7 @@ def _too_large(max_bytes: int) -> RequestError:
     )
 
 
-async def read_body(scope: Message, receive: Receive, max_bytes: int, timeout: float) -> bytes:
+async def read_body(scope: Scope, receive: Receive, max_bytes: int, timeout: float) -> bytes:
     """The whole body, within ``timeout`` seconds, or a 4xx:
 
     - 413 at once when the declared ``Content-Length`` is over :data:`DRAIN_FACTOR` times
@@ -333,7 +332,7 @@ class ImageBodies:
             self.limiter = anyio.CapacityLimiter(self.limits.workers)
         return await anyio.to_thread.run_sync(function, *args, limiter=self.limiter)
 
-    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -364,7 +363,7 @@ class ImageBodies:
         await respond(scope, receive, send, error)
 
     async def within_deadline(
-        self, scope: Message, receive: Receive, body: bytes
+        self, scope: Scope, receive: Receive, body: bytes
     ) -> list[dict[str, str]]:
         """The request's converted images, if it is taken on and done within the deadline."""
         import anyio
@@ -513,16 +512,6 @@ def check_settings(
     """Refuse settings LitServe would fail on later, with the fix (one line, by pydantic)."""
 
 
-def check_serve_config(cfg: DictConfig) -> None:
-    if LitServer is None:
-        raise ConfigError(
-            "fmnist-serve needs LitServe: pip install 'fmnist[serve]' (or pip install litserve "
-            "python-multipart)."
-        )
-    check_invert(cfg.invert)
-    check_settings(**{name: cfg[name] for name in inspect.signature(check_settings).parameters})
-
-
 def _interrupt_in(main_pid: int) -> Callable[[int, Any], None]:
     """A SIGTERM handler: Ctrl+C's graceful shutdown in the main process; the default end
     in the HTTP processes forked from it (which inherit the handler)."""
@@ -541,7 +530,13 @@ def serve(cfg: DictConfig) -> None:
     worker reads them), then serve until stopped."""
     from fmnist.training.load import load_classifier
 
-    check_serve_config(cfg)
+    if LitServer is None:
+        raise ConfigError(
+            "fmnist-serve needs LitServe: pip install 'fmnist[serve]' (or pip install litserve "
+            "python-multipart)."
+        )
+    check_invert(cfg.invert)
+    check_settings(**{name: cfg[name] for name in inspect.signature(check_settings).parameters})
     module, settings = load_classifier(cfg.ckpt)
     detector_for(cfg.ckpt, module, settings, cfg.ood)
     server = build_server(cfg)
