@@ -192,15 +192,6 @@ def working_copy(rgb: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
     return rgb.astype(np.float32)
 
 
-def border_band(shape: tuple[int, int], share: float = BORDER_SHARE) -> np.ndarray:
-    """Boolean (H, W): the pixels within ``share`` of the shorter side of an edge."""
-    height, width = shape
-    band = max(1, round(share * min(height, width)))
-    mask = np.zeros(shape, bool)
-    mask[:band], mask[-band:], mask[:, :band], mask[:, -band:] = True, True, True, True
-    return mask
-
-
 @dataclass(frozen=True)
 class BorderFit:
     """The background surface fitted on the border: coefficients per channel (6, 3), the
@@ -221,13 +212,17 @@ class BorderFit:
         return (c[0] + c[2] * y + c[5] * y * y) + (c[1] + c[4] * y) * x + c[3] * x * x
 
 
-def fit_border_surface(rgb: np.ndarray, band: np.ndarray) -> BorderFit:
-    """Least squares of a quadratic surface per channel on the border pixels, started from the
+def fit_border_surface(rgb: np.ndarray) -> BorderFit:
+    """Least squares of a quadratic surface per channel on the border pixels (within
+    :data:`BORDER_SHARE` of the shorter side of an edge), started from the
     candidate background that most border pixels agree with (:func:`_starting_keep`), then
     trimmed to the pixels within 3.5 robust standard deviations of the fit, so that an item
     touching the sides, or its shadow, does not pull the background towards it."""
     height, width = rgb.shape[:2]
-    ys, xs = np.nonzero(band)
+    band = max(1, round(BORDER_SHARE * min(height, width)))
+    border = np.ones((height, width), bool)
+    border[band:-band, band:-band] = False
+    ys, xs = np.nonzero(border)
     stride = max(1, len(ys) // MAX_BORDER_PIXELS)
     ys, xs = ys[::stride], xs[::stride]
     x, y = xs * (2 / max(width - 1, 1)) - 1, ys * (2 / max(height - 1, 1)) - 1
@@ -385,7 +380,7 @@ def separate_background(
     """The tile of an item on any smooth background (see the comment above :data:`REMOVED`),
     or the reason it cannot be separated (one of :data:`NOT_SEPARATED`)."""
     work = working_copy(rgb)
-    fit = fit_border_surface(work, border_band(work.shape[:2]))
+    fit = fit_border_surface(work)
     background = fit.surface(work.shape[:2])
     contrast = item_contrast(work, background)
     # Out of the noise: the dataset's 5% fuzz (in grey levels, TRIM_DISTANCE / sqrt 3) or

@@ -20,8 +20,7 @@ on a read-only mount.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,29 +61,6 @@ def final_layer(module: Any) -> nn.Module:
     return module.net.get_submodule(name)
 
 
-@contextmanager
-def captured_features(module: Any, layer: nn.Module) -> Iterator[tuple[list[Tensor], list[Tensor]]]:
-    """Collect the inputs (features) and outputs (logits) of ``layer`` in every forward pass
-    of ``module``'s classifier; under TTA the passes of each batch are averaged, as their
-    logits are."""
-    passes: list[tuple[Tensor, Tensor]] = []
-    handle = layer.register_forward_hook(
-        lambda _, args, out: passes.append(
-            (args[0].detach().flatten(1).double().cpu(), out.detach().double().cpu())
-        )
-    )
-    features: list[Tensor] = []
-    logits: list[Tensor] = []
-    try:
-        yield features, logits
-    finally:
-        handle.remove()
-    step = module.classifier.views
-    for i in range(0, len(passes), step):
-        features.append(sum(f for f, _ in passes[i : i + step]) / step)
-        logits.append(sum(out for _, out in passes[i : i + step]) / step)
-
-
 def classify(
     module: Any, images: Tensor, batch_size: int = EVAL_BATCH_SIZE, progress: bool = False
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -96,11 +72,22 @@ def classify(
     network's, since TTA averages both linearly.
     """
     layer = final_layer(module)
-    with captured_features(module, layer) as (features, outputs):
+    passes: list[tuple[Tensor, Tensor]] = []  # the layer's inputs and outputs, pass by pass
+    handle = layer.register_forward_hook(
+        lambda _, args, out: passes.append(
+            (args[0].detach().flatten(1).double().cpu(), out.detach().double().cpu())
+        )
+    )
+    try:
         probabilities = module.predict_proba(images, batch_size, progress=progress)
         if not len(images):  # one image for the shapes of an empty answer
             module.predict_proba(torch.zeros(1, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8))
-    feats, logits = torch.cat(features)[: len(images)], torch.cat(outputs)[: len(images)]
+    finally:
+        handle.remove()
+    step = module.classifier.views  # under TTA, each batch's passes are averaged
+    groups = [passes[i : i + step] for i in range(0, len(passes), step)]
+    feats = torch.cat([sum(f for f, _ in group) / step for group in groups])[: len(images)]
+    logits = torch.cat([sum(out for _, out in group) / step for group in groups])[: len(images)]
     if isinstance(layer, nn.Linear):
         bias = None if layer.bias is None else layer.bias.detach().double().cpu()
         logits = nn.functional.linear(feats, layer.weight.detach().double().cpu(), bias)

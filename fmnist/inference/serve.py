@@ -207,32 +207,24 @@ def json_images(body: bytes, max_images: int) -> list[tuple[str, bytes]]:
     return [_base64_image(value, i) for i, value in enumerate(data)]
 
 
-async def form_images(
-    scope: Scope, receive: Receive, body: bytes, limits: Limits
-) -> list[tuple[str, bytes]]:
-    """The files of a multipart form, in order (fields that are not files are ignored)."""
-    from starlette.requests import Request
-
-    try:
-        async with Request(scope, replay_then(body, receive)).form(
-            max_files=limits.max_images + 1
-        ) as form:
-            files = [v for _, v in form.multi_items() if hasattr(v, "read")]
-            return [(f.filename or f"file {i + 1}", await f.read()) for i, f in enumerate(files)]
-    except Exception as exc:  # starlette's MultiPartException and parser errors
-        raise RequestError(400, f"The multipart form could not be read ({exc}).") from None
-
-
 async def body_images(
     scope: Scope, receive: Receive, body: bytes, limits: Limits, run: Callable[..., Awaitable[Any]]
 ) -> list[tuple[str, bytes]]:
-    """The images of a request body, by its content type: a form, JSON (parsed by ``run``,
-    off the event loop), or one raw image."""
-    from starlette.datastructures import Headers
+    """The images of a request body, by its content type: a form's files in order (its other
+    fields ignored), JSON (parsed by ``run``, off the event loop), or one raw image."""
+    from starlette.requests import Request
 
-    content_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
+    request = Request(scope, replay_then(body, receive))
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        items = await form_images(scope, receive, body, limits)
+        try:
+            async with request.form(max_files=limits.max_images + 1) as form:
+                files = [v for _, v in form.multi_items() if hasattr(v, "read")]
+                items = [
+                    (f.filename or f"file {i + 1}", await f.read()) for i, f in enumerate(files)
+                ]
+        except Exception as exc:  # starlette's MultiPartException and parser errors
+            raise RequestError(400, f"The multipart form could not be read ({exc}).") from None
     elif content_type == "application/json":
         items = await run(json_images, body, limits.max_images)
     else:
