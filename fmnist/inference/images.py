@@ -80,13 +80,10 @@ def _read_npy(path: Path) -> np.ndarray:
     """Check the header's dtype and shape before loading: a header claiming 10^9 images
     would otherwise be allocated (and fail with a MemoryError) before a byte is read."""
     with path.open("rb") as f:
-        version = np.lib.format.read_magic(f)
-        read_header = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, _, dtype = read_header(f)
+        if np.lib.format.read_magic(f) == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
         if dtype.hasobject:
             raise ValueError(f"array of {dtype}: give uint8 0-255 or floats in [0, 1]")
         nbytes = math.prod(shape) * dtype.itemsize

@@ -235,22 +235,6 @@ def store_in_checkpoint(ckpt: str | Path, detector: OodDetector) -> Path:
     return write_torch(Path(ckpt).expanduser(), checkpoint)
 
 
-def fit_on_splits(module: Any, settings: dict[str, Any], cfg: Any) -> OodDetector:
-    """Fit on the checkpoint's own training/validation split (its val_size and split_seed)."""
-    from fmnist.training.load import datamodule_for
-
-    where = {
-        "root": cfg.get("data_root"),
-        "download": False,
-        "search_system": cfg.get("search_system", True),
-        "strict": cfg.get("strict", True),
-    }
-    data = datamodule_for(where, settings)
-    train, val = data.split("train"), data.split("val")
-    log.info("Fitting the OOD score on %d validation images", len(val.images))
-    return fit_detector(module, (train.images, train.labels), val.images, cfg.pass_rate)
-
-
 def detector_for(
     ckpt: str | Path, module: Any, settings: dict[str, Any], cfg: Any
 ) -> OodDetector | None:
@@ -262,6 +246,7 @@ def detector_for(
     refit next time, with a warning, never the predictions.
     """
     from fmnist.checkpoint import read_checkpoint, weights_checksum
+    from fmnist.training.load import datamodule_for
 
     if cfg is None or not cfg.get("enabled", True):
         return None
@@ -274,8 +259,17 @@ def detector_for(
         detector = load_detector(path, checksum)
     if detector is not None:
         return detector
-    try:
-        detector = fit_on_splits(module, settings, cfg)
+    where = {
+        "root": cfg.get("data_root"),
+        "download": False,
+        "search_system": cfg.get("search_system", True),
+        "strict": cfg.get("strict", True),
+    }
+    try:  # on the checkpoint's own training/validation split (its val_size and split_seed)
+        data = datamodule_for(where, settings)
+        train, val = data.split("train"), data.split("val")
+        log.info("Fitting the OOD score on %d validation images", len(val.images))
+        detector = fit_detector(module, (train.images, train.labels), val.images, cfg.pass_rate)
     except FmnistError as exc:
         log.warning("No OOD flag: its threshold is fitted on the validation split. %s", exc)
         return None

@@ -259,15 +259,10 @@ def _too_large(max_bytes: int) -> RequestError:
 
 
 async def read_body(scope: Scope, receive: Receive, max_bytes: int, timeout: float) -> bytes:
-    """The whole body, within ``timeout`` seconds, or a 4xx:
-
-    - 413 at once when the declared ``Content-Length`` is over :data:`DRAIN_FACTOR` times
-      ``max_bytes``; otherwise, when the body is over ``max_bytes``, after reading and dropping
-      the rest (most clients send the whole body before reading the answer, and would see a
-      broken pipe instead of the 413);
-    - 408 when the body has not arrived within ``timeout`` seconds (a slow or stalled client);
-    - 400 when the body ends, the client having closed its side, before the length it declared.
-    """
+    """The whole body, or 408 when it is not in within ``timeout`` seconds, 400 when it ends
+    before the length it declared, 413 when it is over ``max_bytes``: at once when declared
+    over :data:`DRAIN_FACTOR` times that, else after reading and dropping the rest (most
+    clients send the whole body before reading the answer: they would see a broken pipe)."""
     import anyio
     from starlette.datastructures import Headers
 
