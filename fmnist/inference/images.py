@@ -50,7 +50,7 @@ class Inputs:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
 
 
-def _as_uint8(array: np.ndarray, source: Path) -> np.ndarray:
+def _as_uint8(array: np.ndarray) -> np.ndarray:
     """uint8 as is; floats in [0, 1] scaled to 0-255; anything else is an error."""
     if array.dtype == np.uint8:
         return array
@@ -117,43 +117,31 @@ class FileImages:
     left_out: str = ""  # why some of the file's images were not read
 
 
-def _read_stack(path: Path) -> np.ndarray:
-    """A .npy or IDX file's images as uint8 (N, H, W)."""
-    if path.suffix.lower() in ARRAY_SUFFIXES:
-        return _image_stack(_as_uint8(np.asarray(_read_npy(path)), path))
-    try:
-        tensor = read_idx(path, max_bytes=MAX_INPUT_BYTES)
-    except CorruptDatasetError as exc:
-        raise ValueError(str(exc).split(". ")[0]) from exc
-    if tensor.ndim != 3:
-        raise ValueError(f"IDX file of shape {tuple(tensor.shape)} holds no images (labels?)")
-    return tensor.numpy()
-
-
-def _check_regular(path: Path) -> None:
-    """Refuse what is not a regular file before opening it: opening a FIFO waits for a
-    writer forever, and a device such as /dev/zero never ends."""
+def read_file(path: Path) -> FileImages:
+    """A file's images, at the size found; raises for unusable files (any exception type)."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
         raise ValueError("does not exist") from None
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(mode):  # opening a FIFO waits for a writer forever; /dev/zero never ends
         raise ValueError("not a regular file (a pipe, socket or device): give image files")
-
-
-def read_file(path: Path) -> FileImages:
-    """A file's images, at the size found; raises for unusable files (any exception type)."""
-    _check_regular(path)
-    suffix = path.suffix.lower()
-    is_idx = suffix not in IMAGE_SUFFIXES and (suffix in IDX_SUFFIXES or "idx" in path.name)
-    if suffix in ARRAY_SUFFIXES or is_idx:
-        stack = _read_stack(path)
-        return FileImages(stack, [f"{source_name(path)}[{i}]" for i in range(len(stack))])
-    decoded = decode_image(path)
-    name = source_name(path)
-    frames = decoded.frames
-    sources = [f"{name}#{k}" for k in range(len(frames))] if len(frames) > 1 else [name]
-    return FileImages(frames, sources, decoded.left_out)
+    name, suffix = source_name(path), path.suffix.lower()
+    if suffix in ARRAY_SUFFIXES:
+        stack = _image_stack(_as_uint8(np.asarray(_read_npy(path))))
+    elif suffix not in IMAGE_SUFFIXES and (suffix in IDX_SUFFIXES or "idx" in path.name):
+        try:
+            tensor = read_idx(path, max_bytes=MAX_INPUT_BYTES)
+        except CorruptDatasetError as exc:
+            raise ValueError(str(exc).split(". ")[0]) from exc
+        if tensor.ndim != 3:
+            raise ValueError(f"IDX file of shape {tuple(tensor.shape)} holds no images (labels?)")
+        stack = tensor.numpy()
+    else:
+        decoded = decode_image(path)
+        frames = decoded.frames
+        sources = [f"{name}#{k}" for k in range(len(frames))] if len(frames) > 1 else [name]
+        return FileImages(frames, sources, decoded.left_out)
+    return FileImages(stack, [f"{name}[{i}]" for i in range(len(stack))])
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:

@@ -415,15 +415,10 @@ class FashionMNISTAPI(LitAPI):  # type: ignore[misc, valid-type]
 
     # ``request`` stays unannotated: LitServe gives the endpoint the annotation's type, and
     # only the default (starlette's Request) makes it read the JSON body.
-    def decode_request(self, request) -> list[tuple[str, np.ndarray, str, str | None]]:  # noqa: ANN001
-        """The middleware's JSON -> (source, uint8 tile, tile PNG) per image."""
+    def decode_request(self, request) -> list[dict[str, Any]]:  # noqa: ANN001
+        """The middleware's images, each with its tile's pixels (uint8) read back."""
         return [
-            (
-                item["source"],
-                np.asarray(Image.open(io.BytesIO(base64.b64decode(item["tile"])))),
-                item["tile"],
-                item.get("background"),
-            )
+            {**item, "pixels": np.asarray(Image.open(io.BytesIO(base64.b64decode(item["tile"]))))}
             for item in request["images"]
         ]
 
@@ -433,13 +428,12 @@ class FashionMNISTAPI(LitAPI):  # type: ignore[misc, valid-type]
         batched = isinstance(x[0], list)
         requests = x if batched else [x]
         flat = [item for request in requests for item in request]
-        tiles = torch.from_numpy(np.stack([tile for _, tile, *_ in flat]))
+        tiles = torch.from_numpy(np.stack([item["pixels"] for item in flat]))
         probabilities, scores = predict_with_ood(self.module, self.detector, tiles, len(flat))
-        predictions = to_predictions(
-            [s for s, *_ in flat], probabilities, k=self.top_k, backgrounds=[b for *_, b in flat]
-        )
+        sources, backgrounds = [i["source"] for i in flat], [i.get("background") for i in flat]
+        predictions = to_predictions(sources, probabilities, k=self.top_k, backgrounds=backgrounds)
         mark_ood(predictions, scores, self.detector)
-        answers = [answer(p, png) for p, (_, _, png, _) in zip(predictions, flat, strict=True)]
+        answers = [answer(p, item["tile"]) for p, item in zip(predictions, flat, strict=True)]
         remaining = iter(answers)
         per_request = [list(itertools.islice(remaining, len(request))) for request in requests]
         return per_request if batched else per_request[0]
