@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,12 @@ import torch
 from omegaconf import OmegaConf
 
 from bench.stand_ins import digits, uniform_noise, write_pngs
+from fmnist.checkpoint import read_checkpoint
 from fmnist.data import load_fashion_mnist
+from fmnist.files import write_torch
 from fmnist.inference.images import to_predictions
 from fmnist.inference.ood import (
+    OOD_KEY,
     cache_path,
     class_statistics,
     classify,
@@ -25,7 +29,6 @@ from fmnist.inference.ood import (
     load_detector,
     mahalanobis,
     predict_with_ood,
-    store_in_checkpoint,
 )
 from fmnist.inference.predict import predict
 from fmnist.training.load import load_classifier
@@ -155,7 +158,9 @@ def test_statistics_stored_in_the_checkpoint_travel_with_it(
     ckpt.write_bytes(tiny_checkpoint.read_bytes())
     module, settings = load_classifier(ckpt)
     fitted = detector_for(ckpt, module, settings, ood_cfg(fake_data_dir))
-    store_in_checkpoint(ckpt, fitted)
+    checkpoint = read_checkpoint(ckpt)  # the statistics written into the checkpoint itself
+    checkpoint[OOD_KEY] = asdict(fitted)
+    write_torch(ckpt, checkpoint)
     module, settings = load_classifier(ckpt)  # the checkpoint still loads, same weights
     no_data = ood_cfg(tmp_path / "no_data")  # nothing to fit on, no cache: read from it
     stored = detector_for(ckpt, module, settings, no_data)

@@ -12,7 +12,7 @@ of validation images stay under (``ood.pass_rate`` in conf/ood/default.yaml). Th
 means and covariance come from training images (as the method requires); the standardization
 and the threshold from the validation split, which the weights never trained on. All of it,
 with the checksum of the weights it belongs to, is read from the checkpoint itself
-(:func:`store_in_checkpoint`), or from a cache keyed by that checksum, outside the
+(its :data:`OOD_KEY` entry), or from a cache keyed by that checksum, outside the
 checkpoint's folder (:func:`detector_for`): a checkpoint is a read-only input, which may sit
 on a read-only mount.
 """
@@ -183,7 +183,7 @@ def fit_detector(
     return detector
 
 
-#: The checkpoint entry that holds the OOD statistics (:func:`store_in_checkpoint`).
+#: The checkpoint entry that holds OOD statistics: wherever a checkpoint goes, they go with it.
 OOD_KEY = "fmnist_ood"
 
 
@@ -223,16 +223,6 @@ def load_detector(path: Path, weights_sha256: str) -> OodDetector | None:
         log.warning("Ignoring %s (%s): fitting the OOD statistics again", path, exc)
         return None
     return as_detector(stored, weights_sha256, path)
-
-
-def store_in_checkpoint(ckpt: str | Path, detector: OodDetector) -> Path:
-    """Write the statistics into the checkpoint, atomically (at the end of training, into the
-    run's own checkpoint): wherever the checkpoint goes, they go with it."""
-    from fmnist.checkpoint import read_checkpoint
-
-    checkpoint = read_checkpoint(ckpt)
-    checkpoint[OOD_KEY] = asdict(detector)
-    return write_torch(Path(ckpt).expanduser(), checkpoint)
 
 
 def detector_for(
