@@ -176,11 +176,6 @@ class Conversion:
     tile: np.ndarray  # uint8 (28, 28), light item on black
     background: str
 
-    @property
-    def separated(self) -> bool:
-        """False when the background could not be told from the item (a guessed tile)."""
-        return self.background not in NOT_SEPARATED
-
 
 def working_copy(rgb: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
     """``rgb`` box-averaged by an integer factor to a longest side below ``2 * side``,

@@ -20,7 +20,6 @@ with ``Retry-After`` instead of queueing without end.
 from __future__ import annotations
 
 import base64
-import binascii
 import inspect
 import io
 import itertools
@@ -178,7 +177,7 @@ def _base64_image(value: Any, index: int) -> tuple[str, bytes]:
     text = "".join((value.split(",", 1)[1] if value.startswith("data:") else value).split())
     try:
         return f"image {index + 1}", base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+    except ValueError:  # binascii.Error included
         raise RequestError(400, f"JSON entry {index + 1} is not valid base64.") from None
 
 
@@ -493,19 +492,6 @@ def check_settings(
     """Refuse settings LitServe would fail on later, with the fix (one line, by pydantic)."""
 
 
-def _interrupt_in(main_pid: int) -> Callable[[int, Any], None]:
-    """A SIGTERM handler: Ctrl+C's graceful shutdown in the main process; the default end
-    in the HTTP processes forked from it (which inherit the handler)."""
-
-    def handler(signum: int, frame: Any) -> None:
-        if os.getpid() == main_pid:
-            raise KeyboardInterrupt
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-    return handler
-
-
 def serve(cfg: DictConfig) -> None:
     """Check the config and the checkpoint (and fit its OOD statistics once, here, so the
     worker reads them), then serve until stopped."""
@@ -522,8 +508,17 @@ def serve(cfg: DictConfig) -> None:
     detector_for(cfg.ckpt, module, settings, cfg.ood)
     server = build_server(cfg)
     # LitServe shuts its worker processes down on Ctrl+C only; a SIGTERM (kill, systemd,
-    # docker stop) would leave them running and holding the port.
-    signal.signal(signal.SIGTERM, _interrupt_in(os.getpid()))
+    # docker stop) would leave them running and holding the port. So SIGTERM is Ctrl+C here,
+    # and the default end in the HTTP processes forked from here (which inherit the handler).
+    main_pid = os.getpid()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if os.getpid() == main_pid:
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, interrupt)
     log.info("Serving %s on http://%s:%d/", cfg.ckpt, cfg.host, cfg.port)
     server.run(
         host=cfg.host,
