@@ -64,8 +64,7 @@ def _bars(ax: Axes, top: Sequence[tuple[str, float]], flagged: bool | None) -> N
     ax.set_xlim(0, 1.25)
     ax.set_xticks([])
     ax.tick_params(axis="y", labelsize=8, length=0)
-    for side in ("top", "right", "bottom"):
-        ax.spines[side].set_visible(False)
+    ax.spines[["top", "right", "bottom"]].set_visible(False)
 
 
 def _caption(ax: Axes, text: str, frame: str, alarm: bool = False) -> None:

@@ -17,7 +17,6 @@ from PIL import Image, ImageFilter, ImageOps
 from fmnist.data.classes import IMAGE_SIZE
 from fmnist.errors import ConfigError
 
-INVERT_CHOICES = ("auto", True, False)
 #: Step 2: background is within 5% of the maximum intensity of the corner colour (RGB distance).
 TRIM_DISTANCE = 0.05 * 255
 #: The thumbnails' long side: larger images are box-averaged to it, so step 3 does not alias.
@@ -85,8 +84,8 @@ def is_light(colour: np.ndarray) -> bool:
 
 def check_invert(invert: object) -> None:
     """One ConfigError for a bad ``invert``, before any file is read (not one per image).
-    ``1 in INVERT_CHOICES`` holds (1 == True), hence the type check."""
-    if not isinstance(invert, bool | str) or invert not in INVERT_CHOICES:
+    ``1 in (True,)`` holds (1 == True), hence the type check."""
+    if not isinstance(invert, bool | str) or invert not in ("auto", True, False):
         raise ConfigError(f"invert={invert!r} must be auto, true or false.")
 
 

@@ -33,7 +33,6 @@ from fmnist.inference.convert import NOT_SEPARATED, check_invert, convert
 from fmnist.inference.decode import decode_image, reason
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-ARRAY_SUFFIXES = {".npy"}
 IDX_SUFFIXES = {".idx", ".ubyte", ".gz", ".idx3-ubyte"}
 
 #: The most bytes of pixels one .npy or IDX input may claim (the real train images are 47 MB).
@@ -126,7 +125,7 @@ def read_file(path: Path) -> FileImages:
     if not stat.S_ISREG(mode):  # opening a FIFO waits for a writer forever; /dev/zero never ends
         raise ValueError("not a regular file (a pipe, socket or device): give image files")
     name, suffix = source_name(path), path.suffix.lower()
-    if suffix in ARRAY_SUFFIXES:
+    if suffix == ".npy":
         stack = _image_stack(_as_uint8(np.asarray(_read_npy(path))))
     elif suffix not in IMAGE_SUFFIXES and (suffix in IDX_SUFFIXES or "idx" in path.name):
         try:

@@ -65,12 +65,9 @@ def classify(
     module: Any, images: Tensor, batch_size: int = EVAL_BATCH_SIZE, progress: bool = False
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Probabilities (the one prediction path, ``predict_proba``), the calibrated logits and
-    the penultimate features of raw images, from one pass of the network.
-
-    The logits are the final layer's outputs, averaged over the TTA views; a linear layer's
-    are computed from the averaged features in double precision: the same numbers as the
-    network's, since TTA averages both linearly.
-    """
+    the penultimate features of raw images, from one pass of the network. A linear final
+    layer's logits are computed from the TTA-averaged features in double precision: the
+    network's numbers, since TTA averages both linearly."""
     layer = final_layer(module)
     passes: list[tuple[Tensor, Tensor]] = []  # the layer's inputs and outputs, pass by pass
     handle = layer.register_forward_hook(
@@ -159,8 +156,7 @@ def fit_detector(
     if not 0.0 < pass_rate < 1.0:
         raise ConfigError(f"ood.pass_rate={pass_rate} must be a share in (0, 1), e.g. 0.96.")
     images, labels = train
-    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-    pick = pick[:FEATURE_SAMPLES]
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:FEATURE_SAMPLES]
     _, _, train_features = classify(module, images[pick], batch_size)
     means, precision = class_statistics(
         train_features, labels[pick].cpu(), module.hparams.num_classes
@@ -229,12 +225,9 @@ def detector_for(
     ckpt: str | Path, module: Any, settings: dict[str, Any], cfg: Any
 ) -> OodDetector | None:
     """The checkpoint's OOD detector: from the checkpoint itself, else from the cache
-    (``cfg.cache_dir``), else fitted and cached there. Nothing is written beside the checkpoint.
-
-    None (with a warning) when ``cfg.enabled`` is false or the data to fit it is missing:
-    predictions are still made, without the flag. A cache that cannot be written costs a
-    refit next time, with a warning, never the predictions.
-    """
+    (``cfg.cache_dir``), else fitted and cached there; never written beside the checkpoint.
+    None when ``cfg.enabled`` is false or (with a warning) the data to fit it is missing:
+    predictions are made without the flag. A cache that cannot be written costs a refit."""
     from fmnist.checkpoint import read_checkpoint, weights_checksum
     from fmnist.training.load import datamodule_for
 

@@ -251,12 +251,6 @@ async def respond(scope: Scope, receive: Receive, send: Send, error: RequestErro
     await JSONResponse({"detail": str(error)}, error.status, headers)(scope, receive, send)
 
 
-def _too_large(max_bytes: int) -> RequestError:
-    return RequestError(
-        413, f"The body is over the limit of {max_bytes:,} bytes: send a smaller image."
-    )
-
-
 async def read_body(scope: Scope, receive: Receive, max_bytes: int, timeout: float) -> bytes:
     """The whole body, or 408 when it is not in within ``timeout`` seconds, 400 when it ends
     before the length it declared, 413 when it is over ``max_bytes``: at once when declared
@@ -267,11 +261,9 @@ async def read_body(scope: Scope, receive: Receive, max_bytes: int, timeout: flo
 
     declared = Headers(scope=scope).get("content-length", "")
     declared_size = int(declared) if declared.isdigit() else None
-    if declared_size is not None and declared_size > DRAIN_FACTOR * max_bytes:
-        raise _too_large(max_bytes)
     chunks, size, complete = [], 0, False
     with anyio.move_on_after(timeout):
-        while True:
+        while (declared_size or 0) <= DRAIN_FACTOR * max_bytes:  # else 413 at once, unread
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise RequestError(400, "The client went away before sending the whole body.")
@@ -283,7 +275,9 @@ async def read_body(scope: Scope, receive: Receive, max_bytes: int, timeout: flo
                 complete = True
                 break
     if max(size, declared_size or 0) > max_bytes:
-        raise _too_large(max_bytes)
+        raise RequestError(
+            413, f"The body is over the limit of {max_bytes:,} bytes: send a smaller image."
+        )
     if not complete:
         raise RequestError(
             408,
