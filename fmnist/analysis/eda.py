@@ -62,12 +62,9 @@ def find_duplicates(images_a: np.ndarray, images_b: np.ndarray) -> Duplicates:
     """Byte-identical images within ``images_a``, within ``images_b`` and between them, by
     sorting each image's bytes as one ``np.void`` key: exact, no hash collisions."""
     n_a = len(images_a)
-    rows = np.ascontiguousarray(
-        np.concatenate([images_a.reshape(n_a, -1), images_b.reshape(len(images_b), -1)])
-    )
+    rows = np.concatenate([images_a.reshape(n_a, -1), images_b.reshape(len(images_b), -1)])
     keys = rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel()
-    _, group = np.unique(keys, return_inverse=True)
-    group = group.ravel()
+    group = np.unique(keys, return_inverse=True)[1]
     group_a, group_b = group[:n_a], group[n_a:]
     # For each group id, one index in a that holds it (-1 where none does).
     first_in_a = np.full(group.max() + 1 if len(group) else 0, -1, dtype=np.int64)

@@ -10,8 +10,6 @@ import numpy as np
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
-import fmnist.plots  # noqa: F401  (selects the Agg backend before any figure is made)
-
 
 def class_balance(counts_by_split: dict[str, np.ndarray], class_names: Sequence[str]) -> Figure:
     """Grouped bars: images per class in each split."""
