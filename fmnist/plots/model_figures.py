@@ -183,8 +183,7 @@ def confident_mistakes_grid(
     cols: int = 8,
 ) -> Figure:
     """The misclassified images the model was surest about."""
-    n = max(1, len(images))
-    rows = (n + cols - 1) // cols
+    rows = max(1, (len(images) + cols - 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.7 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
