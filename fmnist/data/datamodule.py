@@ -44,27 +44,12 @@ log = logging.getLogger(__name__)
 class FashionMNISTDataModule(L.LightningDataModule):
     """Fashion-MNIST with a seeded stratified validation split and batched GPU-ready transforms.
 
-    Args:
-        root: folder searched first for the four IDX files (and where downloads go).
-        download: let torchvision download the files when they are found nowhere.
-        search_system: also look in Debian's ``/usr/share/datasets/fashion-mnist``.
+    Args (the others are explained in conf/data/fashion_mnist.yaml):
         strict: check split sizes and content MD5 (off only for synthetic test data).
         val_size: images held out of the official train set for validation (int or fraction).
-        split_seed: seed of the stratified train/validation split.
-        batch_size, eval_batch_size: batch sizes for training and for val/test.
-        normalize: ``"global"`` (one mean/std from the training split), ``"per_pixel"``
-            (a mean/std per pixel) or ``"none"`` (pixels only scaled to 0-1); the model's
-            preprocessing applies it (``module.normalize`` follows this value).
-        flatten: the model takes 784-vectors (``module.flatten`` follows this value).
+        normalize, flatten: the model's ``module.normalize`` and ``module.flatten`` follow them.
         one_hot: give targets as one-hot float vectors instead of class indices.
-        crop_padding, hflip, erasing: batched training augmentation (0/False = off);
-            ``hflip="alternate"`` mirrors each image on every other epoch, not at random.
-        corruption_mix: share of the training images given a train-time counterpart of the
-            Fashion-MNIST-C corruptions (:func:`fmnist.data.augment.corruption_mix`; 0 = off).
         num_workers: DataLoader workers; 0 is fastest for in-memory data.
-        on_device: keep the whole dataset (uint8, 55 MB) on the trainer's device and draw
-            batches there (:class:`DeviceBatches`): ``"auto"`` does so on any accelerator
-            with a single process, ``true``/``false`` force it.
     """
 
     @checked("data")

@@ -1,21 +1,16 @@
 """What one client may hold of the server: connections and time, below the ASGI app.
 
-uvicorn (under LitServe) keeps a connection open as long as its client wants before a request
-arrives: a client that opens connections and sends nothing, or sends its headers a byte at a
-time (slowloris), holds them for ever, and enough such clients exhaust the server; a client
-that closes its sending side after a request gets no answer at all (uvicorn closes the whole
-connection on end-of-file). :func:`guarded_protocol` makes uvicorn's HTTP protocol class
-(httptools' or h11's, whichever uvicorn picks) keep these promises, per HTTP process:
+uvicorn (under LitServe) keeps an idle or slowloris connection open for ever, and closes the
+whole connection when a client half-closes after its request. :func:`guarded_protocol` makes
+uvicorn's HTTP protocol class (httptools' or h11's) keep these promises, per HTTP process
+(docs/reliability.md has the table of answers):
 
-- A client (an IP address) holds at most ``per_client`` connections. One more closes its
-  oldest idle one (no request in progress); when all are busy, the new one is answered 429.
-- A request's headers must arrive within ``read_timeout`` seconds of the connection's start,
-  or of the previous answer on it; else 408 and the connection is closed. (The body has its
-  own deadline, in the request middleware: ``fmnist.inference.serve.read_body``.) Headers
-  over :data:`MAX_HEADER_BYTES` are answered 431.
-- A client that closes its sending side (half-close) during a request still gets the answer:
-  the body ends there (the middleware answers 400 when it is shorter than declared), and the
-  connection closes after the answer.
+- A client (an IP address) holds at most ``per_client`` connections; one more closes its
+  oldest idle one, or is answered 429 when all are busy.
+- A request's headers must arrive within ``read_timeout`` seconds of the connection's start
+  or of the previous answer (else 408, closed); over :data:`MAX_HEADER_BYTES`, 431. The body
+  has its own deadline: ``fmnist.inference.serve.read_body``.
+- A client that half-closes during a request still gets the answer, then the connection closes.
 """
 
 from __future__ import annotations

@@ -1,20 +1,14 @@
 """Fitting that survives faults: checked resumption, and NaN/inf losses as user errors.
 
-A killed run (SIGTERM, SIGKILL, power loss, a preempted SLURM job) resumes from
-``checkpoints/last.ckpt``, which the ``last_checkpoint`` callback rewrites after every epoch,
-when the same command is given its directory again: ``python train.py hydra.run.dir=<the
-run's directory>`` with the run's other overrides (``ckpt_path=last`` says so explicitly), and
-a re-run sweep (``hydra.sweep.dir=<its directory>``) resumes each unfinished job the same way
-when the job's config is unchanged. Before anything is built the config is compared with the
-run's ``config.yaml`` (:data:`RESUME_FIXED`): a one-cycle schedule is fixed to the run's
-length, the optimizer's state to its optimizer, the results to its seed and data split. The
-module saves torch's RNG state in each checkpoint and the training sampler draws the order of
-epoch k from (seed, k), so a resumed run ends at exactly the metrics of an uninterrupted one
-on CPU. A checkpoint of another directory (``ckpt_path=<file>``) only gives the weights to
-start from: a fine-tune, with a fresh optimizer, schedule and epoch count.
-
-Checkpoints are written atomically (:class:`AtomicCheckpointIO`), and when ``last.ckpt``
-cannot be read the newest readable checkpoint of the run is used instead.
+A killed run resumes from ``checkpoints/last.ckpt`` (rewritten after every epoch) when the same
+command is given its directory again (``hydra.run.dir=<it>``; ``ckpt_path=last`` says so
+explicitly), and a re-run sweep resumes each unfinished job whose config is unchanged. The
+config is first compared with the run's ``config.yaml`` (:data:`RESUME_FIXED`). With torch's
+RNG state in each checkpoint and epoch k's order drawn from (seed, k), a resumed run ends at
+exactly the metrics of an uninterrupted one on CPU. ``ckpt_path=<file>`` of another directory
+is a fine-tune: its weights, with a fresh optimizer, schedule and epoch count. Checkpoints are
+written atomically (:class:`AtomicCheckpointIO`); an unreadable ``last.ckpt`` falls back to the
+newest readable one. The guarantees: docs/reliability.md.
 """
 
 from __future__ import annotations
