@@ -1,20 +1,15 @@
 """Permutation importance of layers, channels and input regions.
 
 The trap: in a purely sequential network, shuffling a layer's *whole* output across samples
-hands sample i the prediction of sample pi(i), whatever the layer, so every layer scores the
-same (baseline minus chance agreement; tests/test_explain.py shows it). We permute *parts* of a
-layer instead: each channel on its own (its feature map moves to another sample, the other
-channels stay), and a seeded share of the channels jointly, which puts layers of different
-widths on one scale. The score of a permutation is the drop of accuracy and macro F1 from
-the unpermuted baseline; results follow scikit-learn's ``permutation_importance``
-(``importances`` of shape (n_features, n_repeats), ``importances_mean``, ``importances_std``).
+makes every layer score the same (tests/test_explain.py shows it). So we permute *parts* of a
+layer: each channel on its own, and a seeded share of the channels jointly, which puts layers
+of different widths on one scale. A score is the drop of accuracy and macro F1 from the
+baseline, shaped as in scikit-learn's ``permutation_importance``.
 
 Any network: a layer is a named module (:mod:`fmnist.analysis.stages`) whose output is
-captured once; a permuted copy of it goes through the rest of the network, the network rerun
-with a forward hook that returns the copy in the layer's place. Where the network is a chain
-of stages (our CNN, MLP and ResNet) only the stages after the layer run per copy, and a
-convolution opening them is computed for the one changed channel only. Many copies (channel,
-repeat) are stacked along the batch dimension into one forward pass.
+captured once; each permuted copy replaces it through a forward hook. Where the network is a
+chain of stages (our CNN, MLP and ResNet) only the stages after the layer run, a convolution
+opening them only for the changed channel, and many copies share one batched forward pass.
 """
 
 from __future__ import annotations

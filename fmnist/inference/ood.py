@@ -1,20 +1,13 @@
 """How unlike the training data an image is, and a flag when it is too unlike (out of
 distribution, OOD): a classifier answers every image with some class, clothing or not.
 
-The score adds two standardized measures, each of which misses what the other catches
-(measured: docs/photos-and-serving.md): the **energy** of the calibrated logits,
-``-logsumexp(logits / temperature)`` (misses uniform noise, on which the network is
-confidently wrong), and the **Mahalanobis distance** of the penultimate features (the inputs
-of :func:`final_layer`) to the nearest class mean under the shared covariance of training
-images (misses digits). Each is standardized by its mean and standard deviation on the
-validation split; the score is their sum, and ``ood`` is true above the score that a share
-of validation images stay under (``ood.pass_rate`` in conf/ood/default.yaml). The class
-means and covariance come from training images (as the method requires); the standardization
-and the threshold from the validation split, which the weights never trained on. All of it,
-with the checksum of the weights it belongs to, is read from the checkpoint itself
-(its :data:`OOD_KEY` entry), or from a cache keyed by that checksum, outside the
-checkpoint's folder (:func:`detector_for`): a checkpoint is a read-only input, which may sit
-on a read-only mount.
+The score sums two measures, each standardized on the validation split, because each misses
+what the other catches (docs/photos-and-serving.md): the **energy** of the calibrated logits
+(misses uniform noise) and the **Mahalanobis distance** of the penultimate features (inputs
+of :func:`final_layer`) to the nearest class mean of training images (misses digits). ``ood``
+is true above the score that ``ood.pass_rate`` of validation images stay under. All of it,
+with the checksum of its weights, is read from the checkpoint (:data:`OOD_KEY`) or from a
+cache outside the checkpoint's folder, which may be read-only (:func:`detector_for`).
 """
 
 from __future__ import annotations

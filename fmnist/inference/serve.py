@@ -4,17 +4,13 @@
 images) and answers ``{"predictions": [...]}``, one :func:`answer` per image (the format:
 docs/photos-and-serving.md). ``GET /`` serves ``static/index.html``; ``GET /health`` is LitServe's.
 
-Bad requests never reach the model. LitServe decodes requests in the inference worker, and
-when ``decode_request`` raises for one request of a batch, every request of that batch gets
-the error (litserve 0.2's batched loop). So :class:`ImageBodies`, an ASGI middleware in the
-HTTP process, reads the body within a size limit, counts a JSON body's entries before parsing
-it, checks the request's pixel budget from the images' headers, decodes each image with the
-decoder prediction uses (``fmnist.inference.decode``: every frame of an animated image is an
-image, as in prediction), converts it (``fmnist.inference.convert``), and answers a 4xx with a
-message itself when anything is wrong; the worker receives only valid tiles, batched across
-concurrent requests. The CPU work runs in a few threads, one image per job, with a deadline
-per request: a few large requests cannot stall a small one, and a full server answers 503
-with ``Retry-After`` instead of queueing without end.
+Bad requests never reach the model: LitServe decodes in the inference worker, where one bad
+request of a batch fails the whole batch (litserve 0.2). So :class:`ImageBodies`, an ASGI
+middleware in the HTTP process, reads the body within a size and pixel budget, decodes and
+converts each image as prediction does (``fmnist.inference.decode``, ``.convert``) and
+answers a 4xx itself; the worker receives only valid tiles, batched across requests. That CPU
+work runs in a few threads, one image per job, with a deadline per request, so a full server
+answers 503 with ``Retry-After`` instead of queueing without end.
 """
 
 from __future__ import annotations

@@ -58,21 +58,17 @@ class ConvBlock(nn.Sequential):
 class CNN(nn.Module):
     """Conv blocks (one per entry of ``filters``), a dense layer and a linear classifier.
 
-    Each block halves the resolution with max pooling while the feature map is at least
-    2x2, so any number of blocks works on 28x28 inputs: ``features`` (the blocks), ``dense``
-    (dropout -> linear -> ReLU) and ``classifier`` (dropout -> linear).
+    A block pools only while its map is at least 2x2, so any number of blocks fits 28x28:
+    ``features`` (the blocks), ``dense`` (dropout -> linear -> ReLU), ``classifier``.
 
     Args:
-        filters: output channels of each conv block, e.g. ``[32, 64, 128]``.
-        kernel_size: odd conv kernel size ("same" padding).
-        batch_norm: batch norm after every conv.
+        kernel_size: odd ("same" padding).
         dropout: drop probability before the dense layer and before the classifier.
         hidden: width of the dense layer (0: none, the classifier reads the features).
-        convs_per_block: convolutions per block before pooling.
-        global_pool: average the last feature map to 1x1 (fewer parameters for wide nets).
+        global_pool: average the last map to 1x1 (fewer parameters for wide nets).
         pool_early: pool before batch norm and ReLU (faster; see ``ConvBlock``).
-        dirac_init: start each conv's first ``in_channels`` filters as the identity (as
-            airbench does), so a deep stack starts close to passing its input through.
+        dirac_init: each conv's first ``in_channels`` filters start as the identity (as in
+            airbench), so a deep stack starts close to passing its input through.
     """
 
     @checked("model")
