@@ -1,19 +1,15 @@
 """``analyze.py task=compare runs=[A,B,...]``: is the second model really better than the first?
 
-``runs`` (top-level in conf/analyze.yaml, like ``ckpt``: what to analyze, while ``task.*``
-says how) lists run directories and sweep directories. A run directory (``metrics.json`` and
-``predictions.npz``) is one contestant; a sweep directory gives one contestant per seed
-group (jobs differing only by ``seed``), whose prediction is the ensemble averaging its runs'
-probabilities. Every contestant is compared with the first, on the saved test predictions
-(no model is loaded): paired bootstrap and McNemar's exact test on the test images, per-class
-recall, the images where they disagree, and, for two groups of 2+ seeds, Welch's and an exact
-permutation test across seeds. The statistics are in ``fmnist.analysis.compare``.
+A run directory is one contestant; a sweep directory gives one per seed group, predicting with
+the ensemble of its runs (conf/task/compare.yaml). Every contestant is compared with the first
+on the saved test predictions, no model loaded: paired bootstrap, McNemar's exact test,
+per-class recall, the disagreements and, for groups of 2+ seeds, Welch's and an exact
+permutation test (the statistics: ``fmnist.analysis.compare``).
 
-Paired statistics are only as good as the pairing: every run must hold the same number of test
-predictions with the same labels in the same order as the first run and as the data config's
-test set (``predictions.npz`` stores no image hash, so its labels, in order, are the test
-set's fingerprint), or the task stops with one line naming the two. A run that cannot be read
-is left out with one line saying why, and the others are compared.
+Paired statistics are only as good as the pairing: every run must hold the test set's labels
+in its order (``predictions.npz`` stores no image hash, so the labels are its fingerprint),
+or the task stops with one line naming the two. A run that cannot be read is left out with
+one line saying why.
 """
 
 from __future__ import annotations

@@ -1,18 +1,15 @@
 """A run directory across the starts of one run: one process at a time, a finished run
 never overwritten, and what a killed start left behind removed by the next one.
 
-One process: :func:`run_dir_lock` holds ``<run dir>/.lock`` with ``fcntl.flock`` for the
-whole run, so a second ``train.py`` in the same directory stops with the first one's PID
-instead of interleaving checkpoints and metrics with it. The operating system releases the
-lock when its process ends, killed or not: a lock is never stale. Only the launching process
-takes it (DDP workers share its directory), and ``flock`` may not lock across the machines
-of a network filesystem.
+One process: :func:`run_dir_lock` holds ``<run dir>/.lock`` (``fcntl.flock``, released by the
+OS when its process dies, so never stale) for the whole run, so a second ``train.py`` stops
+with the first one's PID. Only the launching process takes it (DDP workers share its
+directory); ``flock`` may not lock across the machines of a network filesystem.
 
-A killed process leaves temporary files of interrupted atomic writes
-(:data:`fmnist.files.TMP_PREFIX`), and checkpoints of the epochs after the one it
-will be resumed from: the resumed run redoes those epochs, and Lightning would save them as
-``epoch_001-v1.ckpt`` next to the stale ``epoch_001.ckpt``. Only files named as this
-project names them are removed, and never one the resumed checkpoint refers to.
+A killed process leaves temporary files (:data:`fmnist.files.TMP_PREFIX`) and checkpoints of
+the epochs its resume will redo, which Lightning would save again as ``epoch_001-v1.ckpt``.
+Only files named as this project names them are removed, never one the resumed checkpoint
+refers to.
 """
 
 from __future__ import annotations
