@@ -1,18 +1,15 @@
 """The one checkpoint loader: a file in, a trained module out, or one ``CheckpointError``.
 
-A checkpoint is data from a file, possibly hostile. It is read with torch's restricted
-unpickler (``weights_only=True``: tensors and plain Python values, never pickled code), and
-its hyperparameters are then checked against an allowlist before anything is built: the
-network only from this project's model classes with plain-value arguments
-(``fmnist.models.build_net``), the optimizer and scheduler only as plain configs of
-``torch.optim`` classes (kept as data; loading never builds them), every other key known and
-of its type. A nested ``_target_`` is refused, so no config in a checkpoint can make Hydra
-call a function.
+A checkpoint is data from a file, possibly hostile: it is read with ``weights_only=True``
+(never pickled code), and its hyperparameters are checked against an allowlist before
+anything is built: the network only from this project's models with plain-value arguments
+(``fmnist.models.build_net``), the optimizer and scheduler only as plain ``torch.optim``
+configs (never built here), every other key known and of its type, no nested ``_target_``.
 
-Why not ``ClassificationModule.load_from_checkpoint``: it passes the stored hyperparameters
-to the constructor unchecked and reports mismatched weights in torch's error text. Its two
-steps are done here instead, with the allowlist between reading and building and a shape
-comparison before loading, so every failure names its cause and the fix.
+Not ``ClassificationModule.load_from_checkpoint``: it passes the stored hyperparameters
+unchecked and reports mismatched weights in torch's words. Here the allowlist sits between
+reading and building, and shapes are compared before loading, so every failure names its
+cause and the fix.
 """
 
 from __future__ import annotations

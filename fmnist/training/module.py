@@ -62,19 +62,13 @@ def build_scheduler(
 class ClassificationModule(L.LightningModule):
     """Trains any image classifier ``net`` with cross-entropy.
 
-    Args:
+    Args (the others are explained in conf/module/classifier.yaml):
         net: config of the network (``_target_`` + plain arguments), or a built ``nn.Module``.
-        optimizer: Hydra partial config of a ``torch.optim`` optimizer.
-        scheduler: Hydra partial config of a ``torch.optim.lr_scheduler`` scheduler (the
-            run's length filled in: :func:`build_scheduler`), or None for a constant rate.
-        tta_flip: at validation and test, average the logits of each image and its mirror.
-        tta_shift: at validation and test, also average over copies translated diagonally by
-            this many pixels either way (0: off).
-        channels_last: use the channels-last memory format (faster convs on CPU and GPU).
-        normalize, flatten: the input preprocessing (``data.normalize``, ``data.flatten``);
-            the statistics come from the data module when fitting, then live in checkpoints.
-        compile: compile the network with ``torch.compile`` (in place, so checkpoint keys do
-            not change). Pays off on GPUs for long runs; the compile time counts in the run.
+        optimizer, scheduler: Hydra partial configs of ``torch.optim`` classes; the scheduler's
+            run length is filled in by :func:`build_scheduler` (None: a constant rate).
+        tta_shift: also average over copies translated diagonally this many pixels either way.
+        channels_last: the channels-last memory format (faster convs on CPU and GPU).
+        compile: ``torch.compile`` in place, so checkpoint keys do not change.
     """
 
     @checked("module")
