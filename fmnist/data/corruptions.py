@@ -1,18 +1,12 @@
 """Fashion-MNIST-C, made on the fly: image corruptions as batched tensor functions.
 
 Fashion-MNIST-C (after MNIST-C, Mu & Gilmer 2019) cannot be downloaded here, so the test set
-is corrupted in memory: :data:`SEVERITIES` lists each corruption's five parameters (the
-flips and turns have one), and :func:`corrupt` applies one of them to a batch, seeded, so a
-cell of the benchmark is the same images every time. The operations themselves take one
-parameter per call and work on (N, 1, H, W) or (N, H, W) images, uint8 or 0-1 floats, on
-any device; they return the input's shape and dtype. Training augmentation
-(``fmnist.data.augment.corruption_mix``) calls the same operations with its own, different
-parameters: the evaluation's exact values are never trained on.
-
-Geometry, blur, contrast and inversion are torchvision's ``transforms.v2.functional`` ops;
-noise, brightness, glass shuffling and motion-blur kernels are a few tensor lines each.
-Where a corruption has a direction (rotation, shear, zoom, motion), each image draws its own
-from the generator.
+is corrupted in memory: :data:`SEVERITIES` lists each corruption's five parameters, and
+:func:`corrupt` applies one of them to a batch, seeded, so a benchmark cell is the same images
+every time. The operations take (N, 1, H, W) or (N, H, W) images, uint8 or 0-1 floats, on any
+device, and keep shape and dtype. Training (``fmnist.data.augment.corruption_mix``) calls them
+with other parameters: the evaluation's exact values are never trained on. Where a corruption
+has a direction (rotation, shear, zoom, motion), each image draws its own.
 """
 
 from __future__ import annotations

@@ -1,17 +1,12 @@
 """Sweeps: a summary of every multirun, and re-running an unfinished sweep.
 
-Hydra runs each job of ``python train.py -m ...`` in ``<sweep dir>/<job number>``. The
-:class:`SweepSummary` callback (configured in ``conf/hydra/default.yaml``) reads those job
-directories and writes ``summary.csv``, ``seed_groups.csv`` and ``summary.md`` into the sweep
-directory, and prints the table at the end of the sweep.
-
-The summary is computed from the job directories, not from Hydra's in-memory results, and it
-is rewritten after every job: Hydra 1.3's BasicSweeper raises as soon as a batch contains a
-failed job, so ``on_multirun_end`` never runs for a sweep with a failure, and the jobs of a
-SLURM or joblib launcher end in other processes. Every job's ``metrics.json`` (written by
-``fmnist.training.run.train``) is the record; a failed job leaves ``error.txt`` instead. A
-job whose files no run writes (a damaged ``metrics.json``, a config that is not YAML) is
-listed as unreadable, with its reason, and the summary goes on with the other jobs.
+The :class:`SweepSummary` callback (``conf/hydra/default.yaml``) reads the job directories of
+``train.py -m`` and writes ``summary.csv``, ``seed_groups.csv`` and ``summary.md`` into the
+sweep directory. It reads the directories, not Hydra's results, and rewrites the summary after
+every job: Hydra 1.3's BasicSweeper raises on a batch with a failed job before
+``on_multirun_end``, and SLURM or joblib jobs end in other processes. A job's ``metrics.json``
+is its record, ``error.txt`` a failure's; a job with damaged files is listed as unreadable,
+with its reason.
 """
 
 from __future__ import annotations

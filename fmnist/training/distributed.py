@@ -1,18 +1,14 @@
 """Lightning DDP under Hydra: one run directory per run, and every image evaluated once.
 
-Lightning does the distributed work (process launch, gradient all-reduce, DistributedSampler
-for training); torchmetrics syncs metric states across processes in ``compute()``. Two gaps
-are closed here:
+Lightning does the distributed work and torchmetrics syncs metric states; two gaps are
+closed here:
 
-- Evaluation: Lightning injects a ``DistributedSampler`` into validation and test loaders
-  too, and it pads the split to a multiple of the process count by repeating images, so a
-  synced metric would count those images twice.
+- Evaluation: Lightning's ``DistributedSampler`` pads val/test to a multiple of the process
+  count by repeating images, which a synced metric counts twice;
   :func:`fmnist.data.batches.eval_sampler` shards without padding.
-- Multirun: Lightning starts the DDP child processes by re-running the command line with
-  ``hydra.run.dir=<run dir>``. In a multirun that command line is the whole sweep (``-m`` and
-  the sweep lists), and ``hydra.run.dir`` is not the job's directory: every child would
-  start the sweep again elsewhere. :func:`ddp_children_run_this_job` fixes both for the
-  duration of a job.
+- Multirun: Lightning starts DDP children by re-running the command line with
+  ``hydra.run.dir=<run dir>``; in a multirun that line is the whole sweep, so every child
+  would start the sweep again elsewhere. :func:`ddp_children_run_this_job` fixes both.
 """
 
 from __future__ import annotations
