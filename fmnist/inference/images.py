@@ -1,14 +1,10 @@
 """Classifying people's own images: reading files, making them look like Fashion-MNIST, and
 batched prediction. Plain functions; ``fmnist.inference.predict`` is the command-line entry point.
 
-Fashion-MNIST items are light on a black background, centred and filling a 28x28 square.
-``fmnist.inference.convert`` makes every image one: the background found and made black,
-then the dataset's own conversion (trim to the item, longest edge to 28, sharpen, centre).
-
-Files come from anywhere, so each is sized from its header before anything is decoded
-(bytes of arrays capped below; pixels and frames of images by the one image decoder,
-``fmnist.inference.decode``, which the server uses too), large images are decoded reduced,
-and any failure reading one file skips that file with its reason while the others are read.
+``fmnist.inference.convert`` makes every image a Fashion-MNIST item (light, on black, centred
+in 28x28). Files come from anywhere, so each is sized from its header before it is decoded
+(arrays capped below; images by ``fmnist.inference.decode``, as the server does), large images
+are decoded reduced, and a file that fails is skipped with its reason.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """The LightningModule: loss, optimizer and schedule, and the metrics of every stage.
 
-The network, optimizer and scheduler arrive as Hydra configs (plain dicts with ``_target_``)
-and are built here; the network only through the allowlist of ``fmnist.models.build_net``.
-The checkpoint's hyperparameters are therefore plain data, and ``fmnist.training.load``
-rebuilds any checkpoint's model from them without running code stored in the file.
-
-The module owns a :class:`~fmnist.models.preprocess.Classifier`: preprocessing (with the
-training split's statistics as buffers), network, flip TTA and temperature. Validation and
-test call it on raw images, exactly as analysis, prediction and export do.
+The network, optimizer and scheduler arrive as Hydra configs and are built here (the network
+only through ``fmnist.models.build_net``'s allowlist), so a checkpoint's hyperparameters are
+plain data that ``fmnist.training.load`` rebuilds without running code from the file. The
+module owns a :class:`~fmnist.models.preprocess.Classifier` (preprocessing with the training
+statistics as buffers, network, TTA, temperature), which validation and test call on raw
+images, exactly as analysis, prediction and export do.
 """
 
 from __future__ import annotations

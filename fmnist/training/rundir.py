@@ -99,15 +99,12 @@ def run_dir_lock(output_dir: Path) -> Iterator[None]:
 class RunDirGuard(Callback):
     """Claims a run's directory before Hydra writes anything there (conf/train.yaml).
 
-    Hydra writes ``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml`` and opens the
-    log file in ``hydra.run.dir`` before the task starts, so a second ``train.py`` refused in
-    the task had already rewritten the first run's record and appended to its log. This
-    callback runs first (``on_run_start``): a directory in use by another process
-    (RunDirBusyError), unwritable, or holding a finished run (OutputDirError; unless resuming
-    it with ``ckpt_path=last``) stops the command with one line, exit status 1, and nothing
-    written there. Otherwise the lock is taken here and held to the end of the process, and
-    ``train()`` runs under it. Multiruns (one directory per job) and the DDP processes of
-    other ranks (which share rank 0's directory) are left to ``train()``.
+    Hydra writes ``.hydra/*.yaml`` and opens the log in ``hydra.run.dir`` before the task
+    starts, so a refusal in the task comes after the first run's record was rewritten. So this
+    runs first (``on_run_start``): a directory busy (RunDirBusyError), unwritable, or holding
+    a finished run not being resumed (OutputDirError) stops the command with one line and
+    nothing written. Else the lock is taken here and held to the end of the process.
+    Multiruns and DDP's other ranks are left to ``train()``.
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
