@@ -1,13 +1,11 @@
 """Is one model really better than another? Plain statistics over saved test predictions.
 
-Two trained models evaluated on the same 10,000 test images make *paired* observations:
-each image is right or wrong for both. :func:`paired_bootstrap` resamples images (the same
-resample for both models) for an interval on the accuracy difference, and
-:func:`mcnemar_exact` tests whether the images only one model gets right lean one way.
-Both treat the two trained models as fixed: they measure test-set noise, not how much
-another seed would change either model. Across seeds, :func:`welch_test` and
-:func:`permutation_test` compare groups of runs by their accuracies, and
-:func:`ensemble_predictions` averages a group's probabilities.
+Two models evaluated on the same test images make *paired* observations.
+:func:`paired_bootstrap` (one resample for both) gives an interval on the accuracy difference,
+and :func:`mcnemar_exact` tests whether the images only one gets right lean one way; both
+measure test-set noise, not what another seed would change. Across seeds, :func:`welch_test`
+and :func:`permutation_test` compare groups of runs, and :func:`ensemble_predictions` averages
+a group's probabilities.
 """
 
 from __future__ import annotations

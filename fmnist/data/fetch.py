@@ -1,12 +1,11 @@
 """Get Fashion-MNIST on a fresh machine: ``fmnist-fetch [data.root=DIR ...]``
-(``fmnist.cli.fetch_main``).
+(``fmnist.cli.fetch_main``; ``make train`` and ``make test`` run it first).
 
-``make train`` and ``make test`` run this first. When the files are where a run looks
-(``data.root``, then Debian's folder: :func:`fmnist.data.files.locate_data`) there is nothing to
-do. Otherwise, as root where apt-get exists: Debian's package ``dataset-fashion-mnist``; then,
-when ``data.download`` is true, torchvision's download into ``data.root``; otherwise the
-message that says how to get the files. The overrides are those of a training run, read from
-the same config, so the files land where ``train.py`` with those overrides looks.
+Nothing to do when the files are where a run looks (:func:`fmnist.data.files.locate_data`).
+Otherwise, as root where apt-get exists, Debian's ``dataset-fashion-mnist``; then, with
+``data.download``, torchvision's download into ``data.root``; else a message saying how. The
+overrides are a training run's, read from the same config, so the files land where
+``train.py`` with them looks.
 """
 
 from __future__ import annotations

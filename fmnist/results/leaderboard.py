@@ -1,12 +1,10 @@
 """One leaderboard of every finished run and baseline: read, grouped by seed, sorted.
 
-Every training run (``train.py``, single or in a sweep) and every baseline
-(``analyze.py task=baselines``) leaves a ``metrics.json`` with ``test/acc``,
-``val/acc_best``, ``parameters``, ``train_time_s`` and ``seed``; this module finds them under
-some directories and groups the ones that differ only by seed: a training run's identity is
-its resolved ``config.yaml`` without the seed and the entries that only say where things are;
-a baseline's is its name, estimator (its ``random_state`` is the seed), features, training
-images and preprocessing. A run whose files no run writes is left out with a one-line reason.
+Every training run and baseline leaves a ``metrics.json``; this module finds them under some
+directories and groups those that differ only by seed: a run's identity is its resolved
+``config.yaml`` without the seed and the entries that only say where things are; a baseline's
+is its name, estimator, features, training images and preprocessing. A run whose files no run
+writes is left out with a one-line reason.
 """
 
 from __future__ import annotations
