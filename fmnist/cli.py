@@ -4,9 +4,7 @@ The commands are ``COMMANDS`` below: each is the console script ``fmnist-COMMAND
 (pyproject.toml) and ``python -m fmnist.cli COMMAND [arguments]``, and those that take Hydra
 overrides read ``conf/COMMAND.yaml``; ``python train.py`` and ``python analyze.py`` call the
 same functions. Each imports its work only when it runs, so a command loads only its own
-code. Inside a multirun the sweep summary is also written after every job by the Hydra
-callback ``fmnist.results.sweep.SweepSummary`` (conf/hydra/default.yaml). No module imports
-this one.
+code. No module imports this one.
 """
 
 from __future__ import annotations

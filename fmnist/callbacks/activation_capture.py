@@ -24,13 +24,8 @@ class ActivationCapture(Guest):
     ``split``): a feature-map grid per layer as PNG (``<run>/activations/``) and TensorBoard
     figure, and per-channel statistics (mean, zero share, dead channels) in ``stats.json``.
 
-    Args:
-        layers: module names to hook (default: ``fmnist.analysis.stages.default_layers``, e.g.
-            the CNN's conv blocks and dense layer). A layer whose output is neither (N, units)
-            nor (N, channels, H, W) is left out with one log line.
-        every_n_epochs: also capture after every N-th epoch (0: only at fit end).
-        per_class: images per class; split: ``val`` or ``test``; seed: which images.
-        channels: feature maps shown per layer.
+    The options: conf/callbacks/default.yaml. A layer whose output is neither (N, units) nor
+    (N, channels, H, W) is left out with one log line.
     """
 
     @checked("callbacks.activation_capture")
