@@ -20,6 +20,7 @@ from bench.ablations import ablations
 from bench.context import CONF_DIR, Context, train_timed
 from bench.frontier import frontier
 from bench.plain import build_parts, plain_training_loop
+from bench.precision import precision
 from bench.targets import PRESETS
 from bench.timing import synchronize
 
@@ -191,10 +192,11 @@ PARTS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "frontier": frontier,
     "photos": photos,
     "ablations": ablations,
+    "precision": precision,
 }
 #: Parts run when none are named: all but the slow ones.
 DEFAULT_PARTS = ("speedrun", "overhead", "data", "callbacks")
 #: Parts that run their own pieces under the load guard, so are not repeated whole.
-REPEATS_INSIDE = frozenset({"frontier", "photos", "ablations"})
+REPEATS_INSIDE = frozenset({"frontier", "photos", "ablations", "precision"})
 
 __all__ = ["DEFAULT_PARTS", "PARTS", "REPEATS_INSIDE"]

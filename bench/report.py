@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.precision import precision_table
 from bench.targets import REFERENCE_PEAK
 
 Row = tuple[str, str, str]
@@ -218,7 +219,7 @@ def _reference_peak(ref: dict[str, Any]) -> str:
 def frontier_table(f: dict[str, Any]) -> list[str]:
     """The frontier: one row per preset, the machine's peak and the figure."""
     peak, ref = f["peak_gflops"], f["reference"]
-    bf16 = f", bf16 {peak['bf16']:.1f}" if peak["bf16"] else " (no AMX: bf16 not used)"
+    bf16 = f", bf16 {peak['bf16']:.1f}" if peak["bf16"] else " (no bf16 hardware: bf16 not used)"
     return [
         "",
         "The CPU frontier (`python -m bench.run --parts frontier`). Matmul peak of this machine, "
@@ -254,6 +255,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"| {name} | {measure} | {value} | {target} |" for measure, value, target in rows]
     if "frontier" in results["parts"]:
         lines += frontier_table(results["parts"]["frontier"])
+    if "precision" in results["parts"]:
+        lines += precision_table(results["parts"]["precision"])
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,6 @@
 """Benchmark: `python -m bench.run [--tiny] [--parts speedrun overhead data callbacks full photos
-frontier] [--presets NAME[:SEEDS] ...] [--ckpt PATH]` (photos: bench/photos.py on PATH).
+frontier ablations precision] [--presets NAME[:SEEDS] ...] [--ckpt PATH]` (photos:
+bench/photos.py on PATH).
 
 Writes ``bench/results.json`` and the Markdown tables ``bench/results.md`` that the README
 shows (and ``bench/frontier.png`` with the frontier part). Run it alone on the machine: the
@@ -95,8 +96,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=preset_and_seeds,
         default=None,
         metavar="NAME[:SEEDS]",
-        help=f"frontier presets, e.g. `quick` or `speedrun:0,1` (default: all of {list(PRESETS)}"
-        " with their seeds; tiny: the first seed)",
+        help="frontier (and precision) presets, e.g. `quick` or `speedrun:0,1` (default: all of"
+        f" {list(PRESETS)} with their seeds; tiny: the first seed)",
     )
     parser.add_argument(
         "--ablation",

@@ -5,8 +5,8 @@ their signature, and :func:`checked` turns a wrong value into a one-line ConfigE
 The resolvers are registered when this module is imported (``fmnist/__init__.py`` imports
 it), before any config is composed: ``${fmnist.metric_mode:NAME}`` and
 ``${fmnist.metric_direction:NAME}`` (``conf/callbacks/default.yaml``,
-``conf/hparams_search/optuna.yaml``) and ``${fmnist.cpu_precision:}``
-(``conf/trainer/cpu_fast.yaml``).
+``conf/hparams_search/optuna.yaml``) and ``${fmnist.cpu_precision:ACCELERATOR}``
+(``conf/trainer/default.yaml``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """What the CPU can do, read from ``/proc/cpuinfo``, and the precision a CPU run should use.
 
-bf16 pays on CPUs with AMX (Intel Sapphire Rapids and later): oneDNN runs bf16 convolutions
-and matmuls on its tile units, several times faster than fp32. Without AMX, bf16 is emulated
-or runs on AVX-512 at about fp32 speed plus conversions, so fp32 stays. ``fmnist.config``
-registers :func:`cpu_precision` as the OmegaConf resolver ``fmnist.cpu_precision``, used as
-``precision: ${fmnist.cpu_precision:}`` in ``conf/trainer/cpu_fast.yaml``.
+bf16 pays where the CPU does bf16 arithmetic in hardware: AMX tiles (Intel Sapphire Rapids
+on) or AVX512-BF16 (AMD Zen 4). Measured on a 2-core Zen 4 EPYC (``python -m bench.run
+--parts precision``, docs/ablations.md "Precision"): MEASURED. Without either, bf16 is
+emulated and fp32 stays. ``fmnist.config`` registers :func:`cpu_precision` as the OmegaConf
+resolver ``fmnist.cpu_precision``, used by ``conf/trainer/default.yaml``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,14 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
+import torch
+
 #: Read on every call, not cached, so tests can point it at a fake file.
 CPUINFO = Path("/proc/cpuinfo")
 #: The flags that matter for training speed, in the order a report lists them.
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+#: Flags of bf16 in hardware: AMX tiles, or AVX512-BF16's dot-product instructions (Zen 4).
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 RESOLVER = "fmnist.cpu_precision"
 
 
@@ -41,10 +45,17 @@ def cpu_flags() -> frozenset[str]:
 
 
 def has_amx_bf16() -> bool:
-    """Whether the CPU multiplies bf16 matrices on AMX tiles: where bf16 training pays."""
+    """Whether the CPU multiplies bf16 matrices on AMX tiles (Intel Sapphire Rapids on)."""
     return "amx_bf16" in cpu_flags()
 
 
-def cpu_precision() -> str:
-    """Lightning's precision for a CPU run: ``bf16-mixed`` with AMX, ``32-true`` otherwise."""
-    return "bf16-mixed" if has_amx_bf16() else "32-true"
+def has_bf16_hardware() -> bool:
+    """Whether the CPU does bf16 arithmetic in hardware: AMX tiles or AVX512-BF16."""
+    return not cpu_flags().isdisjoint(BF16_FLAGS)
+
+
+def cpu_precision(accelerator: str = "cpu") -> str:
+    """Lightning's precision for a run on ``accelerator``: ``bf16-mixed`` where it runs on a
+    CPU that does bf16 in hardware, ``32-true`` elsewhere (``trainer=gpu`` sets its own)."""
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    return "bf16-mixed" if on_cpu and has_bf16_hardware() else "32-true"

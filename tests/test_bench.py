@@ -160,7 +160,7 @@ def test_tiny_frontier_records_every_preset_and_draws_the_figure(
         frontier["presets"][n]["seeds"] == [PRESETS[n].seeds[0]] for n in PRESETS if n != "speedrun"
     )
     peak = frontier["peak_gflops"]
-    assert peak["fp32"] > 0 and (peak["bf16"] is None) == (not hardware.has_amx_bf16())
+    assert peak["fp32"] > 0 and (peak["bf16"] is None) == (not hardware.has_bf16_hardware())
     for name, preset in frontier["presets"].items():
         _check_preset(name, preset, peak)
     # The cnn FLOPs scale as the nets do: cpu_best has two convs per block of the default's.
@@ -270,23 +270,28 @@ def _fake_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: str) -> No
     monkeypatch.setattr(hardware, "CPUINFO", cpuinfo)
 
 
-def test_cpu_precision_is_bf16_with_amx_and_trainer_gpu_keeps_its_own(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [("avx2 avx512f amx_bf16 amx_tile", "bf16-mixed"), ("avx2 avx512f avx512_bf16", "bf16-mixed"),
+     ("avx2 avx512f", "32-true"), ("avx2", "32-true")],
+)  # fmt: skip
+def test_cpu_runs_take_bf16_where_the_cpu_does_it_in_hardware_and_trainer_gpu_keeps_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: str, expected: str
 ) -> None:
     def precision(*overrides: str) -> str:
         return compose_config("train", list(overrides), tmp_path).trainer.precision
 
-    _fake_cpu(monkeypatch, tmp_path, "avx2 avx512f amx_bf16 amx_tile")
-    assert hardware.cpu_model() == "Fake CPU" and hardware.has_amx_bf16()
-    assert precision("experiment=speedrun") == "bf16-mixed"
-    assert precision() == "32-true"  # only presets that choose trainer cpu_fast
-
-    _fake_cpu(monkeypatch, tmp_path, "avx2 avx512f avx512_bf16")  # bf16 without AMX: no
-    assert hardware.cpu_precision() == "32-true" and precision("experiment=speedrun") == "32-true"
-    # trainer=gpu replaces the preset's trainer: the gpu config's bf16-mixed, not fp32
+    _fake_cpu(monkeypatch, tmp_path, flags)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hardware.cpu_model() == "Fake CPU"
+    assert precision() == precision("experiment=speedrun") == precision("trainer=cpu") == expected
+    assert precision("trainer=gpu") == "bf16-mixed"  # the gpu config's own
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert precision() == "32-true"  # accelerator auto finds the GPU: not a CPU run
+    assert precision("trainer=cpu") == expected
+    # trainer=gpu replaces the preset's trainer; the preset's other trainer settings stay
     cfg = compose_config("train", ["experiment=speedrun", "trainer=gpu"], tmp_path)
-    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.accelerator == "gpu"
-    assert cfg.trainer.max_steps == 430  # the preset's other trainer settings stay
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.max_steps == 430
 
 
 def test_without_the_resolver_registered_the_error_names_it(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from fmnist.config import CONF_DIR
 
-FAST_CPU = ["callbacks=none", "logger=none", "trainer=cpu_fast"]
+FAST_CPU = ["callbacks=none", "logger=none", "trainer=cpu"]
 TIMED_RUN = {"trainer.max_epochs": -1, "trainer.limit_val_batches": 0,
              "trainer.enable_progress_bar": False, "trainer.enable_model_summary": False,
              "data.on_device": True, "module.tta_shift": 0}  # fmt: skip
