@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ("model.dropout=1.0", r"^model.dropout=1.0 should be less than 1\.$"),
         ("model.dropout=-0.1", r"^model.dropout=-0.1 should be greater than or equal to 0\.$"),
         ("data.batch_size=0", r"^data.batch_size=0 should be greater than 0\.$"),
-        ("data.val_size=300", r"data.val_size=300 leaves no images .* between 1 and 299"),
+        ("data.val_size=300", r"data.val_size=300 leaves no images .* between 0 .* and 299"),
         ("data.batch_size=abc", r"^data.batch_size='abc' should be a valid integer\.$"),
         ("data.erasing=lots", r"^data.erasing='lots' should be a valid number\.$"),
         ("data.erasing=1.5", r"^data.erasing=1.5 should be less than or equal to 1\.$"),

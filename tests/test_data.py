@@ -156,6 +156,15 @@ def test_split_sizes_stratification_and_determinism(fake_data_dir: Path) -> None
     assert not torch.equal(other.split("val").images, val.images)
 
 
+def test_val_size_zero_trains_on_every_image(fake_data_dir: Path) -> None:
+    full = datamodule(fake_data_dir, val_size=0)
+    raw = load_fashion_mnist(fake_data_dir, search_system=False, strict=False)
+    assert torch.equal(full.split("train").images, raw.train_images)
+    assert len(full.split("val")) == 0 and len(full.split("test")) == 80
+    mean = raw.train_images.float().div(255).mean()
+    assert torch.allclose(full.statistics[0], mean)  # normalized with all of them
+
+
 def test_val_size_fraction_and_errors(fake_data_dir: Path) -> None:
     assert len(datamodule(fake_data_dir, val_size=0.1).split("val")) == 30
     with pytest.raises(ConfigError, match="val_size=500"):

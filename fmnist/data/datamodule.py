@@ -46,7 +46,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
 
     Args (the others are explained in conf/data/fashion_mnist.yaml):
         strict: check split sizes and content MD5 (off only for synthetic test data).
-        val_size: images held out of the official train set for validation (int or fraction).
+        val_size: images held out of the official train set for validation (int or fraction);
+            0 trains on all of them (a final recipe, chosen on validation before).
         normalize, flatten: the model's ``module.normalize`` and ``module.flatten`` follow them.
         one_hot: give targets as one-hot float vectors instead of class indices.
         num_workers: DataLoader workers; 0 is fastest for in-memory data.
@@ -102,19 +103,18 @@ class FashionMNISTDataModule(L.LightningDataModule):
         n_val = (
             round(self.val_size * n_train) if isinstance(self.val_size, float) else self.val_size
         )
-        if not 0 < n_val < n_train:
+        if not 0 <= n_val < n_train:
             raise ConfigError(
-                f"data.val_size={self.val_size} leaves no images for training or validation: "
-                f"the train set has {n_train} images; give a number between 1 and {n_train - 1} "
-                "(or a fraction in (0, 1))."
+                f"data.val_size={self.val_size} leaves no images for training: the train set "
+                f"has {n_train} images; give a number between 0 (train on all, no validation) "
+                f"and {n_train - 1} (or a fraction in [0, 1))."
             )
-        train_idx, val_idx = train_test_split(
-            torch.arange(n_train).numpy(),
-            test_size=n_val,
-            stratify=raw.train_labels.numpy(),
-            random_state=self.split_seed,
-        )
-        train_idx, val_idx = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
+        train_idx, val_idx = torch.arange(n_train), torch.arange(0)
+        if n_val:
+            train_idx, val_idx = map(torch.from_numpy, train_test_split(
+                train_idx.numpy(), test_size=n_val, stratify=raw.train_labels.numpy(),
+                random_state=self.split_seed,
+            ))  # fmt: skip
         train_images = raw.train_images[train_idx]
         self.splits = {
             "train": TensorBatchDataset(train_images, raw.train_labels[train_idx]),
