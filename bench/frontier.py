@@ -24,7 +24,7 @@ from bench.context import Context, train_timed
 from bench.figure import frontier_figure
 from bench.flops import matmul_peak_gflops, preset_flops_per_image
 from bench.targets import KERAS_REFERENCE, PRESETS, Preset, Reference, normalized
-from fmnist.hardware import has_amx_bf16, has_bf16_hardware
+from fmnist.hardware import cpu_flags, has_bf16_hardware
 
 #: --tiny: three steps of every preset, one epoch with validation where it has one; without
 #: the analysis callbacks and logger (the callbacks and full parts run those in tiny mode).
@@ -138,7 +138,7 @@ def frontier(ctx: Context) -> dict[str, Any]:
         measured[name] = {**result, "load": load}
     earlier = ctx.previous.get("frontier", {}).get("presets", {})
     presets = {n: measured.get(n) or earlier[n] for n in PRESETS if n in measured or n in earlier}
-    reference = KERAS_REFERENCE[has_amx_bf16()]
+    reference = KERAS_REFERENCE["amx_bf16" in cpu_flags()]
     latest = list(measured.values())[-1]["peak"] if measured else machine_peak(ctx.tiny)
     return {
         "peak_gflops": latest,

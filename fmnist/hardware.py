@@ -1,10 +1,10 @@
 """What the CPU can do, read from ``/proc/cpuinfo``, and the precision a CPU run should use.
 
-bf16 pays where the CPU does bf16 arithmetic in hardware: AMX tiles (Intel Sapphire Rapids
-on) or AVX512-BF16 (AMD Zen 4). Measured on a 2-core Zen 4 EPYC (``python -m bench.run
---parts precision``, docs/ablations.md "Precision"): MEASURED. Without either, bf16 is
-emulated and fp32 stays. ``fmnist.config`` registers :func:`cpu_precision` as the OmegaConf
-resolver ``fmnist.cpu_precision``, used by ``conf/trainer/default.yaml``.
+bf16 pays where the CPU does bf16 arithmetic in hardware, AMX tiles or AVX512-BF16: on a
+2-core Zen 4 EPYC (AVX512-BF16, no AMX) training ran 1.32x (speedrun), 1.68x (quick) and
+1.36x (default) faster than fp32 at the same test accuracy (``python -m bench.run --parts
+precision``, bench/results.md). Without either, bf16 is emulated and fp32 stays.
+:func:`cpu_precision` is the OmegaConf resolver ``fmnist.cpu_precision`` (conf/trainer).
 """
 
 from __future__ import annotations
@@ -42,11 +42,6 @@ def cpu_model() -> str:
 def cpu_flags() -> frozenset[str]:
     """The first core's feature flags (empty when unknown)."""
     return frozenset((_cpuinfo_field("flags") or "").split())
-
-
-def has_amx_bf16() -> bool:
-    """Whether the CPU multiplies bf16 matrices on AMX tiles (Intel Sapphire Rapids on)."""
-    return "amx_bf16" in cpu_flags()
 
 
 def has_bf16_hardware() -> bool:

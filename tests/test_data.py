@@ -160,7 +160,9 @@ def test_val_size_zero_trains_on_every_image(fake_data_dir: Path) -> None:
     full = datamodule(fake_data_dir, val_size=0)
     raw = load_fashion_mnist(fake_data_dir, search_system=False, strict=False)
     assert torch.equal(full.split("train").images, raw.train_images)
-    assert len(full.split("val")) == 0 and len(full.split("test")) == 80
+    assert len(full.split("test")) == 80
+    with pytest.raises(ConfigError, match=r"No val split: .*data.val_size=0"):
+        full.split("val")  # what needs validation images says why there are none
     mean = raw.train_images.float().div(255).mean()
     assert torch.allclose(full.statistics[0], mean)  # normalized with all of them
 

@@ -13,7 +13,7 @@ from fmnist.config import CONF_DIR
 FAST_CPU = ["callbacks=none", "logger=none", "trainer=cpu"]
 TIMED_RUN = {"trainer.max_epochs": -1, "trainer.limit_val_batches": 0,
              "trainer.enable_progress_bar": False, "trainer.enable_model_summary": False,
-             "data.on_device": True, "module.tta_shift": 0}  # fmt: skip
+             "data.on_device": True, "module.tta_shift": 0, "data.val_size": 0}  # fmt: skip
 
 #: preset -> (its group choices, every value it changes on top of them).
 PRESETS: dict[str, tuple[list[str], dict[str, Any]]] = {
@@ -26,7 +26,7 @@ PRESETS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "cpu_best": (
         [],
         {"model.convs_per_block": 2, "model.dropout": 0.2, "data.erasing": 0.25,
-         "trainer.max_epochs": 20},
+         "trainer.max_epochs": 30},
     ),
     "quick": (
         FAST_CPU,

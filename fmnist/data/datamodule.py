@@ -152,6 +152,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
             self.setup()
         if name not in self.splits:
             raise ConfigError(f"Unknown split {name!r}: use 'train', 'val' or 'test'.")
+        if not len(self.splits[name]):
+            raise ConfigError(
+                f"No {name} split: this run trained on every training image (data.val_size=0). "
+                "Use the test split, or a run with a validation split."
+            )
         return self.splits[name]
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader | DeviceBatches:
