@@ -84,7 +84,8 @@ def test_tiny_benchmark_writes_well_formed_results(tiny_bench: tuple[Path, dict]
         assert len(load["before"]) == len(load["after"]) == 3 and load["repeated"] is False
 
     table = (out / "results.md").read_text()
-    assert table.count("| speedrun |") == 3 + 1 + 1  # its rows, its load row, its frontier row
+    # its rows, its load row, its frontier row and its precision row
+    assert table.count("| speedrun |") == 3 + 1 + 1 + 1
     assert "| overhead |" in table
     assert "tiny mode" in table and "| load average (1 min) at start -> end |" in table
     assert table.count("| callbacks | callbacks=") == len(callbacks) - 1  # each against none
