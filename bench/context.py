@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from bench.targets import PRESETS
 from bench.timing import LoadGuard
 from fmnist.config import CONF_DIR
 from fmnist.training.run import train
@@ -83,3 +84,20 @@ def train_timed(cfg: DictConfig) -> dict[str, Any]:
         "wall_s": round(wall, 3),
         "test_acc": metric(metrics, "test/acc"),
     }
+
+
+def measure_presets(
+    ctx: Context,
+    chosen: Mapping[str, list[int] | None],
+    label: str,
+    measure: Callable[[Context, str, list[int]], dict[str, Any]],
+) -> dict[str, Any]:
+    """``measure`` of each chosen preset over its seeds (those given, else the preset's own;
+    tiny: its first), under the load guard, each with the guard's load record."""
+    measured = {}
+    for name, seeds in chosen.items():
+        print(f"== {label}: {name}", flush=True)
+        seeds = seeds or list(PRESETS[name].seeds[:1] if ctx.tiny else PRESETS[name].seeds)
+        result, load = ctx.guard.run(lambda n=name, s=seeds: measure(ctx, n, s))
+        measured[name] = {**result, "load": load}
+    return measured

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from bench.context import Context, train_timed
+from bench.context import Context, measure_presets, train_timed
 from bench.figure import frontier_figure
 from bench.flops import matmul_peak_gflops, preset_flops_per_image
 from bench.targets import KERAS_REFERENCE, PRESETS, Preset, Reference, normalized
@@ -129,13 +129,9 @@ def run_preset(ctx: Context, name: str, seeds: list[int]) -> dict[str, Any]:
 
 def frontier(ctx: Context) -> dict[str, Any]:
     """Every preset (or those of ``--presets``), merged with presets measured earlier."""
-    chosen = ctx.presets or dict.fromkeys(PRESETS)
-    measured = {}
-    for name, seeds in chosen.items():
-        print(f"== frontier preset: {name}", flush=True)
-        seeds = seeds or list(PRESETS[name].seeds[:1] if ctx.tiny else PRESETS[name].seeds)
-        result, load = ctx.guard.run(lambda name=name, seeds=seeds: run_preset(ctx, name, seeds))
-        measured[name] = {**result, "load": load}
+    measured = measure_presets(
+        ctx, ctx.presets or dict.fromkeys(PRESETS), "frontier preset", run_preset
+    )
     earlier = ctx.previous.get("frontier", {}).get("presets", {})
     presets = {n: measured.get(n) or earlier[n] for n in PRESETS if n in measured or n in earlier}
     reference = KERAS_REFERENCE["amx_bf16" in cpu_flags()]

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from bench.context import Context, train_timed
+from bench.context import Context, measure_presets, train_timed
 from bench.flops import matmul_peak_gflops
 from bench.targets import PRESETS, normalized
 
@@ -64,12 +64,7 @@ def compare_preset(ctx: Context, name: str, seeds: list[int]) -> dict[str, Any]:
 def precision(ctx: Context) -> dict[str, Any]:
     """The presets of ``--presets`` (default: speedrun and quick), merged with earlier ones."""
     chosen = ctx.presets or {"speedrun": None, "quick": None}
-    measured = {}
-    for name, seeds in chosen.items():
-        print(f"== precision: {name}", flush=True)
-        seeds = seeds or list(PRESETS[name].seeds[:1] if ctx.tiny else PRESETS[name].seeds)
-        result, load = ctx.guard.run(lambda n=name, s=seeds: compare_preset(ctx, n, s))
-        measured[name] = {**result, "load": load}
+    measured = measure_presets(ctx, chosen, "precision", compare_preset)
     earlier = ctx.previous.get("precision", {}).get("presets", {})
     return {"presets": {**earlier, **measured}}
 
