@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.precision import precision_table
 from bench.targets import REFERENCE_PEAK
 
 Row = tuple[str, str, str]
@@ -243,6 +242,29 @@ def frontier_table(f: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *(frontier_row(name, p) for name, p in f["presets"].items()),
     ]
+
+
+def precision_table(part: dict[str, Any]) -> list[str]:
+    """One row per preset: accuracy and time in each precision, and the paired speed-up."""
+    lines = ["", "Precision (`python -m bench.run --parts precision`): each preset in fp32 and in "
+             "bf16-mixed, alternating seed by seed in one run; times are training (fit) seconds, "
+             "median over the seeds, normalized to a 200 GFLOP/s fp32 peak in brackets.", "",
+             "| Preset | Seeds | fp32 test acc (mean; each) | bf16 test acc (mean; each) | "
+             "fp32 fit s | bf16 fit s | speed-up fp32/bf16: median [min-max] | matmul peak "
+             "fp32 / bf16 GFLOP/s |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, p in part["presets"].items():
+        cells = [name, ", ".join(map(str, p["seeds"]))]
+        summaries = p["summary"].values()  # fp32, then bf16 (bench/precision.py)
+        for s in summaries:
+            each = ", ".join(f"{100 * a:.2f}" for a in s["test_acc"])
+            cells.append(f"{100 * s['acc_mean']:.2f}% ({each})")
+        cells += [f"{s['fit_s_median']:.1f} ({s['normalized_fit_s']:.1f})" for s in summaries]
+        cells.append(f"{p['speedup_median']:.2f}x [{min(p['speedups']):.2f}-"
+                     f"{max(p['speedups']):.2f}]")  # fmt: skip
+        bf16 = p["peak"]["bf16"]  # None: no bf16 in hardware (not measured)
+        cells.append(f"{p['peak']['fp32']:.0f} / " + (f"{bf16:.0f}" if bf16 else "-"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown(results: dict[str, Any]) -> str:
