@@ -3,8 +3,9 @@
 A checkpoint is data from a file, possibly hostile: it is read with ``weights_only=True``
 (never pickled code), and its hyperparameters are checked against an allowlist before
 anything is built: the network only from this project's models with plain-value arguments
-(``fmnist.models.build_net``), the optimizer and scheduler only as plain ``torch.optim``
-configs (never built here), every other key known and of its type, no nested ``_target_``.
+(``fmnist.models.build_net``), the optimizer and scheduler only as plain ``torch.optim`` (or
+our ConvMuon) configs (never built here), every other key known and of its type, no nested
+``_target_``.
 
 Not ``ClassificationModule.load_from_checkpoint``: it passes the stored hyperparameters
 unchecked and reports mismatched weights in torch's words. Here the allowlist sits between
@@ -37,6 +38,7 @@ from fmnist.data import FashionMNISTDataModule
 from fmnist.errors import CheckpointError
 from fmnist.files import write_torch
 from fmnist.models import config_problem, is_plain, model_classes
+from fmnist.training.optim import ConvMuon
 
 #: The data module's settings a model depends on (split and preprocessing), taken from the
 #: checkpoint; where the files are (root, download, ...) stays the caller's.
@@ -51,8 +53,9 @@ def _torch_classes(module: Any, base: type) -> dict[str, type]:
     }
 
 
-#: Optimizer and scheduler configs may only name torch's own classes.
-OPTIMIZERS = _torch_classes(torch.optim, torch.optim.Optimizer)
+#: Optimizer and scheduler configs may only name torch's own classes, and our ConvMuon.
+OPTIMIZERS = {**_torch_classes(torch.optim, torch.optim.Optimizer),
+              "fmnist.training.optim.ConvMuon": ConvMuon}  # fmt: skip
 SCHEDULERS = _torch_classes(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler)
 
 
