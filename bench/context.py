@@ -64,14 +64,20 @@ def metric(metrics: Mapping[str, Any], name: str) -> Any:
     return metrics.get(name)
 
 
-def train_timed(cfg: DictConfig) -> dict[str, Any]:
-    """``train(cfg)`` with a loop timer: loop time (no data loading, no test), fit time (as
-    ``train()`` reports it), wall time of the call and the images trained."""
+def add_fit_timer(cfg: DictConfig) -> Path:
+    """Adds the loop timer to the run's callbacks (so to its saved config); its file."""
     timer_file = Path(cfg.paths.output_dir) / "fit_loop.json"
     with open_dict(cfg):
         if not cfg.get("callbacks"):
             cfg.callbacks = {}
         cfg.callbacks.bench_timer = {"_target_": "bench.timing.FitTimer", "path": str(timer_file)}
+    return timer_file
+
+
+def train_timed(cfg: DictConfig) -> dict[str, Any]:
+    """``train(cfg)`` with a loop timer: loop time (no data loading, no test), fit time (as
+    ``train()`` reports it), wall time of the call and the images trained."""
+    timer_file = add_fit_timer(cfg)
     start = time.perf_counter()
     metrics = train(cfg)
     wall = time.perf_counter() - start

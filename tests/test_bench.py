@@ -22,13 +22,15 @@ from omegaconf import OmegaConf
 from omegaconf.errors import UnsupportedInterpolationType
 
 import fmnist.hardware as hardware  # its resolver fmnist.cpu_precision: fmnist.config
-from bench.ablations import TABLES, run_folder
+from bench.ablations import TABLES, run_folder, run_seed
+from bench.context import Context
 from bench.flops import training_flops_per_image
 from bench.parts import PARTS
 from bench.readme import main as readme_main
 from bench.readme import pages, synced, tasks_table
 from bench.report import presets_table
 from bench.run import main
+from bench.synthetic import SYNTHETIC_DATA_OVERRIDES, write_synthetic_dataset
 from bench.targets import PRESETS, REFERENCE_PEAK
 from bench.timing import LoadGuard
 from fmnist.models import CNN
@@ -169,6 +171,23 @@ def test_tiny_ablations_keep_a_technique_only_when_it_raises_validation_accuracy
     run = rows[0]["runs"][0]
     folder = out / "runs" / f"{run_folder('quick', rows[0]['name'])}-s{run['seed']}"
     assert json.loads((folder / "metrics.json").read_text())["val/acc_best"] == run["val_acc"]
+
+
+def test_an_ablation_run_spelled_otherwise_is_read_back_not_trained(tmp_path: Path) -> None:
+    """A table whose overrides changed spelling but compose the same config (a baseline that
+    undoes what its preset took up since) reads its kept runs back; another config trains."""
+    data = write_synthetic_dataset(tmp_path / "data", 24, 8)
+    base = [f"data.root={data}", *SYNTHETIC_DATA_OVERRIDES]
+    ctx = Context(workdir=tmp_path / "runs", tiny=True, base_overrides=base)
+    baseline = list(TABLES["quick"].baseline)
+    first = run_seed(ctx, baseline, 0, "row")
+    same = run_seed(ctx, [*baseline, "model.kernel_size=3"], 0, "row")  # the default size
+    other = run_seed(ctx, [*baseline, "model.kernel_size=5"], 0, "row")
+    assert same["read_back"] and "read_back" not in first and "read_back" not in other
+    assert same["overrides"] == [*baseline, "model.kernel_size=3"]
+    assert (same["wall_s"], same["test_acc"]) == (first["wall_s"], first["test_acc"])
+    saved = yaml.safe_load((tmp_path / "runs" / "row-s0" / "config.yaml").read_text())
+    assert saved["model"]["kernel_size"] == 5  # the other config's run replaced the first
 
 
 def test_tiny_frontier_records_every_preset_and_draws_the_figure(
