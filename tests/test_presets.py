@@ -26,13 +26,15 @@ PRESETS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "cpu_best": (
         [],
         {"model.convs_per_block": 2, "model.dropout": 0.2, "data.erasing": 0.25,
-         "trainer.max_epochs": 30},
+         "trainer.max_epochs": 50},
     ),
     "quick": (
-        FAST_CPU,
+        [*FAST_CPU, "optimizer=muon"],
         {**TIMED_RUN, "model.filters": [16, 48, 96], "model.dropout": 0.0, "model.hidden": 128,
-         "optimizer.lr": 0.006, "scheduler.max_lr": 0.006, "data.batch_size": 256,
-         "data.crop_padding": 0, "trainer.max_steps": 1290},
+         "optimizer.lr": 0.006, "optimizer.conv_lr_scale": 2.5,
+         "callbacks.lookahead._target_": "fmnist.training.optim.Lookahead",
+         "scheduler.max_lr": 0.006, "data.batch_size": 256, "data.crop_padding": 0,
+         "trainer.max_steps": 1290},
     ),
     "robust": (
         [],
@@ -47,7 +49,7 @@ PRESETS: dict[str, tuple[list[str], dict[str, Any]]] = {
          "trainer.max_epochs": 10},
     ),
     "speedrun": (
-        FAST_CPU,
+        [*FAST_CPU, "optimizer=muon"],
         {**TIMED_RUN, "model.filters": [16, 48, 96], "model.dropout": 0.0, "model.hidden": 128,
          "module.label_smoothing": 0.18, "module.tta_flip": False, "optimizer.lr": 0.012,
          "optimizer.weight_decay": 0.03, "scheduler.max_lr": 0.012, "scheduler.pct_start": 0.15,
@@ -64,7 +66,7 @@ def flat(overrides: list[str], tmp_path) -> dict[str, Any]:
     cfg.pop("paths")
 
     def leaves(node: Any, prefix: str) -> dict[str, Any]:
-        if not isinstance(node, dict) or not node:
+        if not isinstance(node, dict):
             return {prefix: node}
         return {
             k: v for key, child in node.items() for k, v in leaves(child, f"{prefix}{key}.").items()
