@@ -94,6 +94,12 @@ def test_lookahead_pulls_toward_the_slow_copy_and_ends_on_it() -> None:
     assert torch.allclose(net[0].weight, slow)
 
 
+def test_lookahead_refuses_a_run_of_unknown_length() -> None:
+    trainer = SimpleNamespace(global_step=0, estimated_stepping_batches=float("inf"))
+    with pytest.raises(ConfigError, match="max_epochs or max_steps"):
+        Lookahead().on_train_start(trainer, nn.Linear(2, 2))
+
+
 def test_a_run_trains_with_muon_and_lookahead(tiny_train_cfg, tmp_path) -> None:
     cfg = tiny_train_cfg(
         "model.filters=[8,16]",

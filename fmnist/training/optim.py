@@ -4,6 +4,7 @@ effect at our budgets: docs/ablations.md."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -106,7 +107,8 @@ class Lookahead(L.Callback):
     as training goes (the slow copy's decay ramps up as progress cubed to ``decay``); after
     the last step the network is the slow copy. Batch norm gets a fast ``bn_momentum``, since
     its running statistics must keep up with weights that jump back (airbench: it helps only
-    with that)."""
+    with that). The slow copy is not checkpointed: a resumed run restarts it from the weights
+    it resumes with."""
 
     def __init__(self, every: int = 5, decay: float = 0.95**5, bn_momentum: float = 0.4) -> None:
         if every < 1 or not 0 <= decay < 1 or not 0 < bn_momentum <= 1:
@@ -125,7 +127,12 @@ class Lookahead(L.Callback):
         self.slow = [(t, t.detach().clone()) for t in pl_module.state_dict().values()
                      if t.is_floating_point()]  # fmt: skip
         # read once: Lightning's property sets up the training data again on every call
-        self.total = max(1, int(trainer.estimated_stepping_batches))
+        total = trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ConfigError(
+                "lookahead needs a run of known length: set trainer.max_epochs or max_steps."
+            )
+        self.total = max(1, int(total))
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
