@@ -93,6 +93,17 @@ DEFAULT_TECHNIQUES = (
 )  # fmt: skip
 
 LOOKAHEAD = "+callbacks.lookahead._target_=fmnist.training.optim.Lookahead"
+#: The two rows the speedrun and default tables share with the combinations table.
+MUON = Technique(
+    "Muon",
+    ("optimizer=muon",),
+    "Muon on conv filters at 5x the peak rate, AdamW on the rest, no decay on norms",
+)
+LOOKAHEAD_ROW = Technique(
+    "lookahead",
+    (LOOKAHEAD,),
+    "airbench's lookahead every 5 steps, with fast batch-norm momentum (0.4)",
+)
 #: The quick preset before the combinations table chose Muon and lookahead for it.
 WITHOUT_COMBINATIONS = ("optimizer=adamw", "~optimizer.conv_lr_scale", "~callbacks.lookahead")
 #: The record-setters' combinations (issue 29), on top of the quick preset with flips.
@@ -101,8 +112,7 @@ COMBINATIONS = (
               "Muon on conv filters at 5x the peak rate, AdamW on the rest, no decay on norms"),
     Technique("Muon 2x rate", ("optimizer=muon", "++optimizer.conv_lr_scale=10"),
               "Muon's conv rate doubled"),
-    Technique("lookahead", (LOOKAHEAD,),
-              "airbench's lookahead every 5 steps, with fast batch-norm momentum (0.4)"),
+    LOOKAHEAD_ROW,
     Technique("Muon half rate", ("++optimizer.conv_lr_scale=2.5",), "Muon's conv rate halved"),
     Technique("label smoothing 0.2", ("module.label_smoothing=0.2",), "airbench's, from 0.1"),
     Technique("batch 512", ("data.batch_size=512", "optimizer.lr=0.008"),
@@ -113,8 +123,7 @@ COMBINATIONS = (
 )  # fmt: skip
 #: The speedrun's budget, first with Muon, then in one epoch instead of two (its 8 s target).
 SPEEDRUN_TECHNIQUES = (
-    Technique("Muon", ("optimizer=muon",),
-              "Muon on conv filters at 5x the peak rate, AdamW on the rest, no decay on norms"),
+    MUON,
     Technique("Muon, 1 epoch", ("optimizer=muon", "trainer.max_epochs=1",
                                 "++trainer.check_val_every_n_epoch=1"),
               "half the steps: the 8 s target needs ~1.8x fewer"),
@@ -126,10 +135,8 @@ SPEEDRUN_TECHNIQUES = (
 
 #: The quick table's winners at the default's budget (Muon at the same conv peak rate, 0.015).
 DEFAULT_COMBINATIONS = (
-    Technique("Muon", ("optimizer=muon",),
-              "Muon on conv filters at 5x the peak rate, AdamW on the rest, no decay on norms"),
-    Technique("lookahead", (LOOKAHEAD,),
-              "airbench's lookahead every 5 steps, with fast batch-norm momentum (0.4)"),
+    MUON,
+    LOOKAHEAD_ROW,
 )  # fmt: skip
 
 #: 6 epochs of 55,000 images, validated once at the end, the quick preset's net and settings

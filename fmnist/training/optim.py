@@ -38,6 +38,8 @@ class ConvMuon(torch.optim.Optimizer):
     One optimizer, so a scheduler drives both: a conv filter's step size is the group's
     ``lr`` x ``conv_lr_scale`` (Muon's steps are orthogonal matrices, RMS ~1/sqrt(width),
     and want a larger rate than Adam's). Biases and norm parameters (1-D) get no weight decay.
+    The AdamW step is written out (8 lines) because torch's functional ``adamw`` is not public
+    API, and wrapping a second optimizer would split the state a checkpoint saves.
     """
 
     def __init__(
