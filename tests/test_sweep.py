@@ -376,6 +376,7 @@ def test_a_preset_search_tunes_its_preset_at_a_fixed_budget_on_validation(preset
         plain = compose("train", [] if preset == "default" else [f"experiment={preset}"])
     assert search.hydra.runtime.choices.experiment == (None if preset == "default" else preset)
     assert not search.test and search.trainer.get("limit_val_batches", 1.0) == 1.0  # val decides
+    assert search.data.val_size > 0  # a preset that trains on all 60,000 still holds out for it
     assert search.monitor.startswith("val/") and search.hydra.sweeper.direction == "maximize"
     params = set(search.hydra.sweeper.params)
     assert params and not params & set(BUDGET_KEYS)
