@@ -40,6 +40,19 @@ def test_one_line_per_epoch_with_the_values_of_the_csv_table(tiny_train_cfg, cap
         assert float(line[4]) == pytest.approx(100 * float(row["val/acc"]), abs=5e-3)
 
 
+def test_a_run_bounded_by_steps_counts_its_steps_not_epochs(caplog) -> None:
+    trainer = SimpleNamespace(
+        is_global_zero=True, callback_metrics={}, world_size=1,
+        current_epoch=2, max_epochs=-1, max_steps=21500, global_step=1407,
+    )  # fmt: skip
+    callback = EpochLines()
+    callback.on_train_epoch_start(trainer, None)
+    with caplog.at_level(logging.INFO, logger="fmnist.callbacks.progress"):
+        callback.on_train_epoch_end(trainer, None)
+    (record,) = caplog.records
+    assert record.getMessage().startswith("Epoch 3: step 1,407/21,500, train/loss -, val/acc -, ")
+
+
 @pytest.mark.parametrize("terminal", [True, False])
 def test_the_bar_draws_on_a_terminal_only_and_the_lines_go_where_it_does_not(
     terminal: bool, monkeypatch, caplog, tmp_path: Path

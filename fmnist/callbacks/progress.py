@@ -47,9 +47,12 @@ class EpochLines(L.Callback):
         metrics = trainer.callback_metrics
         loss = next((metrics[n] for n in SOURCES["train/loss"] if n in metrics), None)
         acc = metrics.get("val/acc")
+        # a run bounded by steps (max_epochs=-1, as the timed presets) counts toward its steps
+        epochs = "" if trainer.max_epochs in (None, -1) else f"/{trainer.max_epochs}"
+        steps = f"/{trainer.max_steps:,}" if trainer.max_steps > 0 else ""
         line = (
-            f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: "
-            f"step {trainer.global_step:,}, "
+            f"Epoch {trainer.current_epoch + 1}{epochs}: "
+            f"step {trainer.global_step:,}{steps}, "
             f"train/loss {'-' if loss is None else f'{float(loss):.4f}'}, "
             f"val/acc {'-' if acc is None else f'{100 * float(acc):.2f}%'}, "
             f"{seconds:.1f} s, {self.images * trainer.world_size / seconds:,.0f} images/s"
