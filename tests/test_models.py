@@ -1,5 +1,6 @@
 """Model shapes and config errors."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,6 +61,14 @@ def test_pool_early_pools_before_norm_and_keeps_shapes() -> None:
     assert block == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
     late = [type(m).__name__ for m in CNN([16, 48]).features[0]]
     assert late == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
+    first = CNN([16, 48], convs_per_block=2, pool_first=True).eval()
+    block = [type(m).__name__ for m in first.features[0]]
+    assert block == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU"]
+    sizes = []  # each block's second conv runs at half its first's resolution
+    for conv in (first.features[0][4], first.features[1][0], first.features[1][4]):
+        conv.register_forward_hook(lambda _, args, out: sizes.append(tuple(args[0].shape[2:])))
+    assert first(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert sizes == [(14, 14), (14, 14), (7, 7)]
 
 
 def test_dirac_init_makes_each_convs_first_filters_pass_their_input_through() -> None:
@@ -108,3 +117,33 @@ def test_a_model_config_builds_through_hydra_with_its_lists() -> None:
     config.model.filters = [8, 0]
     with pytest.raises(ConfigError, match=r"^model.filters\[1\]=0 should be greater than 0\.$"):
         build(config.model)
+
+
+def test_an_ensemble_averages_its_members_probabilities_and_trains_each_on_its_own_loss() -> None:
+    from fmnist.models import build_net
+    from fmnist.training.module import ClassificationModule
+
+    torch.manual_seed(0)
+    config = {"_target_": "fmnist.models.Ensemble", "members": 3, "filters": [4, 8], "hidden": 8}
+    module = ClassificationModule(config, label_smoothing=0.1)
+    ensemble, x = module.net, torch.randn(5, 1, 28, 28)
+    first, second = ensemble.members["0"], ensemble.members["1"]
+    assert not torch.equal(first.features[0][0].weight, second.features[0][0].weight)
+    ensemble.eval()
+    each = np.stack([net(x).softmax(1).detach().numpy() for net in ensemble.members.values()])
+    np.testing.assert_allclose(ensemble(x).softmax(1).detach().numpy(), each.mean(0), atol=1e-6)
+
+    ensemble.train()  # dropout and batch norm in training mode: each member's seeded pass
+    targets = torch.tensor([0, 3, 9, 3, 1])
+    torch.manual_seed(1)
+    module._loss(ensemble(x), targets).backward()
+    torch.manual_seed(1)
+    alone = [torch.nn.functional.cross_entropy(net(x), targets, label_smoothing=0.1)
+             for net in ensemble.members.values()]  # fmt: skip
+    expected = torch.autograd.grad(alone[0], list(first.parameters()))
+    for param, grad in zip(first.parameters(), expected, strict=True):
+        torch.testing.assert_close(param.grad, grad)  # the others' losses do not reach it
+    with pytest.raises(ConfigError, match="members are networks"):
+        build_net({"_target_": "fmnist.models.Ensemble", "member": "fmnist.models.Ensemble"})
+    with pytest.raises(ConfigError, match="is not an argument of fmnist.models.CNN"):
+        build_net({"_target_": "fmnist.models.Ensemble", "widths": [4]})

@@ -69,11 +69,19 @@ USER_CONFIGS = {
     "branchy": "_target_: fmnist.models.branchy.BranchNet\nwidth: 8\n",
     "perceptron": "_target_: fmnist.models.perceptron.Perceptron\nhidden: 32\n",
 }
+MEMBER_LAYERS = ["features.0", "features.1", "features.2", "dense", "classifier"]
 #: model config -> (layers analysed, those with feature-map pictures, those left out)
 EXPECTED = {
     "vit": (["embed"], ["embed"], ["encoder.layers.0", "encoder.layers.1"]),
     "branchy": (["stem", "left", "right", "mix"], ["stem", "left", "right", "mix"], []),
     "perceptron": (["layers.1"], [], []),
+    # each member's own layers; the OOD score reads the members' logits, the ensemble's layer
+    # `average` outputs the logits
+    "ensemble": (
+        [f"members.{m}.{layer}" for m in "01" for layer in MEMBER_LAYERS],
+        [f"members.{m}.features.{b}" for m in "01" for b in "012"],
+        [],
+    ),
 }
 
 

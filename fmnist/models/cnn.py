@@ -20,7 +20,9 @@ class ConvBlock(nn.Sequential):
 
     With ``pool_early`` the last conv is pooled *before* its batch norm and ReLU (as in fast
     CIFAR-10 training recipes): ReLU commutes with max pooling, and normalizing the pooled
-    map costs a quarter of the memory traffic, which dominates at 28x28 on a CPU.
+    map costs a quarter of the memory traffic, which dominates at 28x28 on a CPU. With
+    ``pool_first`` the *first* conv is (airbench's block order): the block's later convs run
+    at half the resolution, a quarter of their multiply-adds.
     """
 
     def __init__(
@@ -32,8 +34,10 @@ class ConvBlock(nn.Sequential):
         convs: int,
         pool: bool,
         pool_early: bool = False,
+        pool_first: bool = False,
     ) -> None:
         layers: list[nn.Module] = []
+        pool_at = 0 if pool_first else convs - 1 if pool_early else None  # before batch norm
         for i in range(convs):
             layers.append(
                 nn.Conv2d(
@@ -44,12 +48,12 @@ class ConvBlock(nn.Sequential):
                     bias=not batch_norm,  # batch norm's shift makes a conv bias redundant
                 )
             )
-            if pool and pool_early and i == convs - 1:
+            if pool and i == pool_at:
                 layers.append(nn.MaxPool2d(2))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(out_channels))
             layers.append(nn.ReLU(inplace=True))
-        if pool and not pool_early:
+        if pool and pool_at is None:
             layers.append(nn.MaxPool2d(2))
         super().__init__(*layers)
         self.out_channels = out_channels
@@ -67,6 +71,7 @@ class CNN(nn.Module):
         hidden: width of the dense layer (0: none, the classifier reads the features).
         global_pool: average the last map to 1x1 (fewer parameters for wide nets).
         pool_early: pool before batch norm and ReLU (faster; see ``ConvBlock``).
+        pool_first: pool after each block's first conv (airbench's order; see ``ConvBlock``).
         dirac_init: each conv's first ``in_channels`` filters start as the identity (as in
             airbench), so a deep stack starts close to passing its input through.
     """
@@ -82,6 +87,7 @@ class CNN(nn.Module):
         convs_per_block: PositiveInt = 1,
         global_pool: bool = False,
         pool_early: bool = False,
+        pool_first: bool = False,
         dirac_init: bool = False,
         in_channels: int = 1,
         num_classes: int = 10,
@@ -94,10 +100,9 @@ class CNN(nn.Module):
         blocks, channels, size = [], in_channels, image_size
         for width in filters:
             pool = size >= 2
+            pools = (pool, pool_early, pool_first)
             blocks.append(
-                ConvBlock(
-                    channels, int(width), kernel_size, batch_norm, convs_per_block, pool, pool_early
-                )
+                ConvBlock(channels, int(width), kernel_size, batch_norm, convs_per_block, *pools)
             )
             channels, size = int(width), size // 2 if pool else size
         self.features = nn.Sequential(*blocks)

@@ -164,6 +164,10 @@ class ClassificationModule(L.LightningModule):
         return torch.cat(outputs) if outputs else torch.empty(0, self.hparams.num_classes)
 
     def _loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Cross-entropy; of logits (members, N, classes), the sum of the members' own losses
+        (``fmnist.models.Ensemble`` in training), so each trains as it would alone."""
+        if logits.ndim == 3:
+            return sum(self._loss(member, targets) for member in logits)
         return F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
 
     @staticmethod
@@ -177,6 +181,9 @@ class ClassificationModule(L.LightningModule):
         images, targets = batch
         logits = self.classifier.net_logits(images)  # no TTA while training
         loss = self._loss(logits, targets)
+        nets = len(logits) if logits.ndim == 3 else 1  # an ensemble's members, or one network
+        if logits.ndim == 3:  # the train accuracy is the ensemble's: of the mean probability
+            logits = logits.float().softmax(-1).mean(0)
         # The check reads the loss on the host: free on CPU, a device sync elsewhere, so on
         # accelerators it runs every 50 steps only (a diverged loss stays non-finite).
         if (loss.device.type == "cpu" or batch_idx % 50 == 0) and not torch.isfinite(loss):
@@ -185,9 +192,9 @@ class ClassificationModule(L.LightningModule):
                 "optimizer.lr, add a scheduler warm-up or check the inputs; the last good "
                 "checkpoint is kept."
             )
-        # Cheap per step: the loss as a tensor (averaged over the epoch as train/loss_epoch)
-        # and a bare update() of the accuracy, which Lightning computes once per epoch.
-        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True)
+        # Cheap per step: the loss per network as a tensor (averaged over the epoch as
+        # train/loss_epoch) and a bare update() of the accuracy, computed once per epoch.
+        self.log("train/loss", loss.detach() / nets, on_step=True, on_epoch=True, prog_bar=True)
         self.train_metrics.update(logits.detach(), self._labels(targets))
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, prog_bar=True)
         return loss
