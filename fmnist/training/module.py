@@ -181,9 +181,9 @@ class ClassificationModule(L.LightningModule):
         images, targets = batch
         logits = self.classifier.net_logits(images)  # no TTA while training
         loss = self._loss(logits, targets)
-        nets = len(logits) if logits.ndim == 3 else 1  # an ensemble's members, or one network
-        if logits.ndim == 3:  # the train accuracy is the ensemble's: of the mean probability
-            logits = logits.float().softmax(-1).mean(0)
+        nets = 1
+        if logits.ndim == 3:  # an ensemble's members; its train accuracy: of the mean probability
+            nets, logits = len(logits), logits.float().softmax(-1).mean(0)
         # The check reads the loss on the host: free on CPU, a device sync elsewhere, so on
         # accelerators it runs every 50 steps only (a diverged loss stays non-finite).
         if (loss.device.type == "cpu" or batch_idx % 50 == 0) and not torch.isfinite(loss):
