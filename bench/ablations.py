@@ -104,6 +104,9 @@ LOOKAHEAD_ROW = Technique(
     (LOOKAHEAD,),
     "airbench's lookahead every 5 steps, with fast batch-norm momentum (0.4)",
 )
+#: airbench's blocks: two convs each, pooled after the first, so the second runs at half the
+#: resolution (airbench's order; at cpu_best: docs/ablations.md, Third pass).
+AIRBENCH_BLOCKS = ("model.convs_per_block=2", "model.pool_first=true")
 #: The quick preset before the combinations table chose Muon and lookahead for it.
 WITHOUT_COMBINATIONS = ("optimizer=adamw", "~optimizer.conv_lr_scale", "~callbacks.lookahead")
 #: The record-setters' combinations (issue 29), on top of the quick preset with flips.
@@ -120,6 +123,9 @@ COMBINATIONS = (
     Technique("wider blocks 2-3, 5 epochs", ("model.filters=[16,64,128]", "trainer.max_epochs=5",
                                              "++trainer.check_val_every_n_epoch=5"),
               "64-128 channels after pooling (~1.25x a step) paid for by one epoch less"),
+    Technique("airbench blocks, 3 epochs", (*AIRBENCH_BLOCKS, "trainer.max_epochs=3",
+                                            "++trainer.check_val_every_n_epoch=3"),
+              "two convs a block, pooled after the first (~1.8x an epoch), half the epochs"),
 )  # fmt: skip
 #: The speedrun's budget, first with Muon, then in one epoch instead of two (its 8 s target).
 SPEEDRUN_TECHNIQUES = (
@@ -137,6 +143,9 @@ SPEEDRUN_TECHNIQUES = (
 DEFAULT_COMBINATIONS = (
     MUON,
     LOOKAHEAD_ROW,
+    Technique("airbench blocks, 11 epochs", (*AIRBENCH_BLOCKS, "trainer.max_epochs=11",
+                                             "++trainer.check_val_every_n_epoch=11"),
+              "two convs a block, pooled after the first (~1.3x a step), four epochs less"),
 )  # fmt: skip
 
 #: 6 epochs of 55,000 images, validated once at the end, the quick preset's net and settings
