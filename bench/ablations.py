@@ -59,6 +59,7 @@ def validate_at_end(epochs: int) -> tuple[str, ...]:
 WITHOUT_FLIPS = ("data.hflip=false", "module.tta_flip=false")
 
 EMA = "+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging"
+SWA = "+callbacks.swa._target_=lightning.pytorch.callbacks.StochasticWeightAveraging"
 
 TECHNIQUES = (
     Technique("flip", ("data.hflip=true", "module.tta_flip=true"),
@@ -123,6 +124,10 @@ COMBINATIONS = (
     Technique("wider blocks 2-3, 5 epochs", ("model.filters=[16,64,128]", "trainer.max_epochs=5",
                                              "++trainer.check_val_every_n_epoch=5"),
               "64-128 channels after pooling (~1.25x a step) paid for by one epoch less"),
+    Technique("SWA", (SWA, "+callbacks.swa.swa_lrs=0.001", "+callbacks.swa.swa_epoch_start=0.5",
+                      "+callbacks.swa.annealing_epochs=1"),
+              "Lightning's weight average of the last 3 epochs, at a constant rate of 1e-3 (it "
+              "replaces the one-cycle tail)"),
     Technique("airbench blocks, 3 epochs", (*AIRBENCH_BLOCKS, "trainer.max_epochs=3",
                                             "++trainer.check_val_every_n_epoch=3"),
               "two convs a block, pooled after the first (~1.8x an epoch), half the epochs"),
